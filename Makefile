@@ -1,0 +1,50 @@
+# The two front-door commands are `make demo` and `make test` (see README.md).
+# Every environment is created by the project itself: uv comes from PyPI into .venvs/uv,
+# then one environment per orchestrator is synced from the committed uv.lock.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := .venvs/uv/bin/uv
+VENVS := core airflow prefect kubeflow infra
+
+.PHONY: demo test envs lint test-core test-airflow test-prefect test-kubeflow test-infra clean
+
+$(UV):
+	$(PYTHON) -m venv .venvs/uv
+	.venvs/uv/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+# core: shared_ml, benchmarks, tests; no orchestrator. Each tool: its own extra.
+.venvs/%/.synced: $(UV) pyproject.toml uv.lock
+	UV_PROJECT_ENVIRONMENT=.venvs/$* $(UV) sync --frozen --quiet --extra dev \
+		$(if $(filter core,$*),,--extra $*)
+	touch $@
+
+envs: $(foreach v,$(VENVS),.venvs/$(v)/.synced)
+
+demo: envs
+	.venvs/core/bin/orchbench demo
+
+lint: .venvs/core/.synced
+	.venvs/core/bin/ruff check .
+	.venvs/core/bin/ruff format --check .
+	.venvs/core/bin/lint-imports
+
+test-core: .venvs/core/.synced
+	.venvs/core/bin/pytest tests/unit tests/benchmarks
+
+test-airflow: .venvs/airflow/.synced
+	.venvs/airflow/bin/pytest tests/airflow
+
+test-prefect: .venvs/prefect/.synced
+	.venvs/prefect/bin/pytest tests/prefect
+
+test-kubeflow: .venvs/kubeflow/.synced
+	.venvs/kubeflow/bin/pytest tests/kubeflow
+
+test-infra: .venvs/infra/.synced
+	.venvs/infra/bin/pytest tests/infra
+
+test: lint test-core test-kubeflow test-infra test-prefect test-airflow
+
+clean:
+	rm -rf .venvs var reports
