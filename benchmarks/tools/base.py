@@ -1,0 +1,119 @@
+"""The one interface through which the CLI and the benchmark harness drive every tool.
+
+An adapter runs in the core environment. It reaches its tool only by starting that
+tool's processes in the tool's own environment or by talking to the tool's HTTP API.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from shared_ml.records import RunRecord
+
+Profile = Literal["defaults", "tuned"]
+WorkloadShape = Literal["chain", "fanout"]
+ExecutionModel = Literal["in-process", "process-per-task", "pod-per-step"]
+
+
+@dataclass
+class TaskTiming:
+    """One task attempt as the tool itself saw it (from its API or metadata).
+
+    assignment = started_at - queued_at; execution = ended_at - started_at.
+    """
+
+    task: str
+    try_number: int
+    state: str
+    queued_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+@dataclass
+class WorkloadResult:
+    """A run of the no-op scaling workload (chain of N or fan-out of width W)."""
+
+    shape: WorkloadShape
+    size: int
+    run_id: str
+    status: str
+    triggered_at: datetime
+    finished_at: datetime
+    tasks: list[TaskTiming] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def end_to_end_s(self) -> float:
+        return (self.finished_at - self.triggered_at).total_seconds()
+
+
+@dataclass
+class ServiceInfo:
+    """What ``start_services`` started: pids for footprint, URL, cold start."""
+
+    url: str | None
+    pids: list[int]
+    cold_start_s: float | None
+    profile: Profile = "defaults"
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class ToolAdapter(ABC):
+    name: ClassVar[str]
+    execution_model: ClassVar[ExecutionModel]
+    # Python distributions whose versions are recorded beside every figure.
+    packages: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        target: Literal["local", "cluster"] = "local",
+        url: str | None = None,
+        profile: Profile = "defaults",
+    ) -> None:
+        self.target = target
+        self.url = url
+        self.profile = profile
+
+    # --- services -----------------------------------------------------------------
+    def start_services(self) -> ServiceInfo | None:
+        """Start the tool's local servers (if any) and return once they are healthy."""
+        return None
+
+    def stop_services(self) -> None:
+        """Stop whatever ``start_services`` started; no orphans."""
+
+    def service_pids(self) -> list[int]:
+        return []
+
+    # --- work ---------------------------------------------------------------------
+    @abstractmethod
+    def run_pipeline(
+        self,
+        config_path: Path,
+        *,
+        seed: int | None = None,
+        run_id: str | None = None,
+        faults: dict[str, dict[str, Any]] | None = None,
+    ) -> RunRecord:
+        """Run the ML pipeline end to end through the tool and return its run record."""
+
+    def resume_pipeline(self, failed: RunRecord, config_path: Path) -> RunRecord:
+        """Re-run after a failure, reusing what the tool lets it reuse (cleared tasks,
+        cached results). Steps re-executed appear in the returned record."""
+        raise NotImplementedError(f"{self.name} has no resume")
+
+    def run_workload(self, shape: WorkloadShape, size: int) -> WorkloadResult:
+        """Run a chain of ``size`` no-op tasks, or a fan-out of width ``size``."""
+        raise NotImplementedError(f"{self.name} has no scaling workload")
+
+    def backfill(self, config_path: Path, dates: list[date]) -> list[RunRecord]:
+        raise NotImplementedError(f"{self.name} has no backfill")
+
+    def task_timings(self, run_id: str) -> list[TaskTiming]:
+        """Per-task queued/start/end times and try numbers from the tool's own API."""
+        return []

@@ -1,0 +1,105 @@
+"""Content-addressed artifact store over fsspec.
+
+An artifact's URI is derived from the sha256 of its bytes, so writing the same content
+twice is a no-op and re-running a step never duplicates anything. Writes are atomic:
+bytes go to a temporary name next to the target and are renamed into place, so a
+reader never sees half an artifact (object stores such as S3 put whole objects anyway).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pickle
+import uuid
+from typing import Any
+
+import fsspec
+import pandas as pd
+
+PICKLE_PROTOCOL = 5
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class ArtifactStore:
+    def __init__(self, root: str) -> None:
+        self.root = root.rstrip("/")
+        self.fs, self._root_path = fsspec.core.url_to_fs(self.root)
+
+    def _uri(self, kind: str, digest: str, suffix: str) -> str:
+        return f"{self.root}/{kind}/{digest[:2]}/{digest}{suffix}"
+
+    def put_bytes(self, data: bytes, kind: str, suffix: str) -> str:
+        digest = sha256_bytes(data)
+        uri = self._uri(kind, digest, suffix)
+        _, path = fsspec.core.url_to_fs(uri)
+        if self.fs.exists(path):
+            return uri
+        parent = path.rsplit("/", 1)[0]
+        self.fs.makedirs(parent, exist_ok=True)
+        tmp = f"{parent}/.tmp-{uuid.uuid4().hex}-{digest[:8]}{suffix}"
+        try:
+            with self.fs.open(tmp, "wb") as fh:
+                fh.write(data)
+            if self.fs.protocol in ("file", ("file", "local")) or "file" in self.fs.protocol:
+                os.replace(tmp, path)  # atomic on POSIX
+            else:
+                self.fs.mv(tmp, path)
+        finally:
+            if self.fs.exists(tmp):
+                self.fs.rm(tmp)
+        return uri
+
+    def get_bytes(self, uri: str) -> bytes:
+        fs, path = fsspec.core.url_to_fs(uri)
+        with fs.open(path, "rb") as fh:
+            return fh.read()
+
+    # Typed helpers. Formats are chosen for byte-for-byte determinism: Parquet without
+    # timestamps, pickle protocol 5 (no zip containers, which embed mtimes).
+    def put_frame(self, frame: pd.DataFrame, kind: str = "datasets") -> str:
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False, engine="pyarrow")
+        return self.put_bytes(buffer.getvalue(), kind, ".parquet")
+
+    def get_frame(self, uri: str) -> pd.DataFrame:
+        return pd.read_parquet(io.BytesIO(self.get_bytes(uri)), engine="pyarrow")
+
+    def put_object(self, obj: Any, kind: str) -> str:
+        return self.put_bytes(pickle.dumps(obj, protocol=PICKLE_PROTOCOL), kind, ".pkl")
+
+    def get_object(self, uri: str) -> Any:
+        # Only artifacts this store wrote are ever unpickled (content-addressed paths).
+        return pickle.loads(self.get_bytes(uri))
+
+    def put_json(self, payload: Any, kind: str) -> str:
+        import json
+
+        data = json.dumps(payload, sort_keys=True, indent=2).encode()
+        return self.put_bytes(data, kind, ".json")
+
+    def get_json(self, uri: str) -> Any:
+        import json
+
+        return json.loads(self.get_bytes(uri))
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write a local file atomically (temporary file in the same folder, then rename)."""
+    path = os.fspath(path)
+    parent = os.path.dirname(path) or "."
+    os.makedirs(parent, exist_ok=True)
+    tmp = os.path.join(parent, f".tmp-{uuid.uuid4().hex}-{os.path.basename(path)}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

@@ -1,0 +1,169 @@
+"""Run records: one structured record per run, the same for every tool.
+
+Each step attempt writes its own small JSON file under ``<runs_root>/<run_id>/steps/``
+(first when it starts, again when it ends), so records survive a killed worker: an
+attempt whose file still says ``running`` after the run ended was lost. The adapter of
+each tool then assembles the run record from those files with ``collect_run_record``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from shared_ml.artifacts import atomic_write_text
+
+RUN_RECORD_SCHEMA_VERSION = 1
+Outcome = Literal["running", "success", "failed", "lost"]
+
+
+class StepError(BaseModel):
+    type: str
+    message: str
+    retryable: bool
+
+
+class StepRecord(BaseModel):
+    step: str
+    attempt: int
+    started_at: datetime
+    ended_at: datetime | None = None
+    duration_s: float | None = None
+    peak_rss_mb: float | None = None
+    outcome: Outcome = "running"
+    error: StepError | None = None
+    pid: int | None = None
+    outputs: dict[str, str] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunRecord(BaseModel):
+    schema_version: int = RUN_RECORD_SCHEMA_VERSION
+    run_id: str
+    tool: str
+    pipeline: str
+    status: Literal["success", "failed", "running"]
+    config_fingerprint: str
+    seed: int
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_s: float | None = None
+    steps: list[StepRecord] = Field(default_factory=list)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    prediction_hash: str | None = None
+    registry: dict[str, Any] = Field(default_factory=dict)
+    versions: dict[str, str] = Field(default_factory=dict)
+    tool_details: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def step_seconds(self) -> float:
+        """Sum of the step execution times of every attempt (for orchestration overhead)."""
+        return sum(s.duration_s or 0.0 for s in self.steps)
+
+    def attempts(self, step: str) -> list[StepRecord]:
+        return [s for s in self.steps if s.step == step]
+
+
+def runtime_versions(tool_packages: tuple[str, ...] = ()) -> dict[str, str]:
+    versions = {"python": platform.python_version(), "platform": sys.platform}
+    for dist in ("orchbench", "scikit-learn", "numpy", "pandas", *tool_packages):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def run_dir(runs_root: str, run_id: str) -> Path:
+    return Path(runs_root) / run_id
+
+
+def write_step_record(runs_root: str, run_id: str, record: StepRecord) -> Path:
+    path = run_dir(runs_root, run_id) / "steps" / f"{record.step}.attempt-{record.attempt}.json"
+    atomic_write_text(path, record.model_dump_json(indent=2))
+    return path
+
+
+def read_step_records(runs_root: str, run_id: str) -> list[StepRecord]:
+    folder = run_dir(runs_root, run_id) / "steps"
+    if not folder.is_dir():
+        return []
+    records = [
+        StepRecord.model_validate_json(p.read_text(encoding="utf-8"))
+        for p in sorted(folder.glob("*.attempt-*.json"))
+    ]
+    return sorted(records, key=lambda r: (r.started_at, r.step, r.attempt))
+
+
+def collect_run_record(
+    *,
+    runs_root: str,
+    run_id: str,
+    tool: str,
+    pipeline: str,
+    config_fingerprint: str,
+    seed: int,
+    status: Literal["success", "failed", "running"] | None = None,
+    started_at: datetime | None = None,
+    ended_at: datetime | None = None,
+    tool_packages: tuple[str, ...] = (),
+    tool_details: dict[str, Any] | None = None,
+) -> RunRecord:
+    """Assemble the run record from the step files that every attempt wrote."""
+    steps = read_step_records(runs_root, run_id)
+    finished = status in ("success", "failed")
+    for s in steps:
+        if finished and s.outcome == "running":
+            s.outcome = "lost"  # the process running it died (e.g. SIGKILL)
+    if status is None:
+        status = "failed" if any(s.outcome == "failed" for s in steps) else "success"
+    metrics: dict[str, float] = {}
+    prediction_hash = None
+    registry: dict[str, Any] = {}
+    for s in steps:
+        if s.outcome != "success":
+            continue
+        if s.step == "evaluate":
+            metrics = s.metadata.get("metrics", {})
+            prediction_hash = s.metadata.get("prediction_hash")
+        if s.step == "register":
+            registry = s.metadata.get("registration", {})
+    starts = [s.started_at for s in steps]
+    ends = [s.ended_at for s in steps if s.ended_at]
+    started_at = started_at or (min(starts) if starts else None)
+    ended_at = ended_at or (max(ends) if ends else None)
+    duration = (ended_at - started_at).total_seconds() if started_at and ended_at else None
+    return RunRecord(
+        run_id=run_id,
+        tool=tool,
+        pipeline=pipeline,
+        status=status,
+        config_fingerprint=config_fingerprint,
+        seed=seed,
+        started_at=started_at,
+        ended_at=ended_at,
+        duration_s=duration,
+        steps=steps,
+        metrics=metrics,
+        prediction_hash=prediction_hash,
+        registry=registry,
+        versions=runtime_versions(tool_packages),
+        tool_details=tool_details or {},
+    )
+
+
+def write_run_record(runs_root: str, record: RunRecord) -> Path:
+    path = run_dir(runs_root, record.run_id) / "run.json"
+    atomic_write_text(path, record.model_dump_json(indent=2))
+    return path
+
+
+def load_run_record(path: str | Path) -> RunRecord:
+    return RunRecord.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))

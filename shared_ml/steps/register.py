@@ -1,0 +1,30 @@
+"""Version the model and promote it if it passes the gate and beats the champion."""
+
+from __future__ import annotations
+
+from shared_ml.artifacts import ArtifactStore, sha256_bytes
+from shared_ml.config import PipelineConfig
+from shared_ml.registry import ModelRegistry
+from shared_ml.steps import StepOutput
+
+
+def register(config: PipelineConfig, model: str, transformer: str, metrics: str) -> StepOutput:
+    store = ArtifactStore(config.storage.artifact_root)
+    evaluation = store.get_json(metrics)
+    registry = ModelRegistry(config.storage.registry_root, config.name)
+    result = registry.register(
+        model_uri=model,
+        model_sha256=sha256_bytes(store.get_bytes(model)),
+        config_fingerprint=config.ml_fingerprint(),
+        metrics=evaluation["metrics"],
+        gate_passed=evaluation["gate_passed"],
+        primary_metric=config.gate.primary_metric,
+        extra={"transformer_uri": transformer, "prediction_hash": evaluation["prediction_hash"]},
+    )
+    entry_uri = store.put_json(
+        {"registry": str(registry.index_path), "version": result.version, "model_uri": model},
+        "registry_entries",
+    )
+    return StepOutput(
+        outputs={"registry_entry": entry_uri}, metadata={"registration": result.as_dict()}
+    )

@@ -1,0 +1,66 @@
+"""Fit the estimator named in the config, with its hyperparameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sklearn.base import ClassifierMixin
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+
+from shared_ml.artifacts import ArtifactStore, sha256_bytes
+from shared_ml.config import PipelineConfig
+from shared_ml.errors import ConfigError
+from shared_ml.steps import StepOutput
+
+# Defaults chosen for determinism and for a 2-core machine (single-threaded forests).
+_ESTIMATORS: dict[str, tuple[type, dict[str, Any]]] = {
+    "logistic_regression": (LogisticRegression, {"max_iter": 1000}),
+    "random_forest": (RandomForestClassifier, {"n_estimators": 100, "n_jobs": 1}),
+    "gradient_boosting": (HistGradientBoostingClassifier, {}),
+}
+
+
+def build_estimator(name: str, params: dict[str, Any], seed: int | None = None) -> ClassifierMixin:
+    cls, defaults = _ESTIMATORS[name]
+    estimator = cls(**defaults)
+    known = estimator.get_params()
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"model.params.{unknown[0]}",
+            f"unknown hyperparameter for {name}; expected one of {sorted(known)}",
+        )
+    estimator.set_params(**params)
+    if seed is not None and "random_state" in known and "random_state" not in params:
+        estimator.set_params(random_state=seed)
+    return estimator
+
+
+def check_estimator_params(name: str, params: dict[str, Any]) -> None:
+    """Fail at config time, not mid-pipeline, on a bad hyperparameter."""
+    estimator = build_estimator(name, params)
+    validate = getattr(estimator, "_validate_params", None)
+    if validate is None:
+        return
+    try:
+        validate()
+    except (ValueError, TypeError) as err:
+        bad = next((k for k in params if f"'{k}'" in str(err)), None)
+        raise ConfigError(f"model.params.{bad}" if bad else "model.params", str(err)) from None
+
+
+def train(config: PipelineConfig, train_set: str) -> StepOutput:
+    store = ArtifactStore(config.storage.artifact_root)
+    data = store.get_object(train_set)
+    estimator = build_estimator(config.model.estimator, config.model.params, seed=config.seed)
+    estimator.fit(data["X"], data["y"])
+    uri = store.put_object(estimator, "models")
+    return StepOutput(
+        outputs={"model": uri},
+        metadata={
+            "estimator": config.model.estimator,
+            "model_sha256": sha256_bytes(store.get_bytes(uri)),
+            "train_rows": int(data["X"].shape[0]),
+        },
+    )
