@@ -86,6 +86,7 @@ class ToolAdapter(ABC):
 
     def stop_services(self) -> None:
         """Stop whatever ``start_services`` started; no orphans."""
+        return None
 
     def service_pids(self) -> list[int]:
         return []
