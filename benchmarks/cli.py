@@ -111,12 +111,14 @@ def run(
         fail(f"--tool {tool!r}: expected one of {', '.join(TOOLS)}", 2)
     if target not in ("local", "cluster"):
         fail(f"--target {target!r}: expected local or cluster", 2)
+    faults = _parse_faults(fault)
     try:
         loaded = load_config(config, seed=seed)
+        if faults:
+            loaded = loaded.with_overrides(faults={**loaded.faults, **faults})
         preflight(loaded)
     except ConfigError as err:
         fail(f"invalid config: {err}", 2)
-    faults = _parse_faults(fault)
     adapter = get_adapter(tool, target=target, url=url)
     with err_console.status(f"running {loaded.name} on {tool}..."):
         record = adapter.run_pipeline(config, seed=seed, run_id=run_id, faults=faults)

@@ -204,8 +204,7 @@ def _format_validation_error(err: ValidationError, source: str) -> ConfigError:
         elif "input" in item and item["type"] != "missing" and not isinstance(item["input"], dict):
             message += f" (got {item['input']!r})"
         problems.append(f"{path or '<root>'}: {message}")
-    first_path = problems[0].split(":", 1)[0]
-    return ConfigError(f"{source} -> {first_path}", "; ".join(problems))
+    return ConfigError(source, "; ".join(problems))
 
 
 def validate_config(data: Any, source: str = "<config>") -> PipelineConfig:
@@ -217,8 +216,13 @@ def validate_config(data: Any, source: str = "<config>") -> PipelineConfig:
     except ValidationError as err:
         raise _format_validation_error(err, source) from None
     except ConfigError as err:
-        raise ConfigError(f"{source} -> {err.location}", err.problem) from None
-    return config.model_copy(update={"storage": _resolve_storage(config.storage)})
+        raise ConfigError(f"{source}: {err.location}", err.problem) from None
+    updates: dict[str, Any] = {"storage": _resolve_storage(config.storage)}
+    source = config.data.source
+    if isinstance(source, FileSource) and "://" not in source.url and not os.path.isabs(source.url):
+        resolved = source.model_copy(update={"url": str(orchbench_home() / source.url)})
+        updates["data"] = config.data.model_copy(update={"source": resolved})
+    return config.model_copy(update=updates)
 
 
 def load_config(path: str | os.PathLike[str], **overrides: Any) -> PipelineConfig:

@@ -91,6 +91,11 @@ class ToolAdapter(ABC):
     def service_pids(self) -> list[int]:
         return []
 
+    def restart_services(self) -> None:
+        """Stop and restart the tool's services while a run may be in flight; return once
+        they are healthy again. Optional: used by the "server restart" benchmark scenario."""
+        raise NotImplementedError(f"{self.name} has no restart_services")
+
     # --- work ---------------------------------------------------------------------
     @abstractmethod
     def run_pipeline(

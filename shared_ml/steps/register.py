@@ -12,9 +12,10 @@ def register(config: PipelineConfig, model: str, transformer: str, metrics: str)
     store = ArtifactStore(config.storage.artifact_root)
     evaluation = store.get_json(metrics)
     registry = ModelRegistry(config.storage.registry_root, config.name)
+    model_sha256 = sha256_bytes(store.get_bytes(model))
     result = registry.register(
         model_uri=model,
-        model_sha256=sha256_bytes(store.get_bytes(model)),
+        model_sha256=model_sha256,
         config_fingerprint=config.ml_fingerprint(),
         metrics=evaluation["metrics"],
         gate_passed=evaluation["gate_passed"],
@@ -22,7 +23,8 @@ def register(config: PipelineConfig, model: str, transformer: str, metrics: str)
         extra={"transformer_uri": transformer, "prediction_hash": evaluation["prediction_hash"]},
     )
     entry_uri = store.put_json(
-        {"registry": str(registry.index_path), "version": result.version, "model_uri": model},
+        # No absolute paths inside: the same model registers to the same bytes anywhere.
+        {"registry": config.name, "version": result.version, "model_sha256": model_sha256},
         "registry_entries",
     )
     return StepOutput(

@@ -1,0 +1,158 @@
+"""Code tier: the baseline runner honours retries, and every injected fault behaves."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shared_ml.config import FaultSpec
+from shared_ml.errors import ConfigError, InjectedNonRetryableError, InjectedTransientError
+from shared_ml.faults import FAULTS_ENV, apply_faults, count_attempt, faults_for
+from shared_ml.records import collect_run_record, read_step_records
+from shared_ml.runner import run_pipeline
+from tests.conftest import CONFIGS, REPO_ROOT
+from tests.unit.helpers import small_config
+
+
+def test_transient_fault_retried_then_succeeds(orchbench_home: Path) -> None:
+    delays: list[float] = []
+    config = small_config(faults={"train": {"transient_attempts": 2}})
+    record = run_pipeline(config, sleep=delays.append)
+    assert record.status == "success"
+    attempts = record.attempts("train")
+    assert [a.outcome for a in attempts] == ["failed", "failed", "success"]
+    assert attempts[0].error and attempts[0].error.retryable
+    assert delays == [1.0, 2.0]  # the spec's policy: 1 s, then backoff x2
+
+
+def test_retries_exhausted_fails_run(orchbench_home: Path) -> None:
+    config = small_config(faults={"validate": {"transient_attempts": 5}})
+    record = run_pipeline(config, sleep=lambda s: None)
+    assert record.status == "failed"
+    assert len(record.attempts("validate")) == 3  # 1 + max_retries(2)
+    assert not record.attempts("preprocess")
+
+
+def test_non_retryable_fault_fails_at_once(orchbench_home: Path) -> None:
+    config = small_config(faults={"evaluate": {"non_retryable": True}})
+    record = run_pipeline(config, sleep=lambda s: pytest.fail("must not retry"))
+    assert record.status == "failed"
+    (only,) = record.attempts("evaluate")
+    assert only.error and not only.error.retryable
+    assert "non-retryable" in only.error.message
+
+
+def test_data_validation_error_is_not_retried(orchbench_home: Path) -> None:
+    config = small_config(validation={"min_rows": 10_000})
+    record = run_pipeline(config, sleep=lambda s: pytest.fail("must not retry"))
+    (only,) = record.attempts("validate")
+    assert only.outcome == "failed" and "min_rows" in only.error.message
+
+
+def test_delay_fault_is_recorded_in_duration(orchbench_home: Path) -> None:
+    record = run_pipeline(small_config(faults={"register": {"delay_s": 0.3}}))
+    (register,) = record.attempts("register")
+    assert register.duration_s >= 0.3
+
+
+def test_attempts_counted_durably_across_processes(tmp_path: Path) -> None:
+    code = (
+        "import sys; from shared_ml.faults import count_attempt; "
+        "print(count_attempt(sys.argv[1], 'run-x', 'train'))"
+    )
+    seen = [
+        subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO_ROOT,
+        ).stdout.strip()
+        for _ in range(3)
+    ]
+    assert seen == ["1", "2", "3"]
+    assert count_attempt(str(tmp_path), "run-y", "train") == 1
+
+
+def test_apply_faults_per_attempt() -> None:
+    spec = FaultSpec(transient_attempts=1)
+    with pytest.raises(InjectedTransientError):
+        apply_faults(spec, "train", 1)
+    apply_faults(spec, "train", 2)
+    with pytest.raises(InjectedNonRetryableError):
+        apply_faults(FaultSpec(non_retryable=True), "train", 7)
+
+
+def test_env_faults_override_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = small_config(faults={"train": {"delay_s": 1}})
+    monkeypatch.setenv(FAULTS_ENV, json.dumps({"train": {"transient_attempts": 3}}))
+    assert faults_for(config, "train") == FaultSpec(transient_attempts=3)
+    monkeypatch.setenv(FAULTS_ENV, "{not json")
+    with pytest.raises(ConfigError, match=FAULTS_ENV):
+        faults_for(config, "train")
+    monkeypatch.setenv(FAULTS_ENV, json.dumps({"train": {"explode": True}}))
+    with pytest.raises(ConfigError, match="explode"):
+        faults_for(config, "train")
+
+
+def test_kill_fault_sigkills_the_process_mid_step(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "ORCHBENCH_HOME": str(tmp_path),
+        "PYTHONPATH": str(REPO_ROOT),
+        FAULTS_ENV: json.dumps({"preprocess": {"kill_attempts": 1, "kill_after_s": 0.2}}),
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shared_ml",
+            "--config",
+            str(CONFIGS / "default.yaml"),
+            "--run-id",
+            "killed-run",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == -signal.SIGKILL
+    runs_root = str(tmp_path / "var" / "runs")
+    steps = {r.step: r.outcome for r in read_step_records(runs_root, "killed-run")}
+    assert steps == {"ingest": "success", "validate": "success", "preprocess": "running"}
+    record = collect_run_record(
+        runs_root=runs_root,
+        run_id="killed-run",
+        tool="local",
+        pipeline="p",
+        config_fingerprint="f",
+        seed=1,
+        status="failed",
+    )
+    assert record.attempts("preprocess")[0].outcome == "lost"
+    # The second attempt in the same run is past kill_attempts and completes.
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shared_ml",
+            "--config",
+            str(CONFIGS / "default.yaml"),
+            "--run-id",
+            "killed-run",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr

@@ -1,0 +1,121 @@
+"""Code tier: each step on its own, artifacts content-addressed and deterministic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared_ml.artifacts import ArtifactStore, atomic_write_text
+from shared_ml.config import validate_config
+from shared_ml.errors import ConfigError
+from shared_ml.runner import run_pipeline
+from shared_ml.steps.evaluate import evaluate
+from shared_ml.steps.ingest import ingest, make_synthetic
+from shared_ml.steps.preprocess import preprocess
+from shared_ml.steps.train import train
+from shared_ml.steps.validate import validate
+from tests.unit.helpers import small_config, synthetic_config
+
+
+def test_steps_chain_by_hand(orchbench_home: Path) -> None:
+    config = synthetic_config()
+    dataset = ingest(config)
+    assert dataset.metadata["rows"] == 2_000
+    report = validate(config, dataset.outputs["dataset"])
+    prep = preprocess(config, dataset.outputs["dataset"], report.outputs["report"])
+    # 6 numeric + 2 categorical columns one-hot encoded into 4 levels each
+    assert prep.metadata["features_out"] == 6 + 2 * 4
+    assert prep.metadata["train_rows"] + prep.metadata["test_rows"] == 2_000
+    model = train(config, prep.outputs["train_set"])
+    scored = evaluate(config, model.outputs["model"], prep.outputs["test_set"])
+    assert set(scored.metadata["metrics"]) == {"accuracy", "f1", "roc_auc"}
+    assert len(scored.metadata["prediction_hash"]) == 64
+
+
+def test_transformer_fitted_on_training_split_only(orchbench_home: Path) -> None:
+    config = synthetic_config()
+    store = ArtifactStore(config.storage.artifact_root)
+    dataset = ingest(config).outputs["dataset"]
+    prep = preprocess(config, dataset, validate(config, dataset).outputs["report"])
+    transformer = store.get_object(prep.outputs["transformer"])
+    train_set = store.get_object(prep.outputs["train_set"])
+    scaler = transformer.named_transformers_["numeric"].named_steps["scale"]
+    assert scaler.n_samples_seen_ == train_set["X"].shape[0]
+
+
+@pytest.mark.parametrize("estimator", ["logistic_regression", "random_forest", "gradient_boosting"])
+def test_every_estimator_trains(estimator: str, orchbench_home: Path) -> None:
+    config = synthetic_config(model={"estimator": estimator, "params": {}})
+    record = run_pipeline(config)
+    assert record.status == "success", [s.error for s in record.steps]
+    assert record.metrics["accuracy"] > 0.6
+
+
+def test_multiclass_synthetic(orchbench_home: Path) -> None:
+    config = synthetic_config(
+        data={"source": {"kind": "synthetic", "rows": 3000, "classes": 3}, "target": "y"}
+    )
+    record = run_pipeline(config)
+    assert record.status == "success"
+    assert 0 < record.metrics["roc_auc"] <= 1
+
+
+def test_synthetic_scales_to_a_million_rows() -> None:
+    config = synthetic_config(rows=1_000_000)
+    frame = make_synthetic(config.data.source, "label", config.seed)
+    assert len(frame) == 1_000_000
+    assert frame["label"].nunique() == 2
+
+
+def test_identical_runs_write_byte_identical_artifacts(tmp_path: Path, monkeypatch) -> None:
+    digests = []
+    for home in ("a", "b"):
+        monkeypatch.setenv("ORCHBENCH_HOME", str(tmp_path / home))
+        record = run_pipeline(small_config())
+        artifacts = sorted((tmp_path / home / "var" / "artifacts").rglob("*.*"))
+        digests.append(
+            ([p.relative_to(tmp_path / home) for p in artifacts], record.prediction_hash)
+        )
+    assert digests[0] == digests[1]
+    assert len(digests[0][0]) >= 8
+
+
+def test_rerun_writes_nothing_new(orchbench_home: Path) -> None:
+    config = small_config()
+    run_pipeline(config)
+    before = sorted(p for p in (orchbench_home / "var" / "artifacts").rglob("*") if p.is_file())
+    run_pipeline(config)
+    after = sorted(p for p in (orchbench_home / "var" / "artifacts").rglob("*") if p.is_file())
+    assert before == after
+    assert not [p for p in after if p.name.startswith(".tmp-")]
+
+
+def test_store_on_another_fsspec_filesystem() -> None:
+    store = ArtifactStore("memory://orchbench-test")
+    uri = store.put_bytes(b"hello", "blobs", ".txt")
+    assert uri.startswith("memory://") and store.get_bytes(uri) == b"hello"
+    assert store.put_bytes(b"hello", "blobs", ".txt") == uri
+
+
+def test_csv_source_over_fsspec(orchbench_home: Path) -> None:
+    csv = orchbench_home / "tiny.csv"
+    csv.write_text("a,b,label\n" + "".join(f"{i},{'xy'[i % 2]},{i % 2}\n" for i in range(60)))
+    config = validate_config(
+        {"data": {"source": {"kind": "file", "url": f"file://{csv}"}, "target": "label"}}
+    )
+    assert ingest(config).metadata["rows"] == 60
+
+
+def test_unknown_file_format() -> None:
+    config = validate_config({"data": {"source": {"kind": "file", "url": "/x/data.xlsx"}}})
+    with pytest.raises(ConfigError, match=r"data\.source\.format"):
+        ingest(config)
+
+
+def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "file.json"
+    atomic_write_text(path, "one")
+    atomic_write_text(path, "two")
+    assert path.read_text() == "two"
+    assert [p.name for p in path.parent.iterdir()] == ["file.json"]
