@@ -21,6 +21,11 @@ import pandas as pd
 PICKLE_PROTOCOL = 5
 
 
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol
+    return "file" in protocols or "local" in protocols
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -39,19 +44,20 @@ class ArtifactStore:
         _, path = fsspec.core.url_to_fs(uri)
         if self.fs.exists(path):
             return uri
+        if not _is_local(self.fs):
+            # An object-store PUT is atomic: readers see the whole object or none.
+            self.fs.pipe_file(path, data)
+            return uri
         parent = path.rsplit("/", 1)[0]
         self.fs.makedirs(parent, exist_ok=True)
         tmp = f"{parent}/.tmp-{uuid.uuid4().hex}-{digest[:8]}{suffix}"
         try:
-            with self.fs.open(tmp, "wb") as fh:
+            with open(tmp, "wb") as fh:
                 fh.write(data)
-            if self.fs.protocol in ("file", ("file", "local")) or "file" in self.fs.protocol:
-                os.replace(tmp, path)  # atomic on POSIX
-            else:
-                self.fs.mv(tmp, path)
+            os.replace(tmp, path)  # atomic on POSIX
         finally:
-            if self.fs.exists(tmp):
-                self.fs.rm(tmp)
+            if os.path.exists(tmp):
+                os.remove(tmp)
         return uri
 
     def get_bytes(self, uri: str) -> bytes:
