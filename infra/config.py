@@ -196,19 +196,24 @@ class StorageConfig(_Model):
     namespace: DnsLabel = "orchbench-storage"
     bucket: str = Field(default="orchbench-artifacts", pattern=r"^[a-z0-9][a-z0-9.-]{2,62}$")
     # In-cluster SeaweedFS (kind / existing clusters only; EKS uses S3).
-    image_tag: PinnedTag = "4.22"
+    image_tag: PinnedTag = "4.34"
     volume_size: Memory = "5Gi"
-    resources: Resources = _res("100m", "256Mi", "500m", "512Mi")
+    resources: Resources = _res("50m", "256Mi", "500m", "512Mi")
+
+
+# CPU requests are kept small: they are reservations, and the whole stack must schedule on one
+# kind node of a CI runner (4 vCPU). Limits cap what each component may burst to.
 
 
 class AirflowResources(_Model):
-    api_server: Resources = _res("250m", "512Mi", "1", "1Gi")
-    scheduler: Resources = _res("250m", "512Mi", "1", "1Gi")
+    api_server: Resources = _res("100m", "512Mi", "1", "1Gi")
+    scheduler: Resources = _res("100m", "512Mi", "1", "1Gi")
     dag_processor: Resources = _res("100m", "384Mi", "500m", "768Mi")
     triggerer: Resources = _res("100m", "256Mi", "500m", "512Mi")
-    task_pod: Resources = _res("250m", "384Mi", "1", "1Gi")
+    # Matches pipelines/airflow/pod_template.yaml, which sizes task pods when it is shipped.
+    task_pod: Resources = _res("250m", "512Mi", "1", "1Gi")
     migrations: Resources = _res("100m", "256Mi", "500m", "512Mi")
-    postgres: Resources = _res("100m", "256Mi", "500m", "512Mi")
+    postgres: Resources = _res("50m", "256Mi", "500m", "512Mi")
 
 
 class AirflowConfig(_Model):
@@ -223,10 +228,10 @@ class AirflowConfig(_Model):
 
 
 class PrefectResources(_Model):
-    server: Resources = _res("250m", "512Mi", "1", "1Gi")
-    worker: Resources = _res("100m", "256Mi", "500m", "512Mi")
-    job_pod: Resources = _res("250m", "384Mi", "1", "1Gi")
-    postgres: Resources = _res("100m", "256Mi", "500m", "512Mi")
+    server: Resources = _res("100m", "512Mi", "1", "1Gi")
+    worker: Resources = _res("50m", "256Mi", "500m", "512Mi")
+    job_pod: Resources = _res("250m", "512Mi", "1", "1Gi")
+    postgres: Resources = _res("50m", "256Mi", "500m", "512Mi")
 
 
 class PrefectConfig(_Model):
@@ -246,7 +251,20 @@ class KubeflowConfig(_Model):
     version: ExactVersion = "2.17.0"
     # Default requests/limits for KFP's upstream containers and pipeline step pods that declare
     # none (a LimitRange: the upstream manifests are applied as they are).
-    default_container: Resources = _res("100m", "128Mi", "1", "1Gi")
+    default_container: Resources = _res("50m", "64Mi", "500m", "1Gi")
+
+    @model_validator(mode="after")
+    def _default_limit_admits_upstream_requests(self) -> KubeflowConfig:
+        # A LimitRange default limit below a container's own request makes the API server
+        # reject that pod. Upstream 2.17.0's largest requests: 250m CPU (API server), 800Mi (MySQL).
+        limit = self.default_container
+        if cpu_millis(limit.cpu_limit) < 250 or memory_mib(limit.memory_limit) < 800:
+            raise ValueError(
+                "defaultContainer limits must be at least cpuLimit 250m and memoryLimit 800Mi "
+                "(KFP's own requests), got "
+                f"{limit.cpu_limit} / {limit.memory_limit}"
+            )
+        return self
 
     @property
     def namespace(self) -> str:
@@ -295,7 +313,9 @@ def _describe(error: ValidationError) -> str:
             message = "unknown key (check the spelling; keys are camelCase)"
         elif item["type"] == "missing":
             message = "required key is missing"
-        lines.append(f"  {PROJECT}:{location}: {message} (got {item.get('input')!r})")
+        if item["type"] != "missing" and "got " not in message:
+            message = f"{message} (got {item.get('input')!r})"
+        lines.append(f"  {PROJECT}:{location}: {message}")
     return "invalid stack config:\n" + "\n".join(lines)
 
 

@@ -104,12 +104,14 @@ class SystemNamespace(pulumi.ComponentResource):
         default_container: Resources,
         allowances: list[IngressAllowance] | None = None,
         create_namespace: bool = True,
+        depends_on: list[pulumi.Resource] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("orchbench:infra:SystemNamespace", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        # A component's own depends_on does not reach its children: pass it down explicitly.
+        child = pulumi.ResourceOptions(parent=self, depends_on=depends_on or [])
         self.name = namespace
-        depends: list[pulumi.Resource] = []
+        depends: list[pulumi.Resource] = [] if create_namespace else list(depends_on or [])
         if create_namespace:
             self.namespace = k8s.core.v1.Namespace(
                 name,
@@ -142,3 +144,41 @@ class SystemNamespace(pulumi.ComponentResource):
         )
         self.ready: list[pulumi.Resource] = [*depends, self.limit_range, *self.network_policies]
         self.register_outputs({"namespace": namespace})
+
+
+def pod_security_context(uid: int, gid: int, fs_group: int | None = None) -> dict:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": gid,
+        "fsGroup": gid if fs_group is None else fs_group,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context(read_only_root: bool = True) -> dict:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": read_only_root,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+ARTIFACT_SECRET_NAME = "orchbench-artifacts"
+
+
+def artifact_secret(
+    name: str,
+    namespace: str,
+    env: dict[str, pulumi.Input[str]],
+    opts: pulumi.ResourceOptions,
+) -> k8s.core.v1.Secret:
+    """Copy the artifact-store settings into a system's namespace (Secrets don't cross them)."""
+    return k8s.core.v1.Secret(
+        f"{name}-artifact-store",
+        metadata={"name": ARTIFACT_SECRET_NAME, "namespace": namespace, "labels": MANAGED_BY},
+        type="Opaque",
+        string_data=env,
+        opts=opts,
+    )
