@@ -1,0 +1,1 @@
+"""Kubeflow Pipelines, driven from the core environment through ``.venvs/kubeflow`` subprocesses."""

@@ -1,0 +1,256 @@
+"""Kubeflow Pipelines behind the common adapter interface.
+
+The core environment has no kfp, so every operation is a subprocess of ``.venvs/kubeflow``:
+
+- ``--target local`` (default): ``python -m pipelines.kubeflow.run_local`` runs the committed
+  IR with ``kfp.local.SubprocessRunner(use_venv=False)``. Each task is one more subprocess of
+  that interpreter ("process-per-task"); there is no server, queue or scheduler.
+- ``--target cluster --url URL``: ``python -m pipelines.kubeflow.cluster`` uploads the IR,
+  creates the run and the recurring run, and waits ("pod-per-step": a driver and an executor
+  pod per step under Argo). Only the end-to-end kind workflow exercises it.
+
+The run record is assembled here from the step records that ``execute_step`` wrote in each
+task (the run id is a pipeline parameter), like every other tool's. KFP's own stdout (task
+logs) is kept in ``<runs_root>/<run id>/kubeflow.log``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks.environments import tool_bin, tool_env
+from benchmarks.tools.base import TaskTiming, ToolAdapter, WorkloadResult, WorkloadShape
+from shared_ml.config import load_config, orchbench_home
+from shared_ml.records import (
+    RunRecord,
+    collect_run_record,
+    read_step_records,
+    write_run_record,
+)
+from shared_ml.runner import new_run_id
+from shared_ml.spec import PIPELINE
+
+RUN_TIMEOUT_S = 3600
+WORKLOAD_DIR = "var/workloads"  # same layout as the other adapters' no-op workloads
+WEBHOOK_ENV = "ORCHBENCH_WEBHOOK_URL"
+
+
+class KubeflowRunError(RuntimeError):
+    """A KFP subprocess could not run the pipeline at all (not: the pipeline failed)."""
+
+
+class KubeflowAdapter(ToolAdapter):
+    name = "kubeflow"
+    execution_model = "process-per-task"
+    packages = ("kfp",)
+
+    def __init__(self, *args: Any, webhook_url: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.target == "cluster":
+            if not self.url:
+                raise ValueError("--target cluster needs --url, the KFP API URL of the cluster")
+            self.execution_model = "pod-per-step"  # type: ignore[misc]
+        # The exit handler posts here when a run fails; empty: no notification.
+        self.webhook_url = (
+            webhook_url if webhook_url is not None else os.environ.get(WEBHOOK_ENV, "")
+        )
+        self._runs_roots: dict[str, str] = {}  # run id -> runs_root, for task_timings
+
+    # --- the pipeline -------------------------------------------------------------
+    def run_pipeline(
+        self,
+        config_path: Path,
+        *,
+        seed: int | None = None,
+        run_id: str | None = None,
+        faults: dict[str, dict[str, Any]] | None = None,
+    ) -> RunRecord:
+        run_id = run_id or new_run_id("kubeflow")
+        if self.target == "cluster":
+            return self._run_on_cluster(config_path, seed, run_id)
+        return self._run_locally(config_path, seed, run_id, faults)
+
+    def resume_pipeline(self, failed: RunRecord, config_path: Path) -> RunRecord:
+        """Re-submit the failed run (same run id, seed and parameters) with caching on:
+        KFP's cache returns the steps that succeeded, so only the failed step and its
+        downstream execute again. They show up as new attempts in the record."""
+        resumed_at = datetime.now(UTC)
+        record = self._run_locally(config_path, failed.seed, failed.run_id, None)
+        record.tool_details["resumed_at"] = resumed_at.isoformat()
+        record.tool_details["re_executed"] = sorted(
+            {s.step for s in record.steps if s.started_at >= resumed_at}
+        )
+        write_run_record(self._runs_roots[failed.run_id], record)
+        return record
+
+    def _run_locally(
+        self,
+        config_path: Path,
+        seed: int | None,
+        run_id: str,
+        faults: dict[str, dict[str, Any]] | None,
+    ) -> RunRecord:
+        config = load_config(config_path, seed=seed)  # fails fast on a bad config
+        command = ["-m", "pipelines.kubeflow.run_local", "pipeline"]
+        command += ["--config", str(Path(config_path).resolve()), "--run-id", run_id]
+        command += ["--seed", str(config.seed), "--webhook-url", self.webhook_url]
+        extra_env = {"ORCHBENCH_FAULTS": json.dumps(faults)} if faults else None
+        summary = self._kubeflow_python(command, extra_env, keep_log=True)
+        runs_root = summary["runs_root"]
+        self._runs_roots[run_id] = runs_root
+        record = collect_run_record(
+            runs_root=runs_root,
+            run_id=run_id,
+            tool=self.name,
+            pipeline=PIPELINE.name,
+            config_fingerprint=config.ml_fingerprint(),
+            seed=config.seed,
+            status=summary["status"],
+            started_at=datetime.fromisoformat(summary["started_at"]),
+            ended_at=datetime.fromisoformat(summary["ended_at"]),
+            tool_details={
+                "target": "local",
+                "runner": "kfp.local.SubprocessRunner(use_venv=False)",
+                "execution_model": self.execution_model,
+                "pipeline_root": summary["pipeline_root"],
+                "ir": summary["ir"],
+                "cache_hits": summary["cache_hits"],
+                "error": summary["error"],
+                "log": summary["log"],
+            },
+        )
+        record.versions["kfp"] = summary["kfp_version"]
+        write_run_record(runs_root, record)
+        return record
+
+    def _run_on_cluster(self, config_path: Path, seed: int | None, run_id: str) -> RunRecord:
+        config = load_config(config_path, seed=seed)
+        command = ["-m", "pipelines.kubeflow.cluster", "--url", str(self.url)]
+        command += ["--config", str(Path(config_path).resolve()), "--run-id", run_id]
+        command += ["--seed", str(config.seed), "--webhook-url", self.webhook_url]
+        started_at = datetime.now(UTC)
+        summary = self._kubeflow_python(command, None, keep_log=False)
+        # Step records live in the pods' storage; read them if it is shared with us.
+        return collect_run_record(
+            runs_root=config.storage.runs_root,
+            run_id=run_id,
+            tool=self.name,
+            pipeline=PIPELINE.name,
+            config_fingerprint=config.ml_fingerprint(),
+            seed=config.seed,
+            status=summary["status"],
+            started_at=started_at,
+            ended_at=datetime.now(UTC),
+            tool_details={"target": "cluster", "execution_model": "pod-per-step", **summary},
+        )
+
+    # --- scaling workloads --------------------------------------------------------
+    def run_workload(self, shape: WorkloadShape, size: int) -> WorkloadResult:
+        """A chain of ``size`` no-op components, or a fan-out of width ``size``, run by the
+        local runner. It runs the tasks of a static graph one at a time (only
+        ``dsl.ParallelFor`` runs in parallel locally), each as its own subprocess."""
+        run_id = new_run_id(f"kubeflow-{shape}{size}")
+        runs_root = str(orchbench_home() / WORKLOAD_DIR)
+        self._runs_roots[run_id] = runs_root
+        command = ["-m", "pipelines.kubeflow.run_local", "workload", "--shape", shape]
+        command += ["--size", str(size), "--run-id", run_id, "--runs-root", runs_root]
+        triggered_at = datetime.now(UTC)
+        summary = self._kubeflow_python(command, None, keep_log=False)
+        finished_at = datetime.now(UTC)
+        details = {"kfp_duration_s": summary["duration_s"], "error": summary["error"]}
+        return WorkloadResult(
+            shape,
+            size,
+            run_id,
+            summary["status"],
+            triggered_at,
+            finished_at,
+            self.task_timings(run_id),
+            details,
+        )
+
+    # --- the tool's view of tasks -------------------------------------------------
+    def task_timings(self, run_id: str) -> list[TaskTiming]:
+        """Step attempts (pipeline runs) or no-op task times (workloads) of ``run_id``, from
+        the files the tasks wrote: the local runner has no API that reports timings.
+        ``queued_at`` is None: there is no queue between a ready task and its subprocess."""
+        runs_root = self._runs_roots.get(run_id)
+        if runs_root is None:
+            return []
+        steps = read_step_records(runs_root, run_id)
+        if steps:
+            return [
+                TaskTiming(s.step, s.attempt, s.outcome, None, s.started_at, s.ended_at)
+                for s in steps
+            ]
+        timings = []
+        for path in sorted((Path(runs_root) / run_id / "tasks").glob("*.json")):
+            times = json.loads(path.read_text(encoding="utf-8"))
+            timings.append(
+                TaskTiming(
+                    task=path.stem,
+                    try_number=1,
+                    state="success",
+                    queued_at=None,
+                    started_at=datetime.fromtimestamp(times["start"], UTC),
+                    ended_at=datetime.fromtimestamp(times["end"], UTC),
+                )
+            )
+        return timings
+
+    # --- the subprocess -----------------------------------------------------------
+    def _kubeflow_python(
+        self, args: list[str], extra_env: dict[str, str] | None, keep_log: bool
+    ) -> dict[str, Any]:
+        """Run ``.venvs/kubeflow/bin/python <args>``; return the JSON summary it prints last.
+
+        Exit 0 or 1 (the run succeeded or failed) yield the summary; anything else means the
+        run could not happen, raised with the subprocess's last words. Its own process
+        group, so a timeout kills the task subprocesses too.
+        """
+        command = [str(tool_bin("kubeflow", "python")), *args]
+        process = subprocess.Popen(
+            command,
+            env=tool_env(extra_env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        what = " ".join(a for a in args[1:3] if not a.startswith("-"))
+        try:
+            stdout, stderr = process.communicate(timeout=RUN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise KubeflowRunError(f"{what} took over {RUN_TIMEOUT_S} s") from None
+        except BaseException:  # e.g. Ctrl-C: the task subprocesses must not outlive us
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise
+        lines = stdout.strip().splitlines()
+        if process.returncode == 2:  # refused before any work: bad config, unreachable API
+            raise KubeflowRunError(f"{what}: {stderr.strip()[-2000:]}")
+        if process.returncode not in (0, 1) or not lines:
+            last_words = (stderr.strip() or stdout.strip())[-2000:]
+            raise KubeflowRunError(f"{what} exited {process.returncode}: {last_words}")
+        try:
+            summary = json.loads(lines[-1])
+        except json.JSONDecodeError:  # it crashed (exit 1 is also Python's traceback exit)
+            raise KubeflowRunError(
+                f"{what} exited {process.returncode} without a summary: {stderr.strip()[-2000:]}"
+            ) from None
+        summary["log"] = None
+        if keep_log and summary.get("runs_root"):
+            log = Path(summary["runs_root"]) / summary["run_id"] / "kubeflow.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with log.open("a", encoding="utf-8") as out:  # a resume appends to the run's log
+                out.write(f"=== {' '.join(args)}\n{stdout}\n--- stderr ---\n{stderr}\n")
+            summary["log"] = str(log)
+        return summary

@@ -1,0 +1,246 @@
+"""Submit the committed IR to a KFP cluster through ``kfp.Client(host=...)``.
+
+    python -m pipelines.kubeflow.cluster --url http://127.0.0.1:8080 --config C --run-id R
+        [--seed S] [--webhook-url URL] [--timeout 1800] [--no-schedule] [--no-wait]
+
+It uploads the pipeline (once) and a pipeline version named after the IR's content hash (so
+re-submitting an unchanged IR re-uses the version), creates a run, creates the recurring run
+from the config's ``schedule`` (cron), and waits for the run to finish. The last stdout line
+is a JSON summary. Exit 0 when the run succeeded, 1 when it did not, 2 when the API cannot be
+reached or the arguments are wrong.
+
+Kept small on purpose: no KFP server can run on the development machines, so this code is
+exercised by the end-to-end kind workflow (``orchbench run --tool kubeflow --target cluster
+--url ...``); offline tests cover the argument building and the unreachable-host errors.
+
+On a cluster each step runs in its own pod, so ``storage`` paths that are relative resolve
+inside each pod: KFP artifacts carry the data between steps, but step records and the model
+registry only persist if ``storage`` points at shared storage (e.g. an s3:// artifact_root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shared_ml.config import validate_config
+from shared_ml.errors import ConfigError
+
+IR_PATH = Path(__file__).resolve().parent / "orchbench_ml.yaml"
+PIPELINE_DISPLAY_NAME = "orchbench-ml"
+EXPERIMENT = "orchbench"
+HEALTHZ_PATH = "/apis/v2beta1/healthz"
+
+
+class ClusterError(RuntimeError):
+    """The KFP API cannot be used (unreachable, unhealthy, refused a request)."""
+
+
+def kfp_cron(cron: str) -> str:
+    """KFP's cron has a leading seconds field: ``"0 3 * * *"`` -> ``"0 0 3 * * *"``."""
+    fields = cron.split()
+    if len(fields) != 5:
+        raise ValueError(f"schedule {cron!r}: expected a 5-field cron expression")
+    return " ".join(["0", *fields])
+
+
+def cluster_config_json(config_path: str | Path, seed: int | None = None) -> str:
+    """The config as the pods should see it: validated here, but with storage paths left
+    as written (relative paths then resolve inside each pod, not to this machine's paths)."""
+    path = Path(config_path)
+    if not path.is_file():
+        raise ConfigError(str(path), "config file not found")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if seed is not None and isinstance(raw, dict):
+        raw["seed"] = seed
+    validate_config(raw, str(path))  # raises ConfigError naming the key
+    return json.dumps(raw, sort_keys=True)
+
+
+def run_parameters(config_json: str, run_id: str, seed: int, webhook_url: str) -> dict[str, Any]:
+    """The pipeline parameters of one run (the IR's root inputs)."""
+    return {"config_json": config_json, "run_id": run_id, "seed": seed, "webhook_url": webhook_url}
+
+
+def version_name(ir_text: str) -> str:
+    """A pipeline version per IR content: re-submitting the same IR re-uses it."""
+    return f"{PIPELINE_DISPLAY_NAME}-{hashlib.sha256(ir_text.encode()).hexdigest()[:12]}"
+
+
+def check_reachable(url: str, timeout_s: float = 5.0) -> None:
+    """Fail fast with a clear message: ``kfp.Client`` would retry for ~25 s, then raise a
+    bare connection error."""
+    if not url.startswith(("http://", "https://")):
+        raise ClusterError(f"--url {url!r}: expected an http(s) URL of the KFP API")
+    probe = url.rstrip("/") + HEALTHZ_PATH
+    try:
+        with urllib.request.urlopen(probe, timeout=timeout_s) as response:
+            response.read()
+    except urllib.error.HTTPError as err:
+        raise ClusterError(
+            f"KFP API at {url} answered {err.code} on {HEALTHZ_PATH}: is this the KFP API "
+            "(ml-pipeline service or the UI's /apis proxy)?"
+        ) from None
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise ClusterError(
+            f"cannot reach the KFP API at {url}: {reason}. Is the cluster up and the API "
+            "forwarded (e.g. kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80)?"
+        ) from None
+
+
+def _pipeline_and_version(client: Any, ir_path: Path) -> tuple[str, str]:
+    ir_text = ir_path.read_text(encoding="utf-8")
+    name = version_name(ir_text)
+    pipeline_id = client.get_pipeline_id(PIPELINE_DISPLAY_NAME)
+    if pipeline_id is None:
+        pipeline_id = client.upload_pipeline(
+            str(ir_path), pipeline_name=PIPELINE_DISPLAY_NAME
+        ).pipeline_id
+    name_filter = json.dumps(
+        {"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": name}]}
+    )
+    existing = client.list_pipeline_versions(pipeline_id=pipeline_id, filter=name_filter)
+    for version in existing.pipeline_versions or []:
+        return pipeline_id, version.pipeline_version_id
+    version = client.upload_pipeline_version(
+        str(ir_path), pipeline_version_name=name, pipeline_id=pipeline_id
+    )
+    return pipeline_id, version.pipeline_version_id
+
+
+def submit(
+    url: str,
+    config_path: str | Path,
+    run_id: str,
+    *,
+    seed: int | None = None,
+    webhook_url: str = "",
+    schedule: bool = True,
+    wait: bool = True,
+    timeout_s: int = 1800,
+    ir_path: Path = IR_PATH,
+) -> dict[str, Any]:
+    config_json = cluster_config_json(config_path, seed)
+    config = json.loads(config_json)
+    check_reachable(url)
+    import kfp
+    import kfp_server_api
+
+    try:
+        return _submit_with_client(
+            kfp.Client(host=url),
+            url,
+            config,
+            config_json,
+            run_id,
+            webhook_url,
+            schedule,
+            wait,
+            timeout_s,
+            ir_path,
+        )
+    except kfp_server_api.ApiException as err:
+        raise ClusterError(
+            f"KFP API at {url} refused a request: {err.status} {err.reason}: "
+            f"{(err.body or '')[:500]}"
+        ) from None
+
+
+def _submit_with_client(
+    client: Any,
+    url: str,
+    config: dict[str, Any],
+    config_json: str,
+    run_id: str,
+    webhook_url: str,
+    schedule: bool,
+    wait: bool,
+    timeout_s: int,
+    ir_path: Path,
+) -> dict[str, Any]:
+    pipeline_id, version_id = _pipeline_and_version(client, ir_path)
+    experiment = client.create_experiment(name=EXPERIMENT)
+    params = run_parameters(config_json, run_id, int(config.get("seed", 42)), webhook_url)
+    run = client.run_pipeline(
+        experiment_id=experiment.experiment_id,
+        job_name=run_id,
+        params=params,
+        pipeline_id=pipeline_id,
+        version_id=version_id,
+    )
+    summary: dict[str, Any] = {
+        "run_id": run_id,
+        "kfp_run_id": run.run_id,
+        "pipeline_id": pipeline_id,
+        "version_id": version_id,
+        "url": url,
+        "status": "running",
+    }
+    if schedule and config.get("schedule"):
+        # KFP v2 does not expand [[RunUUID]]-style macros in recurring-run parameters
+        # (kubeflow/pipelines#12494): scheduled runs share one run id, so caching is off.
+        recurring = client.create_recurring_run(
+            experiment_id=experiment.experiment_id,
+            job_name=f"{PIPELINE_DISPLAY_NAME}-schedule",
+            cron_expression=kfp_cron(config["schedule"]),
+            params={**params, "run_id": f"{PIPELINE_DISPLAY_NAME}-scheduled"},
+            pipeline_id=pipeline_id,
+            version_id=version_id,
+            enable_caching=False,
+            no_catchup=True,
+        )
+        summary["recurring_run_id"] = recurring.recurring_run_id
+    if wait:
+        finished = client.wait_for_run_completion(run.run_id, timeout=timeout_s)
+        state = str(finished.state or "").upper()
+        summary["state"] = state
+        summary["status"] = "success" if state == "SUCCEEDED" else "failed"
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.kubeflow.cluster")
+    parser.add_argument("--url", required=True, help="KFP API, e.g. http://127.0.0.1:8080")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--webhook-url", default="")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds to wait for the run")
+    parser.add_argument("--no-schedule", action="store_true", help="skip the recurring run")
+    parser.add_argument("--no-wait", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        summary = submit(
+            args.url,
+            args.config,
+            args.run_id,
+            seed=args.seed,
+            webhook_url=args.webhook_url,
+            schedule=not args.no_schedule,
+            wait=not args.no_wait,
+            timeout_s=args.timeout,
+        )
+    except ConfigError as err:
+        print(f"error: invalid config: {err}", file=sys.stderr)
+        return 2
+    except ClusterError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except TimeoutError:
+        print(f"error: the run did not finish within {args.timeout} s", file=sys.stderr)
+        return 1
+    print(json.dumps(summary))
+    return 0 if summary["status"] in ("success", "running") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Fixtures of the Kubeflow suite: a private ORCHBENCH_HOME per session, a webhook receiver on
+127.0.0.1, and the few real local KFP runs that several tests inspect.
+
+Local runs are expensive here (each task is a fresh Python process that imports kfp, pandas
+and scikit-learn), so a run is made once per session and each test asserts one property of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.tools.kubeflow.adapter import KubeflowAdapter
+from shared_ml.records import RunRecord
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
+
+
+@dataclass
+class WebhookReceiver:
+    url: str
+    payloads: list[dict[str, Any]] = field(default_factory=list)
+
+    def for_run(self, run_id: str) -> list[dict[str, Any]]:
+        return [p for p in self.payloads if p.get("orchbench", {}).get("run_id") == run_id]
+
+
+@pytest.fixture(scope="session")
+def kfp_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """ORCHBENCH_HOME for the whole session: artifacts, runs and var/kubeflow land in tmp."""
+    home = tmp_path_factory.mktemp("kfp-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ORCHBENCH_HOME", str(home))
+        patch.delenv("ORCHBENCH_FAULTS", raising=False)
+        patch.delenv("ORCHBENCH_WEBHOOK_URL", raising=False)
+        yield home
+
+
+@pytest.fixture(scope="session")
+def webhook() -> Iterator[WebhookReceiver]:
+    """A real HTTP server on 127.0.0.1 (free port) that records every JSON POST."""
+    receiver = WebhookReceiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            receiver.payloads.append(json.loads(body))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/orchbench"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def adapter(kfp_home: Path, webhook: WebhookReceiver) -> KubeflowAdapter:
+    return KubeflowAdapter(webhook_url=webhook.url)
+
+
+@pytest.fixture(scope="session")
+def clean_run(kfp_home: Path, webhook: WebhookReceiver) -> RunRecord:
+    """A full run through the ``orchbench`` CLI (``--json``), with one transient fault in
+    ``train`` that KFP's retry must absorb. Uses the core env's CLI when it exists (the
+    normal layout: no kfp there), else this env's copy of the same CLI."""
+    import subprocess
+    import sys
+
+    core_cli = REPO_ROOT / ".venvs" / "core" / "bin" / "orchbench"
+    cli = [str(core_cli)] if core_cli.exists() else [sys.executable, "-m", "benchmarks.cli"]
+    command = [*cli, "run", "--tool", "kubeflow", "--config", str(DEFAULT_CONFIG)]
+    command += ["--run-id", "kfp-clean", "--fault", "train:transient_attempts=1", "--json"]
+    env = {**os.environ, "ORCHBENCH_WEBHOOK_URL": webhook.url}
+    done = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=900, check=False
+    )
+    assert done.returncode == 0, f"orchbench run failed ({done.returncode}): {done.stderr[-3000:]}"
+    return RunRecord.model_validate_json(done.stdout)
+
+
+@pytest.fixture(scope="session")
+def failed_run(adapter: KubeflowAdapter) -> RunRecord:
+    """A run whose evaluate step raises a NonRetryableError on every attempt."""
+    return adapter.run_pipeline(
+        DEFAULT_CONFIG, run_id="kfp-hard-failure", faults={"evaluate": {"non_retryable": True}}
+    )
+
+
+@pytest.fixture(scope="session")
+def resumed_run(adapter: KubeflowAdapter, failed_run: RunRecord) -> RunRecord:
+    """The failed run re-submitted, fault gone, caching on."""
+    return adapter.resume_pipeline(failed_run, DEFAULT_CONFIG)
