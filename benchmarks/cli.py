@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from importlib import import_module
 from importlib.util import find_spec
@@ -13,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.environments import EnvironmentMissing
 from benchmarks.tools import TOOLS, get_adapter
 from shared_ml.config import load_config
 from shared_ml.errors import ConfigError
@@ -119,9 +121,18 @@ def run(
         preflight(loaded)
     except ConfigError as err:
         fail(f"invalid config: {err}", 2)
-    adapter = get_adapter(tool, target=target, url=url)
-    with err_console.status(f"running {loaded.name} on {tool}..."):
-        record = adapter.run_pipeline(config, seed=seed, run_id=run_id, faults=faults)
+    try:
+        adapter = get_adapter(tool, target=target, url=url)
+        with err_console.status(f"running {loaded.name} on {tool}..."):
+            record = adapter.run_pipeline(config, seed=seed, run_id=run_id, faults=faults)
+    except EnvironmentMissing as err:
+        fail(str(err), 2)
+    except Exception as err:
+        # The adapters raise errors that say what went wrong and where (endpoint, status,
+        # body excerpt); a traceback adds nothing for a user. ORCHBENCH_DEBUG=1 shows it.
+        if os.environ.get("ORCHBENCH_DEBUG"):
+            raise
+        fail(f"{tool} run did not complete: {type(err).__name__}: {err}", 1)
     if as_json:
         sys.stdout.write(record.model_dump_json(indent=2) + "\n")
     else:
