@@ -1,0 +1,325 @@
+"""Airflow behind the ToolAdapter interface: the real scheduler, driven over REST.
+
+``run_pipeline`` triggers the ``orchbench_ml`` DAG with the orchbench run id as the
+Airflow ``dag_run_id`` (the tasks write their step records under it) and the config path,
+seed and faults as run conf, waits, then assembles the same RunRecord as every other tool
+from the step records, with Airflow's own per-task timings in ``tool_details``.
+
+Local target: services are started when they are not running (and stopped again after
+the run if this adapter started them; keep them with ``ORCHBENCH_AIRFLOW_KEEP_SERVICES=1``
+or start them first with ``orchbench airflow up``). Cluster target: ``--url`` of an
+Airflow API (user/password from ``ORCHBENCH_AIRFLOW_USER``/``ORCHBENCH_AIRFLOW_PASSWORD``);
+step records then live in the cluster's store, so the record carries the API's view only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from benchmarks.tools.airflow.client import AirflowClient, TaskTry, parse_time
+from benchmarks.tools.airflow.services import (
+    AirflowServices,
+    Profile,
+    ServiceError,
+    ServiceSettings,
+    ServiceState,
+    signals_as_interrupts,
+)
+from benchmarks.tools.base import (
+    ServiceInfo,
+    TaskTiming,
+    ToolAdapter,
+    WorkloadResult,
+    WorkloadShape,
+)
+from shared_ml.config import PipelineConfig, load_config
+from shared_ml.records import RunRecord, collect_run_record, write_run_record
+from shared_ml.runner import new_run_id
+
+ML_DAG_ID = "orchbench_ml"
+WORKLOAD_SIZES = (1, 10, 50)
+RUN_TIMEOUT_S = float(os.environ.get("ORCHBENCH_AIRFLOW_RUN_TIMEOUT", "1800"))
+SAFE_RUN_ID = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+
+
+def records_run_id(dag_run_id: str) -> str:
+    """The folder name the DAG's tasks use for an Airflow run id (same rule as
+    ``pipelines.airflow.common.records_run_id``; a test keeps the two in step)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", dag_run_id)
+
+
+def workload_dag_id(shape: str, size: int) -> str:
+    return f"orchbench_{shape}_{size}"
+
+
+@contextlib.contextmanager
+def _orchbench_home(path: str | None) -> Iterator[None]:
+    """Resolve relative storage paths as the services' workers do."""
+    if not path:
+        yield
+        return
+    previous = os.environ.get("ORCHBENCH_HOME")
+    os.environ["ORCHBENCH_HOME"] = path
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("ORCHBENCH_HOME", None)
+        else:
+            os.environ["ORCHBENCH_HOME"] = previous
+
+
+def _timing(t: TaskTry) -> TaskTiming:
+    return TaskTiming(
+        task=t.task_id,
+        try_number=t.try_number,
+        state=t.state or "none",
+        queued_at=t.queued_at,
+        started_at=t.started_at,
+        ended_at=t.ended_at,
+    )
+
+
+class AirflowAdapter(ToolAdapter):
+    name = "airflow"
+    execution_model = "process-per-task"
+    packages = ("apache-airflow",)
+
+    def __init__(
+        self,
+        target: Literal["local", "cluster"] = "local",
+        url: str | None = None,
+        profile: Profile = "defaults",
+        settings: ServiceSettings | None = None,
+    ) -> None:
+        super().__init__(target=target, url=url, profile=profile)
+        if target == "cluster" and not url:
+            raise ValueError("--target cluster needs --url of the Airflow API server")
+        self.settings = settings or ServiceSettings.from_env(profile=profile)
+        self.services = AirflowServices(self.settings)
+        self._run_dags: dict[str, str] = {}  # dag_run_id -> dag_id, for task_timings
+
+    # --- services -----------------------------------------------------------------------
+    def _state(self) -> ServiceState | None:
+        return self.services.state() if self.target == "local" else None
+
+    def start_services(self) -> ServiceInfo | None:
+        if self.target == "cluster":
+            return None
+        state = self.services.start()
+        if state.profile != self.settings.profile:
+            raise ServiceError(
+                f"Airflow in {self.settings.home} is running with profile {state.profile!r}, "
+                f"not {self.settings.profile!r}; stop it first (orchbench airflow down)"
+            )
+        return ServiceInfo(
+            url=state.url,
+            pids=self.services.pids(include_children=True),
+            cold_start_s=state.cold_start_s,
+            profile=self.settings.profile,
+            details={
+                "home": str(self.settings.home),
+                "migrate_s": state.migrate_s,
+                "components": {n: c.pid for n, c in state.components.items()},
+                "cold_start_definition": "airflow db migrate start -> /api/v2/monitor/health "
+                "reports metadatabase, scheduler and dag_processor healthy",
+            },
+        )
+
+    def stop_services(self) -> None:
+        if self.target == "local":
+            self.services.stop()
+
+    def service_pids(self) -> list[int]:
+        return self.services.pids(include_children=True) if self.target == "local" else []
+
+    @contextlib.contextmanager
+    def _running(self) -> Iterator[AirflowClient]:
+        """A client for running services; start them for the duration if they are not up."""
+        started_here = False
+        # SIGTERM/SIGHUP become KeyboardInterrupt, so services started here are stopped.
+        with signals_as_interrupts():
+            if self.target == "local" and not self.services.is_running():
+                self.start_services()
+                started_here = os.environ.get("ORCHBENCH_AIRFLOW_KEEP_SERVICES") != "1"
+            try:
+                with self._client() as client:
+                    yield client
+            finally:
+                if started_here:
+                    self.stop_services()
+
+    def _client(self) -> AirflowClient:
+        if self.target == "cluster":
+            password = os.environ.get("ORCHBENCH_AIRFLOW_PASSWORD")
+            if not password:
+                raise ServiceError(
+                    "--target cluster: set ORCHBENCH_AIRFLOW_PASSWORD (and ORCHBENCH_AIRFLOW_USER "
+                    "if not admin) to log in to the Airflow API"
+                )
+            return AirflowClient(
+                self.url or "",
+                username=os.environ.get("ORCHBENCH_AIRFLOW_USER", "admin"),
+                password=password,
+            )
+        state = self._state()
+        if state is None:
+            raise ServiceError(f"Airflow is not running in {self.settings.home}")
+        return AirflowClient(state.url, airflow_home=self.settings.home)
+
+    # --- the ML pipeline ----------------------------------------------------------------
+    def _load_config(self, config_path: Path, seed: int | None) -> PipelineConfig:
+        state = self._state()
+        with _orchbench_home(state.orchbench_home if state else None):
+            return load_config(config_path, seed=seed)
+
+    def run_pipeline(
+        self,
+        config_path: Path,
+        *,
+        seed: int | None = None,
+        run_id: str | None = None,
+        faults: dict[str, dict[str, Any]] | None = None,
+    ) -> RunRecord:
+        run_id = run_id or new_run_id("airflow")
+        if not SAFE_RUN_ID.match(run_id):
+            raise ValueError(f"run id {run_id!r}: use letters, digits, '.', '_' or '-' only")
+        conf: dict[str, Any] = {"config_path": str(Path(config_path).resolve())}
+        if seed is not None:
+            conf["seed"] = seed
+        if faults:
+            conf["faults"] = faults
+        with self._running() as client:
+            config = self._load_config(config_path, seed)
+            client.wait_for_dag(ML_DAG_ID)
+            triggered_at = datetime.now(UTC)
+            client.trigger(ML_DAG_ID, run_id=run_id, conf=conf)
+            self._run_dags[run_id] = ML_DAG_ID
+            run = client.wait_for_run(ML_DAG_ID, run_id, timeout_s=RUN_TIMEOUT_S)
+            return self._record(client, config, run, triggered_at)
+
+    def _record(
+        self,
+        client: AirflowClient,
+        config: PipelineConfig,
+        run: dict[str, Any],
+        triggered_at: datetime | None,
+    ) -> RunRecord:
+        dag_run_id = run["dag_run_id"]
+        tries = client.run_tries(run["dag_id"], dag_run_id)
+        started, ended = parse_time(run.get("start_date")), parse_time(run.get("end_date"))
+        queued = parse_time(run.get("queued_at"))
+        details: dict[str, Any] = {
+            "dag_id": run["dag_id"],
+            "dag_run_id": dag_run_id,
+            "run_type": run.get("run_type"),
+            "logical_date": run.get("logical_date"),
+            "state": run["state"],
+            "url": client.url,
+            "profile": self._state().profile if self._state() else None,
+            "triggered_at": triggered_at.isoformat() if triggered_at else None,
+            "queued_at": queued.isoformat() if queued else None,
+            "run_started_at": started.isoformat() if started else None,
+            "run_ended_at": ended.isoformat() if ended else None,
+            "trigger_to_end_s": (ended - triggered_at).total_seconds()
+            if ended and triggered_at
+            else None,
+            "tasks": [t.as_dict() for t in tries],
+        }
+        with contextlib.suppress(Exception):
+            details["airflow_version"] = client.request("GET", "/version")["version"]
+        record = collect_run_record(
+            runs_root=config.storage.runs_root,
+            run_id=records_run_id(dag_run_id),
+            tool="airflow",
+            pipeline=run["dag_id"],
+            config_fingerprint=config.ml_fingerprint(),
+            seed=config.seed,
+            status="success" if run["state"] == "success" else "failed",
+            started_at=started,
+            ended_at=ended,
+            tool_details=details,
+        )
+        if "airflow_version" in details:
+            record.versions["apache-airflow"] = details["airflow_version"]
+        if self.target == "local":
+            write_run_record(config.storage.runs_root, record)
+        return record
+
+    def resume_pipeline(self, failed: RunRecord, config_path: Path) -> RunRecord:
+        """Clear the failed tasks of the failed run (and their downstream) and wait; the
+        tasks that succeeded are not run again."""
+        dag_run_id = failed.tool_details.get("dag_run_id", failed.run_id)
+        with self._running() as client:
+            config = self._load_config(config_path, failed.seed)
+            cleared = client.clear_failed_tasks(ML_DAG_ID, dag_run_id)
+            if not cleared:
+                raise ServiceError(f"run {dag_run_id}: no failed task instances to clear")
+            resumed_at = datetime.now(UTC)
+            run = client.wait_for_run(ML_DAG_ID, dag_run_id, timeout_s=RUN_TIMEOUT_S)
+            record = self._record(client, config, run, resumed_at)
+            record.tool_details["cleared_tasks"] = sorted({t["task_id"] for t in cleared})
+            return record
+
+    def backfill(self, config_path: Path, dates: list[date]) -> list[RunRecord]:
+        """One backfill from the first to the last date; the runs whose logical date falls
+        on one of ``dates`` are returned (the cron decides the logical times in between)."""
+        if not dates:
+            return []
+        with self._running() as client:
+            config = self._load_config(config_path, None)
+            client.wait_for_dag(ML_DAG_ID)
+            backfill = client.create_backfill(
+                ML_DAG_ID,
+                min(dates),
+                max(dates),
+                conf={"config_path": str(Path(config_path).resolve())},
+                reprocess_behavior="failed",
+            )
+            client.wait_for_backfill(backfill["id"], timeout_s=RUN_TIMEOUT_S * len(dates))
+            wanted = set(dates)
+            runs = [
+                r
+                for r in client.dag_runs(ML_DAG_ID, run_type=["backfill"])
+                if r.get("logical_date") and parse_time(r["logical_date"]).date() in wanted
+            ]
+            return [self._record(client, config, r, None) for r in runs]
+
+    def task_timings(self, run_id: str) -> list[TaskTiming]:
+        dag_id = self._run_dags.get(run_id, ML_DAG_ID)
+        with self._client() as client:
+            return [_timing(t) for t in client.run_tries(dag_id, run_id)]
+
+    # --- scaling workloads --------------------------------------------------------------
+    def run_workload(self, shape: WorkloadShape, size: int) -> WorkloadResult:
+        if size not in WORKLOAD_SIZES:
+            raise ValueError(
+                f"no Airflow workload DAG of size {size}; pipelines/airflow/orchbench_workloads.py "
+                f"defines sizes {WORKLOAD_SIZES}"
+            )
+        dag_id = workload_dag_id(shape, size)
+        run_id = new_run_id(f"airflow-{shape}{size}")
+        with self._running() as client:
+            client.wait_for_dag(dag_id)
+            triggered_at = datetime.now(UTC)
+            client.trigger(dag_id, run_id=run_id)
+            self._run_dags[run_id] = dag_id
+            run = client.wait_for_run(dag_id, run_id, timeout_s=RUN_TIMEOUT_S, interval_s=0.2)
+            observed = datetime.now(UTC)
+            tries = client.run_tries(dag_id, run_id)
+        return WorkloadResult(
+            shape=shape,
+            size=size,
+            run_id=run_id,
+            status=run["state"],
+            triggered_at=triggered_at,
+            finished_at=parse_time(run.get("end_date")) or observed,
+            tasks=[_timing(t) for t in tries],
+            details={"dag_id": dag_id, "observed_finished_at": observed.isoformat()},
+        )

@@ -1,0 +1,151 @@
+"""``orchbench airflow up|down|status``: the local Airflow services of this checkout.
+
+``up`` runs ``airflow db migrate``, then starts api-server, scheduler and dag-processor as
+separate processes (each in its own process group) with LocalExecutor, and returns once
+``/api/v2/monitor/health`` reports them healthy. They keep running in the background;
+``down`` (from any shell) stops them: SIGTERM, then SIGKILL after a timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from benchmarks.environments import EnvironmentMissing
+from benchmarks.tools.airflow.services import (
+    PROFILES,
+    AirflowServices,
+    ServiceError,
+    ServiceSettings,
+)
+
+app = typer.Typer(
+    help="Local Airflow 3 services (api-server, scheduler, dag-processor; LocalExecutor).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+out = Console()
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        help="AIRFLOW_HOME (default var/airflow, or $ORCHBENCH_AIRFLOW_HOME).",
+        file_okay=False,
+    ),
+]
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(2)
+
+
+def _services(home: Path | None, **overrides: object) -> AirflowServices:
+    try:
+        return AirflowServices(ServiceSettings.from_env(home=home, **overrides))
+    except (ServiceError, ValueError) as exc:
+        _fail(str(exc))
+        raise  # unreachable; keeps type checkers happy
+
+
+@app.command()
+def up(
+    profile: Annotated[
+        str, typer.Option(help=f"Settings profile: {' or '.join(PROFILES)} (see docs/airflow.md).")
+    ] = "defaults",
+    port: Annotated[
+        int | None, typer.Option(help="API server port on 127.0.0.1 (default 8080).")
+    ] = None,
+    home: HomeOption = None,
+    db_url: Annotated[
+        str | None,
+        typer.Option(
+            help="SQLAlchemy URL of the metadata DB (e.g. postgresql+psycopg2://...); "
+            "default SQLite in AIRFLOW_HOME. Env: ORCHBENCH_AIRFLOW_DB_URL."
+        ),
+    ] = None,
+    parallelism: Annotated[
+        int, typer.Option(min=1, help="[core] parallelism: LocalExecutor worker processes.")
+    ] = 2,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Start the services (no-op if they already run) and wait until healthy."""
+    if profile not in PROFILES:
+        _fail(f"--profile {profile!r}: expected one of {', '.join(PROFILES)}")
+    services = _services(home, profile=profile, port=port, db_url=db_url, parallelism=parallelism)
+    try:
+        with err.status("starting Airflow...") as status:
+            state = services.start(on_progress=lambda message: status.update(message))
+    except (ServiceError, EnvironmentMissing) as exc:
+        _fail(str(exc).splitlines()[0] + _log_hint(services))
+    except KeyboardInterrupt:
+        err.print("interrupted: the services that were started have been stopped")
+        raise typer.Exit(130) from None
+    if state.profile != profile:
+        err.print(f"[yellow]note:[/] already running with profile {state.profile!r}")
+    result = {
+        "url": state.url,
+        "profile": state.profile,
+        "home": state.home,
+        "pids": {name: comp.pid for name, comp in state.components.items()},
+        "cold_start_s": round(state.cold_start_s, 2) if state.cold_start_s else None,
+        "migrate_s": state.migrate_s,
+        "password_file": str(services.settings.passwords_file),
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        return
+    out.print(f"Airflow is up at {state.url} (profile {state.profile})")
+    for name, pid in result["pids"].items():
+        out.print(f"  {name:<14} pid {pid}")
+    out.print(f"  cold start {result['cold_start_s']} s (db migrate {state.migrate_s} s)")
+    out.print(f"  login: admin / password in {result['password_file']}")
+    out.print("  stop with: orchbench airflow down")
+
+
+def _log_hint(services: AirflowServices) -> str:
+    return f" (logs: {services.settings.log_file('x').parent})"
+
+
+@app.command()
+def down(home: HomeOption = None) -> None:
+    """Stop the services recorded in AIRFLOW_HOME (works from any shell)."""
+    services = _services(home)
+    try:
+        outcome = services.stop()
+    except ServiceError as exc:
+        _fail(str(exc))
+    for name, how in outcome.items():
+        out.print(f"{name:<14} {how}")
+
+
+@app.command()
+def status(
+    home: HomeOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+) -> None:
+    """Show the components' pids and health. Exit 0 when running and healthy, else 1."""
+    services = _services(home)
+    try:
+        report = services.status()
+    except ServiceError as exc:
+        _fail(str(exc))
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
+    else:
+        out.print(f"home: {report['home']}")
+        out.print(f"url: {report['url'] or '-'} (profile {report['profile'] or '-'})")
+        for name, comp in report["components"].items():
+            state = "running" if comp["running"] else "stopped"
+            out.print(f"  {name:<14} {state:<8} pid {comp['pid'] or '-'}")
+        out.print(f"healthy: {report['healthy']}")
+    running = all(c["running"] for c in report["components"].values())
+    raise typer.Exit(0 if running and report["healthy"] else 1)

@@ -1,0 +1,412 @@
+"""A small client for Airflow 3's REST API v2, over httpx.
+
+Authentication: ``POST /auth/token`` with the simple auth manager's admin password (read
+from ``$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated``) returns a JWT that
+every other call sends as a bearer token; on a 401 the token is fetched again once.
+Every non-2xx answer raises ``AirflowApiError`` naming the method, endpoint, status and
+the start of the body.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from datetime import time as dtime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.tools.airflow.services import admin_password
+
+TERMINAL_RUN_STATES = frozenset({"success", "failed"})
+TERMINAL_TASK_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
+
+
+class AirflowApiError(RuntimeError):
+    def __init__(self, method: str, endpoint: str, status: int, body: str) -> None:
+        self.method = method
+        self.endpoint = endpoint
+        self.status = status
+        self.body = body
+        excerpt = " ".join(body.split())[:500]
+        super().__init__(f"Airflow API {method} {endpoint} -> HTTP {status}: {excerpt}")
+
+
+class AirflowTimeout(TimeoutError):
+    pass
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+@dataclass
+class TaskTry:
+    """One try of one task instance, as the API reports it."""
+
+    task_id: str
+    try_number: int
+    state: str | None
+    queued_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_s: float | None
+    pid: int | None
+
+    @classmethod
+    def from_api(cls, item: dict[str, Any]) -> TaskTry:
+        return cls(
+            task_id=item["task_id"],
+            try_number=item["try_number"],
+            state=item.get("state"),
+            queued_at=parse_time(item.get("queued_when")),
+            started_at=parse_time(item.get("start_date")),
+            ended_at=parse_time(item.get("end_date")),
+            duration_s=item.get("duration"),
+            pid=item.get("pid"),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "try_number": self.try_number,
+            "state": self.state,
+            "queued_at": self.queued_at.isoformat() if self.queued_at else None,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "duration_s": self.duration_s,
+        }
+
+
+class AirflowClient:
+    def __init__(
+        self,
+        url: str,
+        *,
+        username: str = "admin",
+        password: str | None = None,
+        airflow_home: Path | None = None,
+        timeout_s: float = 30.0,
+    ) -> None:
+        if password is None and airflow_home is None:
+            raise ValueError("AirflowClient needs a password or the AIRFLOW_HOME to read it from")
+        self.url = url.rstrip("/")
+        self.username = username
+        self._password = password
+        self._home = airflow_home
+        self._token: str | None = None
+        self._http = httpx.Client(base_url=self.url, timeout=timeout_s, trust_env=False)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> AirflowClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- plumbing ---------------------------------------------------------------------
+    def token(self, refresh: bool = False) -> str:
+        if self._token is None or refresh:
+            password = self._password or admin_password(self._home)  # type: ignore[arg-type]
+            response = self._http.post(
+                "/auth/token", json={"username": self.username, "password": password}
+            )
+            self._check(response, "POST", "/auth/token")
+            self._token = response.json()["access_token"]
+        return self._token
+
+    @staticmethod
+    def _check(response: httpx.Response, method: str, endpoint: str) -> None:
+        if response.is_success:
+            return
+        raise AirflowApiError(method, endpoint, response.status_code, response.text)
+
+    def request(self, method: str, endpoint: str, **kwargs: Any) -> Any:
+        """Call ``/api/v2{endpoint}``; return the decoded JSON (None for 204)."""
+        path = f"/api/v2{endpoint}"
+        try:
+            response = self._http.request(
+                method, path, headers={"Authorization": f"Bearer {self.token()}"}, **kwargs
+            )
+            if response.status_code == 401:  # expired token: fetch a new one, once
+                response = self._http.request(
+                    method,
+                    path,
+                    headers={"Authorization": f"Bearer {self.token(refresh=True)}"},
+                    **kwargs,
+                )
+        except httpx.HTTPError as err:
+            raise AirflowApiError(method, path, 0, f"{type(err).__name__}: {err}") from err
+        self._check(response, method, path)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise AirflowApiError(
+                method, path, response.status_code, f"not JSON: {response.text}"
+            ) from None
+
+    def _paged(self, endpoint: str, key: str, params: dict[str, Any] | None = None) -> list:
+        items: list = []
+        params = dict(params or {})
+        while True:
+            page = self.request(
+                "GET", endpoint, params={**params, "offset": len(items), "limit": 100}
+            )
+            items.extend(page[key])
+            if not page[key] or len(items) >= page.get("total_entries", len(items)):
+                return items
+
+    @staticmethod
+    def wait_until(
+        check: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.5
+    ) -> Any:
+        """Call ``check`` until it returns something truthy; raise AirflowTimeout after
+        ``timeout_s`` naming ``what``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            result = check()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise AirflowTimeout(f"timed out after {timeout_s:.0f} s waiting for {what}")
+            time.sleep(interval_s)
+
+    # --- DAGs ---------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        response = self._http.get("/api/v2/monitor/health")
+        self._check(response, "GET", "/api/v2/monitor/health")
+        return response.json()
+
+    def dag(self, dag_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/dags/{dag_id}")
+
+    def import_errors(self) -> list[dict[str, Any]]:
+        return self._paged("/importErrors", "import_errors")
+
+    def wait_for_dag(self, dag_id: str, timeout_s: float = 180.0) -> dict[str, Any]:
+        """Wait until the dag-processor has parsed and stored ``dag_id``. An import error
+        in any DAG file fails at once with the error text."""
+
+        def parsed() -> dict[str, Any] | None:
+            try:
+                return self.dag(dag_id)
+            except AirflowApiError as err:
+                if err.status != 404:
+                    raise
+            errors = self.import_errors()
+            if errors:
+                detail = "; ".join(f"{e['filename']}: {e['stack_trace'][-400:]}" for e in errors)
+                raise AirflowApiError("GET", "/api/v2/importErrors", 200, detail)
+            return None
+
+        return self.wait_until(parsed, timeout_s, f"DAG {dag_id!r} to be parsed", 1.0)
+
+    def set_paused(self, dag_id: str, paused: bool) -> dict[str, Any]:
+        return self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
+
+    # --- runs ---------------------------------------------------------------------------
+    def trigger(
+        self,
+        dag_id: str,
+        *,
+        run_id: str | None = None,
+        conf: dict[str, Any] | None = None,
+        logical_date: datetime | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "logical_date": logical_date.isoformat() if logical_date else None,
+            "conf": conf or {},
+        }
+        if not run_id:
+            return self.request("POST", f"/dags/{dag_id}/dagRuns", json=body)
+        body["dag_run_id"] = run_id
+
+        def created() -> dict[str, Any] | None:
+            try:
+                return self.dag_run(dag_id, run_id)
+            except AirflowApiError as err:
+                if err.status == 404:
+                    return None
+                raise
+
+        return self._create_on_busy_db(
+            lambda: self.request("POST", f"/dags/{dag_id}/dagRuns", json=body),
+            created,
+            f"run {dag_id}/{run_id}",
+        )
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+
+    def dag_runs(self, dag_id: str, **filters: Any) -> list[dict[str, Any]]:
+        return self._paged(f"/dags/{dag_id}/dagRuns", "dag_runs", filters)
+
+    def wait_for_run(
+        self, dag_id: str, run_id: str, timeout_s: float = 600.0, interval_s: float = 0.5
+    ) -> dict[str, Any]:
+        """Poll until the run is success or failed; return the run."""
+
+        def finished() -> dict[str, Any] | None:
+            run = self.dag_run(dag_id, run_id)
+            return run if run["state"] in TERMINAL_RUN_STATES else None
+
+        return self.wait_until(finished, timeout_s, f"run {dag_id}/{run_id} to finish", interval_s)
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        return self._paged(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", "task_instances")
+
+    def task_tries(self, dag_id: str, run_id: str, task_id: str) -> list[TaskTry]:
+        """Every try of one task (earlier tries from the history table, plus the latest)."""
+        items = self._paged(
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/tries", "task_instances"
+        )
+        return sorted((TaskTry.from_api(i) for i in items), key=lambda t: t.try_number)
+
+    def run_tries(self, dag_id: str, run_id: str) -> list[TaskTry]:
+        """Every try of every task of a run; the latest try from the task instance list."""
+        tries: list[TaskTry] = []
+        for ti in self.task_instances(dag_id, run_id):
+            latest = TaskTry.from_api(ti)
+            earlier = []
+            if ti["try_number"] > 1:
+                earlier = [
+                    t
+                    for t in self.task_tries(dag_id, run_id, ti["task_id"])
+                    if t.try_number < latest.try_number
+                ]
+            tries.extend([*earlier, latest])
+        return sorted(
+            tries, key=lambda t: (t.started_at or datetime.max.replace(tzinfo=UTC), t.task_id)
+        )
+
+    def clear_failed_tasks(
+        self, dag_id: str, run_id: str, task_ids: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Clear the failed task instances of one run (and what depends on them), so the
+        scheduler runs them again; upstream successes are kept."""
+        body: dict[str, Any] = {
+            "dry_run": False,
+            "dag_run_id": run_id,
+            "only_failed": True,
+            "include_downstream": True,
+            "include_upstream": False,
+            "reset_dag_runs": True,
+        }
+        if task_ids:
+            body["task_ids"] = task_ids
+        result = self.request("POST", f"/dags/{dag_id}/clearTaskInstances", json=body)
+        return result.get("task_instances", []) if result else []
+
+    # --- variables ----------------------------------------------------------------------
+    def set_variable(self, key: str, value: str) -> None:
+        try:
+            self.request("PATCH", f"/variables/{key}", json={"key": key, "value": value})
+        except AirflowApiError as err:
+            if err.status != 404:
+                raise
+            self.request("POST", "/variables", json={"key": key, "value": value})
+
+    def delete_variable(self, key: str) -> None:
+        try:
+            self.request("DELETE", f"/variables/{key}")
+        except AirflowApiError as err:
+            if err.status != 404:
+                raise
+
+    # --- assets -------------------------------------------------------------------------
+    def asset_by_name(self, name: str) -> dict[str, Any]:
+        assets = self._paged("/assets", "assets", {"name_pattern": name})
+        exact = [a for a in assets if a["name"] == name]
+        if not exact:
+            raise AirflowApiError("GET", "/api/v2/assets", 404, f"no asset named {name!r}")
+        return exact[0]
+
+    def create_asset_event(self, asset_id: int, extra: dict[str, Any] | None = None) -> dict:
+        return self.request(
+            "POST", "/assets/events", json={"asset_id": asset_id, "extra": extra or {}}
+        )
+
+    # --- backfills ----------------------------------------------------------------------
+    def create_backfill(
+        self,
+        dag_id: str,
+        from_date: date | datetime,
+        to_date: date | datetime,
+        *,
+        conf: dict[str, Any] | None = None,
+        reprocess_behavior: str = "none",
+        max_active_runs: int = 1,
+    ) -> dict[str, Any]:
+        def stamp(value: date | datetime, end: bool) -> str:
+            if not isinstance(value, datetime):
+                value = datetime.combine(value, dtime.max if end else dtime.min, tzinfo=UTC)
+            return value.isoformat()
+
+        body = {
+            "dag_id": dag_id,
+            "from_date": stamp(from_date, end=False),
+            "to_date": stamp(to_date, end=True),
+            "run_backwards": False,
+            "dag_run_conf": conf or {},
+            "reprocess_behavior": reprocess_behavior,
+            "max_active_runs": max_active_runs,
+        }
+        before = {b["id"] for b in self.backfills(dag_id)}
+
+        def created() -> dict[str, Any] | None:
+            new = [b for b in self.backfills(dag_id) if b["id"] not in before]
+            return new[0] if new else None
+
+        return self._create_on_busy_db(
+            lambda: self.request("POST", "/backfills", json=body), created, f"backfill of {dag_id}"
+        )
+
+    def backfills(self, dag_id: str) -> list[dict[str, Any]]:
+        return self._paged("/backfills", "backfills", {"dag_id": dag_id})
+
+    def _create_on_busy_db(
+        self,
+        create: Callable[[], dict[str, Any]],
+        created: Callable[[], dict[str, Any] | None],
+        what: str,
+        timeout_s: float = 120.0,
+    ) -> dict[str, Any]:
+        """POST something, riding out SQLite lock errors.
+
+        On SQLite the API answers 503 ("Database is locked") or 500 ("Database error") when
+        the scheduler holds the write lock at that moment. The failed request may or may not
+        have committed, so before trying again ``created()`` looks for the object.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return create()
+            except AirflowApiError as err:
+                busy = err.status == 503 or (err.status == 500 and "Database error" in err.body)
+                if not busy or time.monotonic() > deadline:
+                    raise
+            time.sleep(1.0)
+            existing = created()
+            if existing:
+                return existing
+
+    def backfill(self, backfill_id: int) -> dict[str, Any]:
+        return self.request("GET", f"/backfills/{backfill_id}")
+
+    def wait_for_backfill(
+        self, backfill_id: int, timeout_s: float = 900.0, interval_s: float = 1.0
+    ) -> dict[str, Any]:
+        def completed() -> dict[str, Any] | None:
+            backfill = self.backfill(backfill_id)
+            return backfill if backfill.get("completed_at") else None
+
+        return self.wait_until(completed, timeout_s, f"backfill {backfill_id}", interval_s)

@@ -1,0 +1,52 @@
+"""The scaling workloads as Airflow DAGs: ``orchbench_chain_{1,10,50}`` and
+``orchbench_fanout_{1,10,50}``, built from ``shared_ml.workloads.workload_graph``.
+
+Each task calls ``shared_ml.workloads.noop``, so a run measures Airflow's own overhead
+(scheduling, process start, state transitions) and nothing else. Triggered manually
+(REST) by the benchmark harness; no schedule.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import DAG, get_current_context, task
+
+from shared_ml.workloads import noop, workload_graph
+
+SIZES = (1, 10, 50)
+SHAPES = ("chain", "fanout")
+
+
+def workload_dag_id(shape: str, size: int) -> str:
+    return f"orchbench_{shape}_{size}"
+
+
+@task(retries=1, retry_delay=timedelta(seconds=1))
+def noop_task() -> dict[str, float]:
+    context = get_current_context()
+    return noop(context["ti"].task_id, context["dag_run"].run_id)
+
+
+def build(shape: str, size: int) -> DAG:
+    graph = workload_graph(shape, size)  # task -> upstream tasks
+    with DAG(
+        dag_id=workload_dag_id(shape, size),
+        description=f"No-op {shape} workload of size {size} (scaling benchmark).",
+        schedule=None,
+        catchup=False,
+        max_active_runs=1,
+        tags=["orchbench", "workload"],
+        default_args={"owner": "orchbench", "retries": 1},
+        doc_md=__doc__,
+    ) as dag:
+        tasks = {name: noop_task.override(task_id=name)() for name in graph}
+        for name, upstream in graph.items():
+            for parent in upstream:
+                tasks[parent] >> tasks[name]
+    return dag
+
+
+for _shape in SHAPES:
+    for _size in SIZES:
+        globals()[workload_dag_id(_shape, _size)] = build(_shape, _size)

@@ -1,0 +1,152 @@
+"""The KubernetesExecutor worker pod, built in code and written to ``pod_template.yaml``.
+
+The committed YAML is what the Airflow Helm chart's ``podTemplate`` value receives (the
+infra program reads the file); ``tests/airflow/test_pod_template.py`` fails when it is
+stale. Regenerate it with::
+
+    .venvs/airflow/bin/python -m pipelines.airflow.pod_template
+
+The pod runs the pinned shared_ml image as a non-root user, with requests and limits, a
+read-only root filesystem and writable scratch volumes. Airflow requires the worker
+container to be called ``base``. Per-step overrides (more memory for ``train``) are the
+``executor_config`` pod overrides below, which the DAG attaches under KubernetesExecutor.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes.client import ApiClient
+from kubernetes.client import models as k8s
+
+IMAGE = "orchbench/shared-ml:0.1.0-airflow"
+KUBERNETES_VERSION = "1.33"  # the schema the template is validated against
+TEMPLATE_PATH = Path(__file__).with_name("pod_template.yaml")
+IMAGE_UID = 50000  # the image's user (Dockerfile) and the Airflow chart's default uid
+IMAGE_GID = 0
+AIRFLOW_HOME = "/opt/airflow"
+ORCHBENCH_WORKDIR = "/home/orchbench/work"
+CHART_CONFIG_MAP = "airflow-config"  # `<release>-config` of the chart, release "airflow"
+ARTIFACT_SECRET = "orchbench-artifacts"  # S3 settings of the artifact store (infra)
+
+DEFAULT_RESOURCES = {
+    "requests": {"cpu": "250m", "memory": "512Mi"},
+    "limits": {"cpu": "1", "memory": "1Gi"},
+}
+# Steps that need more than the default pod: sized for the synthetic benchmark data.
+STEP_RESOURCES = {
+    "train": {
+        "requests": {"cpu": "500m", "memory": "1Gi"},
+        "limits": {"cpu": "2", "memory": "2Gi"},
+    },
+}
+
+
+def _resources(spec: dict[str, dict[str, str]]) -> k8s.V1ResourceRequirements:
+    return k8s.V1ResourceRequirements(requests=dict(spec["requests"]), limits=dict(spec["limits"]))
+
+
+def worker_pod() -> k8s.V1Pod:
+    scratch = [("tmp", "/tmp"), ("airflow-home", AIRFLOW_HOME), ("work", ORCHBENCH_WORKDIR)]
+    return k8s.V1Pod(
+        api_version="v1",
+        kind="Pod",
+        metadata=k8s.V1ObjectMeta(
+            name="orchbench-airflow-task",
+            labels={"app.kubernetes.io/part-of": "orchbench", "orchbench/tool": "airflow"},
+        ),
+        spec=k8s.V1PodSpec(
+            restart_policy="Never",
+            automount_service_account_token=False,  # tasks talk to Airflow's API, not to k8s
+            security_context=k8s.V1PodSecurityContext(
+                run_as_non_root=True,
+                run_as_user=IMAGE_UID,
+                run_as_group=IMAGE_GID,
+                fs_group=IMAGE_GID,
+                seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
+            ),
+            containers=[
+                k8s.V1Container(
+                    name="base",  # KubernetesExecutor runs the task in the container named base
+                    image=IMAGE,
+                    image_pull_policy="IfNotPresent",
+                    working_dir="/opt/orchbench",  # relative config paths resolve here
+                    env=[
+                        k8s.V1EnvVar(name="AIRFLOW_HOME", value=AIRFLOW_HOME),
+                        k8s.V1EnvVar(
+                            name="AIRFLOW__CORE__DAGS_FOLDER",
+                            value="/opt/orchbench/pipelines/airflow",
+                        ),
+                        k8s.V1EnvVar(name="ORCHBENCH_HOME", value=ORCHBENCH_WORKDIR),
+                    ],
+                    env_from=[
+                        k8s.V1EnvFromSource(
+                            secret_ref=k8s.V1SecretEnvSource(name=ARTIFACT_SECRET, optional=True)
+                        )
+                    ],
+                    resources=_resources(DEFAULT_RESOURCES),
+                    security_context=k8s.V1SecurityContext(
+                        allow_privilege_escalation=False,
+                        read_only_root_filesystem=True,
+                        run_as_non_root=True,
+                        capabilities=k8s.V1Capabilities(drop=["ALL"]),
+                    ),
+                    volume_mounts=[
+                        *(k8s.V1VolumeMount(name=name, mount_path=path) for name, path in scratch),
+                        k8s.V1VolumeMount(
+                            name="airflow-config",
+                            mount_path=f"{AIRFLOW_HOME}/airflow.cfg",
+                            sub_path="airflow.cfg",
+                            read_only=True,
+                        ),
+                    ],
+                )
+            ],
+            volumes=[
+                *(
+                    k8s.V1Volume(name=name, empty_dir=k8s.V1EmptyDirVolumeSource(size_limit="1Gi"))
+                    for name, _ in scratch
+                ),
+                k8s.V1Volume(
+                    name="airflow-config",
+                    config_map=k8s.V1ConfigMapVolumeSource(name=CHART_CONFIG_MAP),
+                ),
+            ],
+        ),
+    )
+
+
+def step_pod_override(step: str) -> k8s.V1Pod | None:
+    """``executor_config={"pod_override": ...}`` for a step that needs other resources."""
+    if step not in STEP_RESOURCES:
+        return None
+    return k8s.V1Pod(
+        spec=k8s.V1PodSpec(
+            containers=[k8s.V1Container(name="base", resources=_resources(STEP_RESOURCES[step]))]
+        )
+    )
+
+
+def as_dict(pod: k8s.V1Pod) -> dict[str, Any]:
+    """The pod as a plain manifest (camelCase keys, no nulls)."""
+    return ApiClient().sanitize_for_serialization(pod)
+
+
+def render() -> str:
+    header = (
+        "# Generated by `python -m pipelines.airflow.pod_template`; do not edit by hand.\n"
+        f"# KubernetesExecutor worker pod for the Airflow chart's podTemplate value ({IMAGE}).\n"
+    )
+    return header + yaml.safe_dump(as_dict(worker_pod()), sort_keys=True)
+
+
+def write(path: Path = TEMPLATE_PATH) -> Path:
+    path.write_text(render(), encoding="utf-8")
+    return path
+
+
+if __name__ == "__main__":
+    print(write(Path(sys.argv[1]) if len(sys.argv) > 1 else TEMPLATE_PATH))

@@ -1,0 +1,182 @@
+"""Real Airflow for the whole session: api-server, scheduler and dag-processor on free
+ports in a temporary AIRFLOW_HOME, started and always stopped by the project's own service
+manager (``benchmarks.tools.airflow.services``). Nothing here mocks Airflow.
+
+Settings differ from the defaults only where a test would otherwise wait minutes: the
+``tuned`` profile, plus a task heartbeat timeout of seconds so a SIGKILLed worker is found.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Airflow reads AIRFLOW_HOME when it is first imported (DagBag tests import it in-process):
+# point it at a private folder before any test module does, so ~/airflow is never touched.
+_IN_PROCESS_HOME = Path(tempfile.mkdtemp(prefix="orchbench-airflow-inproc-"))
+os.environ["AIRFLOW_HOME"] = str(_IN_PROCESS_HOME)
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+
+from benchmarks.tools.airflow.client import AirflowClient  # noqa: E402
+from benchmarks.tools.airflow.services import (  # noqa: E402
+    AirflowServices,
+    ServiceSettings,
+    free_port,
+)
+from shared_ml.config import PipelineConfig, load_config  # noqa: E402
+from shared_ml.records import StepRecord, read_step_records  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
+ML_DAG = "orchbench_ml"
+
+# Seconds, not minutes: a killed task must be noticed while the test waits.
+TEST_SETTINGS = {
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "15",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "300",
+}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_IN_PROCESS_HOME, ignore_errors=True)
+
+
+@dataclass
+class AirflowTestInstance:
+    services: AirflowServices
+    client: AirflowClient
+    orchbench_home: Path
+    template_db: Path  # a freshly migrated, empty metadata DB, for more private installs
+    root: Path
+
+    @property
+    def home(self) -> Path:
+        return self.services.settings.home
+
+    def config(self, path: Path = DEFAULT_CONFIG, **overrides: Any) -> PipelineConfig:
+        return load_config(path, **overrides)
+
+    def step_records(self, run_id: str) -> list[StepRecord]:
+        return read_step_records(self.config().storage.runs_root, run_id)
+
+    def registry_index(self) -> dict[str, Any]:
+        config = self.config()
+        path = Path(config.storage.registry_root) / config.name / "index.json"
+        return json.loads(path.read_text()) if path.exists() else {"versions": []}
+
+
+def _snapshot_sqlite(source: Path, target: Path) -> None:
+    """A consistent copy of a SQLite DB, even while it is in use (backup API)."""
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+
+
+@pytest.fixture(scope="session")
+def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowTestInstance]:
+    root = tmp_path_factory.mktemp("airflow-session")
+    orchbench_home = root / "orchbench"
+    orchbench_home.mkdir()
+    previous_home = os.environ.get("ORCHBENCH_HOME")
+    # This process (baseline runs, record reads) and the Airflow workers share one store.
+    os.environ["ORCHBENCH_HOME"] = str(orchbench_home)
+    settings = ServiceSettings(
+        home=root / "airflow_home",
+        port=free_port(),
+        profile="tuned",
+        extra_env={**TEST_SETTINGS, "ORCHBENCH_HOME": str(orchbench_home)},
+        health_timeout_s=300,
+    )
+    services = AirflowServices(settings)
+    try:
+        services.migrate()
+        template_db = root / "template.db"
+        _snapshot_sqlite(settings.home / "airflow.db", template_db)
+        services.start()
+        client = AirflowClient(settings.url, airflow_home=settings.home, timeout_s=60)
+        client.wait_for_dag(ML_DAG, timeout_s=300)
+        yield AirflowTestInstance(services, client, orchbench_home, template_db, root)
+        client.close()
+    finally:
+        services.stop()
+        if previous_home is None:
+            os.environ.pop("ORCHBENCH_HOME", None)
+        else:
+            os.environ["ORCHBENCH_HOME"] = previous_home
+
+
+@pytest.fixture(scope="session")
+def client(airflow: AirflowTestInstance) -> AirflowClient:
+    return airflow.client
+
+
+def run_ml(
+    airflow: AirflowTestInstance,
+    run_id: str,
+    *,
+    faults: dict[str, dict[str, Any]] | None = None,
+    timeout_s: float = 420,
+) -> dict[str, Any]:
+    """Trigger the ML DAG through the REST API and wait until the run ends."""
+    conf: dict[str, Any] = {"config_path": str(DEFAULT_CONFIG)}
+    if faults:
+        conf["faults"] = faults
+    airflow.client.trigger(ML_DAG, run_id=run_id, conf=conf)
+    return airflow.client.wait_for_run(ML_DAG, run_id, timeout_s=timeout_s)
+
+
+# --- a webhook receiver for the notifier ---------------------------------------------
+
+
+@dataclass
+class WebhookReceiver:
+    url: str
+    received: list[dict[str, Any]] = field(default_factory=list)
+    event: threading.Event = field(default_factory=threading.Event)
+
+
+@contextlib.contextmanager
+def start_webhook_receiver() -> Iterator[WebhookReceiver]:
+    """A real HTTP server on 127.0.0.1 (free port) that records every JSON POST."""
+    receiver = WebhookReceiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            receiver.received.append(
+                {
+                    "path": self.path,
+                    "content_type": self.headers.get("Content-Type"),
+                    "json": json.loads(body),
+                }
+            )
+            receiver.event.set()
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/orchbench"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,53 @@
+"""``dag.test()``: the whole ML DAG in one process, no scheduler, no API server."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks.tools.airflow.services import ServiceSettings, airflow_env, free_port
+from shared_ml.records import read_step_records
+from shared_ml.spec import PIPELINE
+from tests.airflow.conftest import DEFAULT_CONFIG, AirflowTestInstance
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = """
+import json, sys
+from pipelines.airflow.orchbench_ml import ml_dag
+from pipelines.airflow.common import records_run_id
+run = ml_dag.test(run_conf=json.loads(sys.argv[1]))
+print("RESULT " + json.dumps({"state": str(run.state), "run_id": records_run_id(run.run_id)}))
+"""
+
+
+def test_dag_test_runs_every_step_in_process(airflow: AirflowTestInstance) -> None:
+    # A private metadata DB (a copy of the freshly migrated one): the running scheduler
+    # must not see, or pick up, this run.
+    home = airflow.root / "dag_test_home"
+    home.mkdir()
+    shutil.copy(airflow.template_db, home / "airflow.db")
+    env = airflow_env(ServiceSettings(home=home, port=free_port()))
+    env["ORCHBENCH_HOME"] = str(airflow.orchbench_home)
+    conf = {"config_path": str(DEFAULT_CONFIG), "seed": 42}
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, json.dumps(conf)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stderr[-3000:]
+    result = json.loads(lines[-1].removeprefix("RESULT "))
+    assert result["state"].endswith("success"), done.stderr[-3000:]
+    records = read_step_records(airflow.config().storage.runs_root, result["run_id"])
+    assert [r.step for r in records] == list(PIPELINE.topological_order)
+    assert all(r.outcome == "success" and r.attempt == 1 for r in records)
+    evaluate = next(r for r in records if r.step == "evaluate")
+    assert evaluate.metadata["prediction_hash"]

@@ -1,0 +1,147 @@
+"""`orchbench airflow up|status|down` as a user runs it: a second, private install."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from benchmarks.tools.airflow.services import COMPONENTS, ServiceState, free_port
+from tests.airflow.conftest import AirflowTestInstance
+
+pytestmark = pytest.mark.slow
+
+
+def _orchbench(*args: str) -> list[str]:
+    return [sys.executable, "-m", "benchmarks.cli", "airflow", *args]
+
+
+def _tree(pids: list[int]) -> list[psutil.Process]:
+    found = {}
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            for proc in [root, *root.children(recursive=True)]:
+                found[proc.pid] = proc
+        except psutil.NoSuchProcess:
+            continue
+    return list(found.values())
+
+
+def _groups_alive(pgids: set[int]) -> list[psutil.Process]:
+    alive = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) in pgids and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            continue
+    return alive
+
+
+@pytest.fixture
+def cli_home(airflow: AirflowTestInstance, tmp_path: Path):
+    """An AIRFLOW_HOME with a freshly migrated DB; always `down` at the end."""
+    home = tmp_path / "airflow_home"
+    home.mkdir()
+    shutil.copy(airflow.template_db, home / "airflow.db")
+    env = {**os.environ, "ORCHBENCH_HOME": str(tmp_path / "orchbench")}
+    yield home, env
+    if (home / "run" / "services.json").exists():  # a failed test left them running
+        subprocess.run(_orchbench("down", "--home", str(home)), env=env, timeout=120, check=False)
+
+
+def test_up_status_down_leaves_no_orphans(cli_home) -> None:
+    home, env = cli_home
+    port = free_port()
+    state_file = home / "run" / "services.json"
+
+    # 1. `up` interrupted half-way (Ctrl-C) stops what it had started.
+    starting = subprocess.Popen(
+        _orchbench("up", "--home", str(home), "--port", str(port)),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        state = ServiceState.load(state_file) if state_file.exists() else None
+        if state and len(state.components) == len(COMPONENTS):
+            break
+        assert starting.poll() is None, "up exited before starting the components"
+        time.sleep(0.2)
+    else:
+        pytest.fail("up did not start the three components within 180 s")
+    interrupted_pids = [c.pid for c in state.components.values()]
+    starting.send_signal(signal.SIGINT)
+    assert starting.wait(timeout=120) == 130
+    assert not _groups_alive(set(interrupted_pids)), "orphans after an interrupted up"
+    assert not state_file.exists()
+
+    # 2. A normal `up`, `status`, `down` cycle.
+    up = subprocess.run(
+        _orchbench("up", "--home", str(home), "--port", str(port), "--profile", "tuned", "--json"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    assert up.returncode == 0, up.stderr[-2000:]
+    started = json.loads(up.stdout)
+    assert started["url"] == f"http://127.0.0.1:{port}" and started["profile"] == "tuned"
+    assert set(started["pids"]) == set(COMPONENTS)
+    pids = list(started["pids"].values())
+    everything = _tree(pids)
+    assert len(everything) >= len(COMPONENTS)
+    for proc in everything:  # every process listens on 127.0.0.1 only
+        try:
+            listening = [
+                c for c in proc.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN
+            ]
+        except psutil.NoSuchProcess:  # a short-lived child (a parse, a task) already ended
+            continue
+        for conn in listening:
+            assert conn.laddr.ip in ("127.0.0.1", "::1"), (proc.pid, conn)
+
+    status = subprocess.run(
+        _orchbench("status", "--home", str(home), "--json"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert json.loads(status.stdout)["healthy"] is True
+
+    down = subprocess.run(
+        _orchbench("down", "--home", str(home)),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert down.returncode == 0, down.stderr
+    _gone, alive = psutil.wait_procs(everything, timeout=10)
+    assert not alive, f"orphans after down: {[p.pid for p in alive]}"
+    assert not _groups_alive(set(pids))
+
+    after = subprocess.run(
+        _orchbench("status", "--home", str(home)),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert after.returncode == 1
