@@ -1,0 +1,429 @@
+"""Prefect 3 behind the orchbench adapter interface.
+
+Runs in the core environment (no Prefect installed): the flow runs either
+
+- ``in-process`` (default): ``python -m pipelines.prefect.run`` in ``.venvs/prefect``, the
+  flow executing in that subprocess and reporting to the server; or
+- ``deployment``: a flow run of the ``orchbench-ml/orchbench-ml`` deployment created through
+  the REST API and picked up by the process worker.
+
+Either way the orchbench run id is the flow run's ``run_id`` parameter (and its name), the
+steps write their records under it, and the run record is assembled from those records
+(``collect_run_record``) with Prefect's own task-run timings in ``tool_details``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from benchmarks.environments import tool_bin, tool_env
+from benchmarks.tools.base import ServiceInfo, TaskTiming, ToolAdapter, WorkloadResult
+from benchmarks.tools.prefect.client import PrefectClient, parse_time
+from benchmarks.tools.prefect.services import PrefectServices, ServicesState, prefect_env
+from shared_ml.config import PipelineConfig, load_config
+from shared_ml.records import RunRecord, collect_run_record, write_run_record
+from shared_ml.runner import new_run_id
+from shared_ml.spec import PIPELINE
+
+FLOW_NAME = "orchbench-ml"
+DEPLOYMENT_NAME = "orchbench-ml"
+RUN_TIMEOUT_S = 600.0
+Mode = Literal["in-process", "deployment"]
+
+
+class PrefectRunError(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def _orchbench_home() -> Iterator[None]:
+    """Resolve configs against the same ORCHBENCH_HOME the tool processes get."""
+    previous = os.environ.get("ORCHBENCH_HOME")
+    os.environ["ORCHBENCH_HOME"] = tool_env()["ORCHBENCH_HOME"]
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("ORCHBENCH_HOME", None)
+        else:
+            os.environ["ORCHBENCH_HOME"] = previous
+
+
+def load_resolved_config(config_path: Path | str, seed: int | None = None) -> PipelineConfig:
+    with _orchbench_home():
+        return load_config(config_path, seed=seed)
+
+
+def raw_config(config_path: Path | str, seed: int | None = None) -> dict[str, Any]:
+    """The config as written (storage paths relative), for a deployment's parameters."""
+    load_resolved_config(config_path, seed)  # validate first
+    text = Path(config_path).read_text(encoding="utf-8")
+    data = (json.loads(text) if str(config_path).endswith(".json") else yaml.safe_load(text)) or {}
+    if seed is not None:
+        data["seed"] = seed
+    return data
+
+
+class PrefectAdapter(ToolAdapter):
+    name = "prefect"
+    execution_model = "in-process"
+    packages = ("prefect",)
+
+    def __init__(
+        self,
+        target: Literal["local", "cluster"] = "local",
+        url: str | None = None,
+        profile: Literal["defaults", "tuned"] = "defaults",
+        *,
+        home: Path | str | None = None,
+        mode: Mode = "in-process",
+        port: int | None = None,
+    ) -> None:
+        super().__init__(target=target, url=url, profile=profile)
+        if mode not in ("in-process", "deployment"):
+            raise ValueError(f"mode {mode!r}: expected in-process or deployment")
+        if target == "cluster" and not url:
+            raise ValueError("--target cluster needs --url, the Prefect API URL of the cluster")
+        self.mode: Mode = "deployment" if target == "cluster" else mode
+        self.services = PrefectServices(home)
+        self.port = port
+        self.started_services = False
+        self._flow_runs: dict[str, str] = {}  # orchbench run id -> latest flow run id
+
+    # --- services -----------------------------------------------------------------
+    def start_services(self) -> ServiceInfo:
+        state = self.services.up(port=self.port, profile=self.profile)
+        self.started_services = True
+        return self._service_info(state)
+
+    def _service_info(self, state: ServicesState) -> ServiceInfo:
+        return ServiceInfo(
+            url=state.url,
+            pids=self.services.pids(state),
+            cold_start_s=state.cold_start_s,
+            profile=state.profile,  # type: ignore[arg-type]
+            details={
+                "home": state.home,
+                "worker_ready_s": state.worker_ready_s,
+                "database": state.database,
+                "processes": {e.name: e.pid for e in state.processes},
+            },
+        )
+
+    def restart_services(self) -> None:
+        """Restart the Prefect server (same port, same database) while runs may be in
+        flight; the worker and any flow-run process keep running and reconnect."""
+        self.services.restart_server()
+
+    def stop_services(self) -> None:
+        self.services.down()
+
+    def service_pids(self) -> list[int]:
+        return self.services.pids()
+
+    def api_url(self) -> str:
+        """The API to use: ``--url``, else the running local services, else start them."""
+        if self.url:
+            return (
+                self.url.rstrip("/")
+                if self.url.rstrip("/").endswith("/api")
+                else (self.url.rstrip("/") + "/api")
+            )
+        state = self.services.read_state()
+        if state is None or not self.services.healthy(state):
+            if state is not None:
+                self.services.down()  # stale: a crashed server, a dead worker
+            state = self.services.up(port=self.port, profile=self.profile)
+            self.started_services = True
+        return state.api_url
+
+    def client(self) -> PrefectClient:
+        return PrefectClient(self.api_url())
+
+    def _env(self, api_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = prefect_env(self.services.home, api_url, self.profile)
+        env.update(extra or {})
+        return env
+
+    # --- the ML pipeline ----------------------------------------------------------
+    def run_pipeline(
+        self,
+        config_path: Path,
+        *,
+        seed: int | None = None,
+        run_id: str | None = None,
+        faults: dict[str, dict[str, Any]] | None = None,
+    ) -> RunRecord:
+        run_id = run_id or new_run_id("prefect")
+        config = load_resolved_config(config_path, seed)
+        api_url = self.api_url()
+        triggered = datetime.now(UTC)
+        if self.mode == "deployment":
+            flow_run_id = self._run_deployment(config_path, seed, run_id, faults, api_url)
+        else:
+            flow_run_id = self._run_in_process(config_path, seed, run_id, faults, api_url)
+        return self._record(config, run_id, flow_run_id, triggered, api_url)
+
+    def _run_in_process(
+        self,
+        config_path: Path,
+        seed: int | None,
+        run_id: str,
+        faults: dict[str, dict[str, Any]] | None,
+        api_url: str,
+    ) -> str:
+        command = [str(tool_bin("prefect", "python")), "-m", "pipelines.prefect.run", "pipeline"]
+        command += ["--config", str(Path(config_path).resolve()), "--run-id", run_id]
+        if seed is not None:
+            command += ["--seed", str(seed)]
+        if faults:
+            command += ["--faults", json.dumps(faults)]
+        return self._run_subprocess(command, api_url)["flow_run_id"]
+
+    def _run_subprocess(self, command: list[str], api_url: str) -> dict[str, Any]:
+        env = self._env(api_url)
+        try:
+            done = subprocess.run(
+                command,
+                env=env,
+                cwd=env["ORCHBENCH_HOME"],
+                capture_output=True,
+                text=True,
+                timeout=RUN_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise PrefectRunError(f"{' '.join(command[1:4])} took over {RUN_TIMEOUT_S} s") from None
+        lines = done.stdout.strip().splitlines()
+        if done.returncode not in (0, 1) or not lines or not lines[-1].startswith("{"):
+            raise PrefectRunError(
+                f"prefect flow process exited {done.returncode}: {done.stderr.strip()[-2000:]}"
+            )
+        return json.loads(lines[-1])
+
+    def _deployment_id(self, client: PrefectClient) -> str:
+        return client.read_deployment(FLOW_NAME, DEPLOYMENT_NAME)["id"]
+
+    def _run_deployment(
+        self,
+        config_path: Path,
+        seed: int | None,
+        run_id: str,
+        faults: dict[str, dict[str, Any]] | None,
+        api_url: str,
+        *,
+        logical_date: date | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        parameters: dict[str, Any] = {"config": raw_config(config_path, seed), "run_id": run_id}
+        if faults:
+            parameters["faults"] = faults
+        if logical_date:
+            parameters["logical_date"] = logical_date.isoformat()
+        with PrefectClient(api_url) as client:
+            flow_run = client.create_flow_run_from_deployment(
+                self._deployment_id(client),
+                parameters=parameters,
+                name=run_id,
+                idempotency_key=idempotency_key,
+                tags=["orchbench"] + (["backfill"] if logical_date else []),
+            )
+            client.wait_for_flow_run(flow_run["id"], timeout_s=RUN_TIMEOUT_S)
+        return flow_run["id"]
+
+    def _record(
+        self,
+        config: PipelineConfig,
+        run_id: str,
+        flow_run_id: str,
+        triggered: datetime,
+        api_url: str,
+        extra: dict[str, Any] | None = None,
+    ) -> RunRecord:
+        self._flow_runs[run_id] = flow_run_id
+        with PrefectClient(api_url) as client:
+            flow_run = client.wait_for_flow_run(flow_run_id, timeout_s=RUN_TIMEOUT_S)
+            # A crashed run may never report its last task runs: don't wait for them.
+            crashed = flow_run["state"]["type"] != "COMPLETED"
+            task_runs = (
+                client.read_task_runs(flow_run_id)
+                if crashed
+                else client.wait_for_task_runs(flow_run_id, expected=len(PIPELINE.steps))
+            )
+            # Scheduled -> Pending is the worker's pick-up; Pending -> Running is the flow-run
+            # process starting (deployment runs only; in-process runs start Running).
+            states = [
+                {"type": st["type"], "name": st["name"], "timestamp": st["timestamp"]}
+                for st in client.read_flow_run_states(flow_run_id)
+            ]
+        state = flow_run["state"]
+        ended = parse_time(flow_run.get("end_time")) or datetime.now(UTC)
+        details = {
+            "mode": self.mode,
+            "profile": self.profile,
+            "api_url": api_url,
+            "flow_run_id": flow_run_id,
+            "flow_run_name": flow_run.get("name"),
+            "flow_run_state": {
+                "type": state["type"],
+                "name": state["name"],
+                "message": state.get("message"),
+            },
+            "flow_run_start": flow_run.get("start_time"),
+            "flow_run_end": flow_run.get("end_time"),
+            "trigger_to_terminal_s": round((ended - triggered).total_seconds(), 3),
+            "flow_run_states": states,
+            "task_runs": [summarize_task_run(t) for t in task_runs],
+            "cached_steps": sorted(t["name"] for t in task_runs if _state_name(t) == "Cached"),
+            **(extra or {}),
+        }
+        record = collect_run_record(
+            runs_root=config.storage.runs_root,
+            run_id=run_id,
+            tool=self.name,
+            pipeline=PIPELINE.name,
+            config_fingerprint=config.ml_fingerprint(),
+            seed=config.seed,
+            status="success" if state["type"] == "COMPLETED" else "failed",
+            started_at=triggered,
+            ended_at=ended,
+            tool_packages=(),
+            tool_details=details,
+        )
+        with contextlib.suppress(Exception), PrefectClient(api_url) as client:
+            record.versions["prefect-server"] = client.server_version()
+        write_run_record(config.storage.runs_root, record)
+        return record
+
+    def resume_pipeline(self, failed: RunRecord, config_path: Path) -> RunRecord:
+        """Run again under the same orchbench run id, without faults: the steps that
+        completed come from Prefect's result cache, the rest re-execute."""
+        record = self.run_pipeline(config_path, seed=failed.seed, run_id=failed.run_id)
+        record.tool_details["resumed_from_flow_run"] = failed.tool_details.get("flow_run_id")
+        record.tool_details["executed_steps"] = sorted(
+            t["name"] for t in record.tool_details["task_runs"] if t["state"] == "Completed"
+        )
+        config = load_resolved_config(config_path, failed.seed)
+        write_run_record(config.storage.runs_root, record)
+        return record
+
+    def backfill(self, config_path: Path, dates: list[date]) -> list[RunRecord]:
+        """One deployment flow run per date (``logical_date`` parameter, scheduled at that
+        date). Idempotent: each date has an idempotency key and a fixed run id, so asking
+        again returns the same flow run, and the registry returns the existing version."""
+        config = load_resolved_config(config_path)
+        api_url = self.api_url()
+        with PrefectClient(api_url) as client:
+            deployment_id = self._deployment_id(client)
+            created = []
+            for day in dates:
+                run_id = f"prefect-backfill-{day.isoformat()}-{config.ml_fingerprint()[:8]}"
+                flow_run = client.create_flow_run_from_deployment(
+                    deployment_id,
+                    parameters={
+                        "config": raw_config(config_path),
+                        "run_id": run_id,
+                        "logical_date": day.isoformat(),
+                    },
+                    name=run_id,
+                    idempotency_key=f"orchbench-backfill/{run_id}",
+                    scheduled_time=datetime(day.year, day.month, day.day, tzinfo=UTC),
+                    tags=["orchbench", "backfill"],
+                )
+                created.append((day, run_id, flow_run["id"], datetime.now(UTC)))
+        return [
+            self._record(
+                config,
+                run_id,
+                flow_run_id,
+                triggered,
+                api_url,
+                {"logical_date": day.isoformat(), "backfill": True},
+            )
+            for day, run_id, flow_run_id, triggered in created
+        ]
+
+    # --- scaling workloads and timings --------------------------------------------
+    def run_workload(self, shape: str, size: int) -> WorkloadResult:
+        run_id = new_run_id(f"prefect-{shape}{size}")
+        api_url = self.api_url()
+        runs_root = str(Path(tool_env()["ORCHBENCH_HOME"]) / "var" / "runs")
+        command = [str(tool_bin("prefect", "python")), "-m", "pipelines.prefect.run", "workload"]
+        command += ["--shape", shape, "--size", str(size), "--run-id", run_id]
+        command += ["--runs-root", runs_root]
+        triggered = datetime.now(UTC)
+        summary = self._run_subprocess(command, api_url)
+        self._flow_runs[run_id] = summary["flow_run_id"]
+        expected = size if shape == "chain" else size + 2
+        with PrefectClient(api_url) as client:
+            flow_run = client.wait_for_flow_run(summary["flow_run_id"])
+            task_runs = client.wait_for_task_runs(summary["flow_run_id"], expected=expected)
+        return WorkloadResult(
+            shape=shape,  # type: ignore[arg-type]
+            size=size,
+            run_id=run_id,
+            status=flow_run["state"]["type"].lower(),
+            triggered_at=triggered,
+            finished_at=parse_time(flow_run.get("end_time")) or datetime.now(UTC),
+            tasks=[to_task_timing(t) for t in task_runs],
+            details={
+                "flow_run_id": summary["flow_run_id"],
+                "process_seconds": summary["process_ended"] - summary["process_started"],
+                "mode": "in-process",
+            },
+        )
+
+    def task_timings(self, run_id: str) -> list[TaskTiming]:
+        """Task-run timings of the latest flow run for an orchbench run id (or a flow run id)."""
+        with self.client() as client:
+            flow_run_id = self._flow_runs.get(run_id)
+            if flow_run_id is None:
+                runs = client.read_flow_runs(names=[run_id], limit=1)
+                flow_run_id = runs[0]["id"] if runs else run_id
+            return [to_task_timing(t) for t in client.read_task_runs(flow_run_id)]
+
+
+def _state_name(task_run: dict[str, Any]) -> str | None:
+    return (task_run.get("state") or {}).get("name")
+
+
+def summarize_task_run(task_run: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": task_run["name"],
+        "id": task_run["id"],
+        "state": _state_name(task_run),
+        "state_type": (task_run.get("state") or {}).get("type"),
+        "run_count": task_run.get("run_count"),
+        "expected_start_time": task_run.get("expected_start_time"),
+        "start_time": task_run.get("start_time"),
+        "end_time": task_run.get("end_time"),
+        "total_run_time_s": task_run.get("total_run_time"),
+        "upstream": sorted(
+            {
+                i["id"]
+                for inputs in (task_run.get("task_inputs") or {}).values()
+                for i in inputs
+                if i.get("input_type") == "task_run"
+            }
+        ),
+    }
+
+
+def to_task_timing(task_run: dict[str, Any]) -> TaskTiming:
+    return TaskTiming(
+        task=task_run["name"],
+        try_number=task_run.get("run_count") or 0,
+        state=_state_name(task_run) or "unknown",
+        queued_at=parse_time(task_run.get("expected_start_time")),
+        started_at=parse_time(task_run.get("start_time")),
+        ended_at=parse_time(task_run.get("end_time")),
+    )

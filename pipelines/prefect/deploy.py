@@ -1,0 +1,131 @@
+"""Register the work pool and the deployment of the ML flow on the server at
+``$PREFECT_API_URL``.
+
+    python -m pipelines.prefect.deploy --config configs/default.yaml [--pool orchbench-process]
+
+The deployment ``orchbench-ml/orchbench-ml``:
+
+- runs on a *process* work pool (a ``prefect worker start --pool ... --type process``
+  starts each flow run as a subprocess of the worker);
+- finds the flow by module path (``pipelines.prefect.flow.ml_pipeline``), so any
+  environment where the project is installed can run it (the worker's venv, the
+  ``orchbench/shared-ml`` image on Kubernetes) without pulling code;
+- has the config's cron ``schedule`` (UTC), when it sets one;
+- has an event trigger: every ``orchbench.data.updated`` event starts a run;
+- takes the config as its default ``config`` parameter (storage paths stay relative, so
+  the worker's ``$ORCHBENCH_HOME`` decides where artifacts go).
+
+Prints a JSON line ``{"deployment_id", "deployment", "work_pool"}``. Idempotent: running it
+again updates the same deployment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_POOL = "orchbench-process"
+DEPLOYMENT_NAME = "orchbench-ml"
+DATA_UPDATED_EVENT = "orchbench.data.updated"
+
+
+def raw_config(path: str) -> dict[str, Any]:
+    """The config file as written (validated, but with storage paths left relative)."""
+    from shared_ml.config import load_config
+
+    load_config(path)  # fail early, naming the offending key
+    text = Path(path).read_text(encoding="utf-8")
+    return (json.loads(text) if path.endswith(".json") else yaml.safe_load(text)) or {}
+
+
+def ensure_process_pool(name: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+    from prefect.workers.process import ProcessWorker
+
+    with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
+        client.create_work_pool(
+            WorkPoolCreate(
+                name=name,
+                type="process",
+                base_job_template=ProcessWorker.get_default_base_job_template(),
+                description="orchbench: flow runs as subprocesses of a local worker",
+            )
+        )
+
+
+def deploy_pipeline(config_path: str, pool: str, name: str = DEPLOYMENT_NAME) -> str:
+    from prefect import deploy
+    from prefect.events import DeploymentEventTrigger
+    from prefect.schedules import Cron
+    from prefect.types.entrypoint import EntrypointType
+
+    from pipelines.prefect.flow import ml_pipeline
+
+    config = raw_config(config_path)
+    schedule = config.get("schedule")
+    deployment = ml_pipeline.to_deployment(
+        name=name,
+        entrypoint_type=EntrypointType.MODULE_PATH,
+        schedules=[Cron(schedule, timezone="UTC")] if schedule else None,
+        parameters={"config": config},
+        triggers=[
+            DeploymentEventTrigger(
+                name="on-data-updated",
+                expect={DATA_UPDATED_EVENT},
+                match={"prefect.resource.id": "orchbench.*"},
+            )
+        ],
+        tags=["orchbench"],
+        description=f"orchbench ML pipeline, config {config_path}",
+    )
+    ensure_process_pool(pool)
+    ids = deploy(
+        deployment,
+        work_pool_name=pool,
+        build=False,
+        push=False,
+        print_next_steps_message=False,
+        ignore_warnings=True,
+    )
+    return str(ids[0])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.prefect.deploy")
+    parser.add_argument("--config", default="configs/default.yaml")
+    parser.add_argument("--pool", default=DEFAULT_POOL)
+    parser.add_argument("--name", default=DEPLOYMENT_NAME)
+    args = parser.parse_args(argv)
+    if not os.environ.get("PREFECT_API_URL"):
+        print("error: PREFECT_API_URL is not set", file=sys.stderr)
+        return 2
+    from shared_ml.config import ConfigError
+
+    try:
+        deployment_id = deploy_pipeline(args.config, args.pool, args.name)
+    except ConfigError as err:
+        print(f"error: invalid config: {err}", file=sys.stderr)
+        return 2
+    print(
+        json.dumps(
+            {
+                "deployment_id": deployment_id,
+                "deployment": f"orchbench-ml/{args.name}",
+                "work_pool": args.pool,
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

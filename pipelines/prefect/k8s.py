@@ -1,0 +1,131 @@
+"""The Kubernetes work pool for cluster mode: its base job template, generated here.
+
+    python -m pipelines.prefect.k8s write   # regenerate k8s-base-job-template.json
+    python -m pipelines.prefect.k8s check   # exit 1 if the committed file is stale or invalid
+
+Starts from prefect-kubernetes' default template and changes only what orchbench needs:
+
+- the image defaults to ``orchbench/shared-ml:0.1.0-prefect`` (shared_ml + pipelines + Prefect;
+  the flow is found by module path, so no code is pulled at run time);
+- the pod runs as non-root (uid 50000, gid 0: the image's user), no privilege escalation,
+  all capabilities dropped, the runtime's default seccomp profile;
+- CPU and memory requests and limits have defaults (variables, so a deployment can override);
+- ``completions``/``parallelism`` sit in the Job spec: the upstream default puts them in the
+  pod spec, which a strict schema check rejects as unknown fields.
+
+``rendered_job_manifest`` fills the template with its defaults exactly as the worker would,
+so a test can validate the result offline as a Kubernetes object (``kubernetes_validate``,
+strict, pinned ``K8S_VERSION``). infra's Pulumi code reads the committed JSON for the
+prefect-worker chart.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+IMAGE = "orchbench/shared-ml:0.1.0-prefect"
+K8S_VERSION = "1.33"
+POOL_NAME = "orchbench-kubernetes"
+TEMPLATE_PATH = Path(__file__).with_name("k8s-base-job-template.json")
+RUN_AS_USER = 50000
+RESOURCE_DEFAULTS = {
+    "cpu_request": "250m",
+    "cpu_limit": "1",
+    "memory_request": "512Mi",
+    "memory_limit": "1Gi",
+}
+
+
+def base_job_template() -> dict[str, Any]:
+    from prefect_kubernetes.worker import KubernetesWorker
+
+    template = copy.deepcopy(KubernetesWorker.get_default_base_job_template())
+    variables = template["variables"]["properties"]
+    variables["image"]["default"] = IMAGE
+    variables["image_pull_policy"]["default"] = "IfNotPresent"
+    variables["env"]["default"] = {"ORCHBENCH_HOME": "/home/orchbench"}
+    for name, value in RESOURCE_DEFAULTS.items():
+        variables[name]["default"] = value
+
+    job = template["job_configuration"]["job_manifest"]
+    pod = job["spec"]["template"]["spec"]
+    job["spec"]["completions"] = pod.pop("completions", 1)
+    job["spec"]["parallelism"] = pod.pop("parallelism", 1)
+    pod["securityContext"] = {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_USER,
+        "runAsGroup": 0,
+        "fsGroup": 0,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    container = pod["containers"][0]
+    container["securityContext"] = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    return template
+
+
+def template_json() -> str:
+    return json.dumps(base_job_template(), indent=2, sort_keys=True) + "\n"
+
+
+def rendered_job_manifest(template: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The Job the worker would submit for a flow run, with the template's defaults."""
+    import asyncio
+    from uuid import uuid4
+
+    from prefect.client.schemas.objects import FlowRun
+    from prefect_kubernetes.worker import KubernetesWorkerJobConfiguration
+
+    template = template or base_job_template()
+    # The worker's own code path. The template references no blocks or Prefect variables,
+    # so the client is never used: a placeholder keeps this offline.
+    configuration = asyncio.run(
+        KubernetesWorkerJobConfiguration.from_template_and_values(template, {}, client=_NO_CLIENT)
+    )
+    flow_run = FlowRun(id=uuid4(), name="orchbench-example", flow_id=uuid4())
+    configuration.prepare_for_flow_run(flow_run)
+    return configuration.job_manifest
+
+
+class _NoClient:
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"rendering the job template tried to call the Prefect API ({name})")
+
+
+_NO_CLIENT: Any = _NoClient()
+
+
+def validate_manifest(manifest: dict[str, Any], k8s_version: str = K8S_VERSION) -> None:
+    """Raise ``kubernetes_validate.ValidationError`` unless the manifest is a valid
+    Kubernetes object of ``k8s_version`` (strict: unknown fields are errors)."""
+    import kubernetes_validate
+
+    kubernetes_validate.validate(manifest, k8s_version, strict=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    command = (argv if argv is not None else sys.argv[1:]) or ["check"]
+    if command[0] == "write":
+        TEMPLATE_PATH.write_text(template_json(), encoding="utf-8")
+        print(f"wrote {TEMPLATE_PATH}")
+        return 0
+    if command[0] == "check":
+        committed = TEMPLATE_PATH.read_text(encoding="utf-8") if TEMPLATE_PATH.exists() else ""
+        if committed != template_json():
+            print(f"{TEMPLATE_PATH} is stale: run `python -m pipelines.prefect.k8s write`")
+            return 1
+        validate_manifest(rendered_job_manifest(json.loads(committed)))
+        print(f"{TEMPLATE_PATH} is fresh and renders a valid Kubernetes {K8S_VERSION} Job")
+        return 0
+    print(f"unknown command {command[0]!r}; expected write or check", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

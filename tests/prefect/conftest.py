@@ -1,0 +1,64 @@
+"""One real Prefect server + process worker for the whole session, started by orchbench's
+own service manager on a free port with a temporary Prefect home and ORCHBENCH_HOME, and
+always stopped (process groups, SIGTERM then SIGKILL) at the end."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from benchmarks.environments import REPO_ROOT
+from benchmarks.tools.prefect.adapter import PrefectAdapter
+from benchmarks.tools.prefect.client import PrefectClient
+from benchmarks.tools.prefect.services import HOME_ENV, PrefectServices, ServicesState, free_port
+
+
+@pytest.fixture(scope="session")
+def orchbench_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Artifacts, registry, run records and Prefect results of this session only."""
+    home = tmp_path_factory.mktemp("orchbench-home")
+    saved = {k: os.environ.get(k) for k in ("ORCHBENCH_HOME", HOME_ENV, "ORCHBENCH_WEBHOOK_URL")}
+    os.environ["ORCHBENCH_HOME"] = str(home)
+    os.environ[HOME_ENV] = str(home / "prefect")
+    os.environ.pop("ORCHBENCH_WEBHOOK_URL", None)
+    yield home
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def config_path() -> Path:
+    """The default config (its cron schedule becomes the deployment's schedule)."""
+    return REPO_ROOT / "configs" / "default.yaml"
+
+
+@pytest.fixture(scope="session")
+def services(orchbench_home: Path, config_path: Path) -> Iterator[ServicesState]:
+    manager = PrefectServices(orchbench_home / "prefect")
+    try:
+        state = manager.up(port=free_port(), profile="tuned", deploy_config=str(config_path))
+        yield state
+    finally:
+        manager.down()
+
+
+@pytest.fixture(scope="session")
+def client(services: ServicesState) -> Iterator[PrefectClient]:
+    with PrefectClient(services.api_url) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def adapter(services: ServicesState, orchbench_home: Path) -> PrefectAdapter:
+    return PrefectAdapter(profile="tuned", home=orchbench_home / "prefect")
+
+
+@pytest.fixture(scope="session")
+def deployment_adapter(services: ServicesState, orchbench_home: Path) -> PrefectAdapter:
+    return PrefectAdapter(profile="tuned", home=orchbench_home / "prefect", mode="deployment")

@@ -1,0 +1,40 @@
+"""The no-op scaling workload flow and the adapter's service/timing accessors."""
+
+from __future__ import annotations
+
+from benchmarks.tools.prefect.adapter import PrefectAdapter
+from benchmarks.tools.prefect.client import PrefectClient, task_graph
+from benchmarks.tools.prefect.services import ServicesState
+from shared_ml.workloads import workload_graph
+
+
+def test_fanout_workload_follows_the_workload_graph(
+    adapter: PrefectAdapter, client: PrefectClient
+) -> None:
+    result = adapter.run_workload("fanout", 3)
+    assert result.status == "completed"
+    expected = {(up, name) for name, ups in workload_graph("fanout", 3).items() for up in ups}
+    task_runs = client.read_task_runs(result.details["flow_run_id"])
+    assert task_graph(task_runs) == expected
+    timings = adapter.task_timings(result.run_id)
+    assert sorted(t.task for t in timings) == sorted(workload_graph("fanout", 3))
+    assert all(t.started_at and t.ended_at and t.state == "Completed" for t in timings)
+
+
+def test_service_pids_cover_server_and_worker(
+    adapter: PrefectAdapter, services: ServicesState
+) -> None:
+    pids = adapter.service_pids()
+    assert {e.pid for e in services.processes} <= set(pids)
+
+
+def test_restart_services_brings_the_server_back_and_keeps_the_worker(
+    adapter: PrefectAdapter, client: PrefectClient, services: ServicesState
+) -> None:
+    before = {e.name: e.pid for e in adapter.services.read_state().processes}
+    adapter.restart_services()
+    after = {e.name: e.pid for e in adapter.services.read_state().processes}
+    assert client.healthy()
+    assert after["server"] != before["server"]
+    assert after["worker"] == before["worker"]
+    assert after["worker"] in adapter.service_pids()
