@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.environments import EnvironmentMissing
-from benchmarks.tools import TOOLS, get_adapter
+from benchmarks.tools import TOOLS, default_url, get_adapter
 from shared_ml.config import load_config
 from shared_ml.errors import ConfigError
 from shared_ml.preflight import preflight
@@ -122,7 +122,7 @@ def run(
     except ConfigError as err:
         fail(f"invalid config: {err}", 2)
     try:
-        adapter = get_adapter(tool, target=target, url=url)
+        adapter = get_adapter(tool, target=target, url=url or default_url(tool))
         with err_console.status(f"running {loaded.name} on {tool}..."):
             record = adapter.run_pipeline(config, seed=seed, run_id=run_id, faults=faults)
     except EnvironmentMissing as err:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib import import_module
 from typing import Any
 
@@ -14,6 +15,18 @@ ADAPTERS = {
     "kubeflow": "benchmarks.tools.kubeflow.adapter:KubeflowAdapter",
 }
 TOOLS = tuple(ADAPTERS)
+
+# For --target cluster: where each tool's API is when --url is not given.
+URL_ENV = {
+    "airflow": "ORCHBENCH_AIRFLOW_URL",
+    "prefect": "ORCHBENCH_PREFECT_URL",
+    "kubeflow": "ORCHBENCH_KFP_URL",
+}
+
+
+def default_url(tool: str) -> str | None:
+    variable = URL_ENV.get(tool)
+    return os.environ.get(variable) if variable else None
 
 
 def get_adapter(tool: str, **kwargs: Any) -> ToolAdapter:
