@@ -59,12 +59,21 @@ class PrefectClient:
         self.close()
 
     # --- plumbing -----------------------------------------------------------------
+    # With SQLite, the server answers 503 while another writer holds the database lock;
+    # the request was not applied, so it is safe to send again after a short wait.
+    BUSY_STATUSES = frozenset({429, 503})
+    BUSY_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         url = f"{self.api_url}{path}"
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as err:
-            raise PrefectApiError(method, url, None, f"{type(err).__name__}: {err}") from None
+        for delay in (*self.BUSY_RETRY_DELAYS_S, None):
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.HTTPError as err:
+                raise PrefectApiError(method, url, None, f"{type(err).__name__}: {err}") from None
+            if response.status_code not in self.BUSY_STATUSES or delay is None:
+                break
+            time.sleep(delay)
         if response.status_code >= 400:
             try:
                 detail = response.json().get("detail", response.text)
