@@ -1,23 +1,50 @@
-"""The plain-Python baseline, behind the same adapter interface as the tools."""
+"""The plain-Python baseline, behind the same adapter interface as the tools.
+
+Every operation runs in a fresh subprocess of the core environment, as every other tool
+gets its own processes, so process start and imports count here too. The baseline has
+no services, no queue and no scheduler: task timings have no ``queued_at`` (there is no
+assignment phase to measure), a killed worker takes the whole run down, and resume
+reuses the outputs of the steps that already succeeded in the failed run (same run id).
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
+import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from benchmarks.environments import tool_env
-from benchmarks.tools.base import ToolAdapter
-from shared_ml.records import RunRecord, load_run_record
+from benchmarks.tools.base import TaskTiming, ToolAdapter, WorkloadResult, WorkloadShape
+from shared_ml.config import PipelineConfig, load_config, orchbench_home
+from shared_ml.records import (
+    RunRecord,
+    StepRecord,
+    collect_run_record,
+    load_run_record,
+    read_step_records,
+    write_run_record,
+)
 from shared_ml.runner import new_run_id
+from shared_ml.spec import PIPELINE
+
+# How the scaling workloads' no-op tasks are laid out on disk (shared_ml.workloads.noop).
+WORKLOAD_DIR = "var/workloads"
 
 
 class LocalAdapter(ToolAdapter):
     name = "local"
     execution_model = "in-process"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._runs_roots: dict[str, str] = {}  # run id -> runs_root, for task_timings
+
+    # --- the pipeline -------------------------------------------------------------
     def run_pipeline(
         self,
         config_path: Path,
@@ -28,19 +55,199 @@ class LocalAdapter(ToolAdapter):
     ) -> RunRecord:
         # A fresh process, as every other tool gets, so imports and warm-up count too.
         run_id = run_id or new_run_id("local")
-        command = [
-            sys.executable,
-            "-m",
-            "shared_ml",
-            "--config",
-            str(config_path),
-            "--run-id",
-            run_id,
-        ]
+        command = [sys.executable, "-m", "shared_ml", "--config", str(config_path)]
+        command += ["--run-id", run_id]
         if seed is not None:
             command += ["--seed", str(seed)]
         env = tool_env({"ORCHBENCH_FAULTS": json.dumps(faults)} if faults else None)
+        config = load_config(config_path, seed=seed)
+        self._runs_roots[run_id] = config.storage.runs_root
+        started_at = datetime.now(UTC)
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        if done.returncode < 0:
+            # Killed (e.g. the kill fault): one process is the whole baseline, so the run
+            # is over. Assemble what the step files say; the running step becomes "lost".
+            record = self._record(config, run_id, "failed", started_at)
+            record.tool_details["killed_by_signal"] = -done.returncode
+            write_run_record(config.storage.runs_root, record)
+            return record
         if done.returncode not in (0, 1):
             raise RuntimeError(f"local run failed to start: {done.stderr.strip()[-2000:]}")
         return load_run_record(done.stdout.strip().splitlines()[-1])
+
+    def resume_pipeline(self, failed: RunRecord, config_path: Path) -> RunRecord:
+        """Continue ``failed`` in the same run id: steps that succeeded keep their
+        (content-addressed) outputs, the failed step and everything after it run again."""
+        config = load_config(config_path, seed=failed.seed)
+        self._runs_roots[failed.run_id] = config.storage.runs_root
+        command = [sys.executable, "-m", "benchmarks.tools.local", "resume"]
+        command += ["--config", str(config_path), "--run-id", failed.run_id]
+        command += ["--seed", str(failed.seed)]
+        done = subprocess.run(command, env=tool_env(), capture_output=True, text=True, check=False)
+        if done.returncode not in (0, 1):
+            raise RuntimeError(f"local resume failed: {done.stderr.strip()[-2000:]}")
+        return load_run_record(done.stdout.strip().splitlines()[-1])
+
+    def backfill(self, config_path: Path, dates: list[date]) -> list[RunRecord]:
+        """One run per date, oldest first. Each date trains with seed YYYYMMDD: a distinct,
+        reproducible model per date, and re-running a date registers nothing new."""
+        records = []
+        for day in sorted(dates):
+            run_id = f"{new_run_id('local')}-backfill-{day:%Y%m%d}"
+            records.append(self.run_pipeline(config_path, seed=_date_seed(day), run_id=run_id))
+        return records
+
+    # --- scaling workloads --------------------------------------------------------
+    def run_workload(self, shape: WorkloadShape, size: int) -> WorkloadResult:
+        """Run the workload's no-op tasks in dependency order in one fresh process."""
+        run_id = new_run_id(f"local-{shape}{size}")
+        runs_root = str(orchbench_home() / WORKLOAD_DIR)
+        self._runs_roots[run_id] = runs_root
+        command = [sys.executable, "-m", "benchmarks.tools.local", "workload"]
+        command += [shape, str(size), "--run-id", run_id, "--runs-root", runs_root]
+        triggered_at = datetime.now(UTC)
+        done = subprocess.run(command, env=tool_env(), capture_output=True, text=True, check=False)
+        finished_at = datetime.now(UTC)
+        tasks = self.task_timings(run_id)
+        status = "success" if done.returncode == 0 else "failed"
+        details = {"stderr": done.stderr.strip()[-2000:]} if done.returncode else {}
+        return WorkloadResult(
+            shape, size, run_id, status, triggered_at, finished_at, tasks, details
+        )
+
+    # --- the tool's view of tasks -------------------------------------------------
+    def task_timings(self, run_id: str) -> list[TaskTiming]:
+        """Step attempts (pipeline runs) or no-op task times (workloads) of ``run_id``.
+        ``queued_at`` is None: the baseline runs each task as soon as it is ready, with no
+        queue in between."""
+        runs_root = self._runs_roots.get(run_id)
+        if runs_root is None:
+            return []
+        steps = read_step_records(runs_root, run_id)
+        if steps:
+            return [_step_timing(s) for s in steps]
+        folder = Path(runs_root) / run_id / "tasks"
+        timings = []
+        for path in sorted(folder.glob("*.json")):
+            times = json.loads(path.read_text(encoding="utf-8"))
+            timings.append(
+                TaskTiming(
+                    task=path.stem,
+                    try_number=1,
+                    state="success",
+                    queued_at=None,
+                    started_at=datetime.fromtimestamp(times["start"], UTC),
+                    ended_at=datetime.fromtimestamp(times["end"], UTC),
+                )
+            )
+        return timings
+
+    def _record(
+        self, config: PipelineConfig, run_id: str, status: str, started_at: datetime
+    ) -> RunRecord:
+        return collect_run_record(
+            runs_root=config.storage.runs_root,
+            run_id=run_id,
+            tool=self.name,
+            pipeline=PIPELINE.name,
+            config_fingerprint=config.ml_fingerprint(),
+            seed=config.seed,
+            status=status,  # type: ignore[arg-type]
+            started_at=started_at,
+            ended_at=datetime.now(UTC),
+        )
+
+
+def _date_seed(day: date) -> int:
+    return int(f"{day:%Y%m%d}")
+
+
+def _step_timing(step: StepRecord) -> TaskTiming:
+    return TaskTiming(
+        task=step.step,
+        try_number=step.attempt,
+        state=step.outcome,
+        queued_at=None,
+        started_at=step.started_at,
+        ended_at=step.ended_at,
+    )
+
+
+# --- what the subprocesses run (python -m benchmarks.tools.local ...) -------------------
+def _resume(config_path: str, run_id: str, seed: int | None) -> int:
+    from shared_ml.errors import is_retryable
+    from shared_ml.execution import execute_step, resolve_inputs
+
+    config = load_config(config_path, seed=seed)
+    runs_root = config.storage.runs_root
+    earlier = read_step_records(runs_root, run_id)
+    produced = {s.step: s.outputs for s in earlier if s.outcome == "success"}
+    started_at = datetime.now(UTC)
+    status = "success"
+    for name in PIPELINE.topological_order:
+        if name in produced:
+            continue  # succeeded before: its artifacts are content-addressed, reuse them
+        policy = PIPELINE.step(name).retry
+        retries = 0
+        while True:
+            try:
+                result = execute_step(name, config, resolve_inputs(name, produced), run_id=run_id)
+            except Exception as exc:
+                if is_retryable(exc) and retries < policy.max_retries:
+                    retries += 1
+                    time.sleep(policy.delay_before_retry(retries))
+                    continue
+                status = "failed"
+                break
+            produced[name] = result["outputs"]
+            break
+        if status == "failed":
+            break
+    record = collect_run_record(
+        runs_root=runs_root,
+        run_id=run_id,
+        tool="local",
+        pipeline=PIPELINE.name,
+        config_fingerprint=config.ml_fingerprint(),
+        seed=config.seed,
+        status=status,
+        ended_at=datetime.now(UTC),
+    )
+    record.tool_details["resumed_at"] = started_at.isoformat()
+    print(write_run_record(runs_root, record))
+    return 0 if status == "success" else 1
+
+
+def _workload(shape: str, size: int, run_id: str, runs_root: str) -> int:
+    from shared_ml.workloads import noop, workload_graph
+
+    graph = workload_graph(shape, size)  # type: ignore[arg-type]
+    done: set[str] = set()
+    while len(done) < len(graph):
+        for task, upstream in graph.items():
+            if task not in done and all(u in done for u in upstream):
+                noop(task, run_id, runs_root)
+                done.add(task)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.tools.local")
+    commands = parser.add_subparsers(dest="command", required=True)
+    resume = commands.add_parser("resume", help="continue a failed baseline run")
+    resume.add_argument("--config", required=True)
+    resume.add_argument("--run-id", required=True)
+    resume.add_argument("--seed", type=int)
+    workload = commands.add_parser("workload", help="run a no-op scaling workload")
+    workload.add_argument("shape", choices=["chain", "fanout"])
+    workload.add_argument("size", type=int)
+    workload.add_argument("--run-id", required=True)
+    workload.add_argument("--runs-root", required=True)
+    args = parser.parse_args(argv)
+    if args.command == "resume":
+        return _resume(args.config, args.run_id, args.seed)
+    return _workload(args.shape, args.size, args.run_id, args.runs_root)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

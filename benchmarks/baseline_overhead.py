@@ -1,0 +1,411 @@
+"""What does ``shared_ml`` cost over a hand-written scikit-learn script doing the same work?
+
+    python -m benchmarks.baseline_overhead [--config configs/synthetic.yaml] [--rows 100000]
+                                           [--repeat 5] [--json FILE] [--breakdown]
+
+Both sides run in fresh processes, interleaved (the order alternates every repetition),
+each after one untimed warm-up of each side so the OS page cache is equally warm:
+
+- ``shared_ml``: ``python -m shared_ml --config C``, the baseline runner used by the
+  ``local`` adapter (ingest, validate, preprocess, train, evaluate, register, with its
+  content-addressed artifacts, run records and registry), storage in a fresh folder.
+- ``plain``: this module's ``plain_sklearn`` in ``python -m benchmarks.baseline_overhead
+  --plain-worker``: the same data generation, split, ColumnTransformer, estimator and
+  metrics written directly against scikit-learn, saving the model with pickle, no
+  shared_ml import. Its metrics must equal the shared_ml run's (checked), which proves
+  the two did the same work.
+
+Wall time is measured from spawn to exit (interpreter start and imports included); peak
+memory is the child's ``ru_maxrss`` from ``os.wait4``. Targets: shared_ml at most 1.15x
+the plain script's median wall time and at most 1.3x its median peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+WALL_TARGET = 1.15
+MEMORY_TARGET = 1.30
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- the hand-written script (runs in its own process; imports scikit-learn only) ----------
+def plain_sklearn(params: dict[str, Any]) -> dict[str, Any]:
+    """The pipeline's work as someone would write it without shared_ml."""
+    import pickle
+
+    import numpy as np
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.datasets import make_classification
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    n_numeric, n_categorical = params["numeric_features"], params["categorical_features"]
+    n_features = n_numeric + n_categorical
+    x, y = make_classification(
+        n_samples=params["rows"],
+        n_features=n_features,
+        n_informative=max(2, int(n_features * params["informative_fraction"])),
+        n_redundant=0,
+        n_classes=params["classes"],
+        class_sep=params["class_separation"],
+        random_state=params["seed"],
+    )
+    frame = pd.DataFrame({f"num_{i:03d}": x[:, i] for i in range(n_numeric)})
+    levels = np.array([f"c{k}" for k in range(params["categories_per_feature"])], dtype=object)
+    cuts = np.linspace(0, 1, params["categories_per_feature"] + 1)[1:-1]
+    for j in range(n_categorical):
+        column = x[:, n_numeric + j]
+        frame[f"cat_{j:03d}"] = levels[np.searchsorted(np.quantile(column, cuts), column)]
+    numeric = [c for c in frame.columns if c.startswith("num_")]
+    categorical = [c for c in frame.columns if c.startswith("cat_")]
+    x_train, x_test, y_train, y_test = train_test_split(
+        frame, y, test_size=params["test_fraction"], random_state=params["seed"], stratify=y
+    )
+    transformer = ColumnTransformer(
+        [
+            (
+                "numeric",
+                Pipeline(
+                    [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+                ),
+                numeric,
+            ),
+            (
+                "categorical",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="most_frequent")),
+                        ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+                    ]
+                ),
+                categorical,
+            ),
+        ],
+        sparse_threshold=0.0,
+    )
+    train_matrix = transformer.fit_transform(x_train).astype(np.float64)
+    test_matrix = transformer.transform(x_test).astype(np.float64)
+    model = LogisticRegression(random_state=params["seed"], **params["estimator_params"])
+    model.fit(train_matrix, y_train)
+    predicted = model.predict(test_matrix)
+    proba = model.predict_proba(test_matrix)
+    metrics = {
+        "accuracy": round(float(accuracy_score(y_test, predicted)), 10),
+        "f1": round(float(f1_score(y_test, predicted, pos_label=model.classes_[1])), 10),
+        "roc_auc": round(float(roc_auc_score(y_test, proba[:, 1])), 10),
+    }
+    out = Path(params["out_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "model.pkl").write_bytes(pickle.dumps((transformer, model), protocol=5))
+    (out / "metrics.json").write_text(json.dumps(metrics))
+    return metrics
+
+
+# --- the measurement ---------------------------------------------------------------------
+@dataclass
+class Sample:
+    side: str
+    repetition: int
+    wall_s: float
+    peak_rss_mb: float
+    metrics: dict[str, float]
+
+
+def measure_child(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall seconds from spawn to exit, peak RSS (MB) of the child, and its stdout."""
+    with tempfile.TemporaryFile("w+") as stdout:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        stderr = child.stderr.read().decode() if child.stderr else ""
+        if child.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} exited {child.returncode}: {stderr[-1500:]}")
+        stdout.seek(0)
+        return wall, usage.ru_maxrss / 1024, stdout.read()  # ru_maxrss is in KiB on Linux
+
+
+def synthetic_params(config_path: Path, rows: int | None) -> tuple[dict[str, Any], dict]:
+    """The config (with rows overridden) as a mapping, and the plain script's parameters."""
+    import yaml
+
+    from shared_ml.config import SyntheticSource, validate_config
+
+    raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    if rows is not None:
+        raw.setdefault("data", {}).setdefault("source", {})["rows"] = rows
+    config = validate_config(raw, str(config_path))
+    source = config.data.source
+    if not isinstance(source, SyntheticSource) or config.model.estimator != "logistic_regression":
+        raise SystemExit(
+            f"{config_path}: the comparison needs data.source.kind=synthetic and "
+            "model.estimator=logistic_regression (the plain script implements only those)"
+        )
+    params = {
+        **source.model_dump(exclude={"kind"}),
+        "seed": config.seed,
+        "test_fraction": config.preprocess.test_fraction,
+        "estimator_params": {"max_iter": 1000, **config.model.params},
+    }
+    return raw, params
+
+
+def run_comparison(
+    config_path: Path, rows: int | None, repeat: int, work_dir: Path
+) -> tuple[list[Sample], dict[str, Any]]:
+    import yaml
+
+    raw, params = synthetic_params(config_path, rows)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "ORCHBENCH_HOME": str(work_dir)}
+    env.pop("ORCHBENCH_FAULTS", None)
+
+    def shared_ml_side(tag: str) -> tuple[float, float, dict[str, float]]:
+        folder = work_dir / tag
+        config = {
+            **raw,
+            "storage": {
+                "artifact_root": str(folder / "artifacts"),
+                "registry_root": str(folder / "registry"),
+                "runs_root": str(folder / "runs"),
+            },
+        }
+        config_file = folder / "config.yaml"
+        folder.mkdir(parents=True)
+        config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
+        command = [sys.executable, "-m", "shared_ml", "--config", str(config_file)]
+        wall, peak, out = measure_child(command, env)
+        record = json.loads(Path(out.strip().splitlines()[-1]).read_text(encoding="utf-8"))
+        if record["status"] != "success":
+            raise RuntimeError(f"shared_ml run failed: {out}")
+        steps = {s["step"]: s["duration_s"] for s in record["steps"]}
+        return wall, peak, {**record["metrics"], **{f"step:{k}": v for k, v in steps.items()}}
+
+    def plain_side(tag: str) -> tuple[float, float, dict[str, float]]:
+        worker_params = {**params, "out_dir": str(work_dir / tag)}
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.baseline_overhead",
+            "--plain-worker",
+            json.dumps(worker_params),
+        ]
+        wall, peak, out = measure_child(command, env)
+        return wall, peak, json.loads(out.strip().splitlines()[-1])
+
+    sides = {"shared_ml": shared_ml_side, "plain": plain_side}
+    for name, side in sides.items():  # untimed warm-up of each side
+        side(f"warmup-{name}")
+    samples: list[Sample] = []
+    for repetition in range(repeat):
+        order = list(sides) if repetition % 2 == 0 else list(reversed(sides))
+        for name in order:
+            wall, peak, metrics = sides[name](f"{name}-{repetition}")
+            samples.append(Sample(name, repetition, wall, peak, metrics))
+    return samples, params
+
+
+def summarize(samples: list[Sample]) -> dict[str, Any]:
+    def medians(side: str, field: str) -> float:
+        return statistics.median(getattr(s, field) for s in samples if s.side == side)
+
+    summary: dict[str, Any] = {}
+    for side in ("shared_ml", "plain"):
+        rows = [s for s in samples if s.side == side]
+        summary[side] = {
+            "wall_s": {
+                "median": medians(side, "wall_s"),
+                "min": min(s.wall_s for s in rows),
+                "max": max(s.wall_s for s in rows),
+            },
+            "peak_rss_mb": {
+                "median": medians(side, "peak_rss_mb"),
+                "min": min(s.peak_rss_mb for s in rows),
+                "max": max(s.peak_rss_mb for s in rows),
+            },
+        }
+    wall_ratio = medians("shared_ml", "wall_s") / medians("plain", "wall_s")
+    memory_ratio = medians("shared_ml", "peak_rss_mb") / medians("plain", "peak_rss_mb")
+    shared_runs = [s for s in samples if s.side == "shared_ml"]
+    step_names = [k for k in shared_runs[0].metrics if k.startswith("step:")]
+    summary["shared_ml_step_seconds_median"] = {
+        name.removeprefix("step:"): statistics.median(s.metrics[name] for s in shared_runs)
+        for name in step_names
+    }
+
+    def model_metrics(sample: Sample) -> dict[str, float]:
+        return {k: v for k, v in sample.metrics.items() if not k.startswith("step:")}
+
+    shared_metrics = model_metrics(shared_runs[0])
+    summary["same_metrics"] = all(model_metrics(s) == shared_metrics for s in samples)
+    summary["metrics"] = {"shared_ml": shared_metrics}
+    summary["wall_ratio"] = wall_ratio
+    summary["memory_ratio"] = memory_ratio
+    summary["within_target"] = wall_ratio <= WALL_TARGET and memory_ratio <= MEMORY_TARGET
+    return summary
+
+
+def machine() -> dict[str, Any]:
+    import platform
+
+    import psutil
+
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "load_average_1m": os.getloadavg()[0],
+        "python": platform.python_version(),
+        "os": platform.platform(),
+    }
+
+
+def cost_breakdown(config_path: Path, rows: int | None, repeat: int = 3) -> dict[str, float]:
+    """Best-of-``repeat`` milliseconds of what shared_ml does beyond the plain script,
+    measured in this process on the same data: the Parquet round trip of the dataset
+    (with the store's options, and with dictionary encoding limited to non-numeric
+    columns), content hashing, the validation rules and the feature pickles."""
+    import hashlib
+    import io
+    import pickle
+
+    import pandas as pd
+
+    from shared_ml.config import validate_config
+    from shared_ml.steps.ingest import make_synthetic
+    from shared_ml.steps.validate import check_frame
+
+    raw, _ = synthetic_params(config_path, rows)
+    config = validate_config(raw, str(config_path))
+    frame = make_synthetic(config.data.source, config.data.target, config.seed)  # type: ignore[arg-type]
+    text_columns = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+
+    def to_parquet(**options: Any) -> bytes:
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False, engine="pyarrow", **options)
+        return buffer.getvalue()
+
+    parquet = to_parquet()
+    features = pickle.dumps({"X": frame.drop(columns=text_columns).to_numpy()}, protocol=5)
+    costs = {
+        "generate the synthetic table (both sides do this)": lambda: make_synthetic(
+            config.data.source,  # type: ignore[arg-type]
+            config.data.target,
+            config.seed,
+        ),
+        "to_parquet, store options (dictionary on every column)": to_parquet,
+        "to_parquet, dictionary only on non-numeric columns": lambda: to_parquet(
+            use_dictionary=text_columns
+        ),
+        "read_parquet (done twice: validate, preprocess)": lambda: pd.read_parquet(
+            io.BytesIO(parquet), engine="pyarrow"
+        ),
+        "sha256 of the dataset bytes": lambda: hashlib.sha256(parquet).hexdigest(),
+        "validation rules (check_frame)": lambda: check_frame(frame, config),
+        "pickle + unpickle the feature matrix": lambda: pickle.loads(
+            pickle.dumps(pickle.loads(features), protocol=5)
+        ),
+    }
+    result = {}
+    for label, work in costs.items():
+        best = float("inf")
+        for _ in range(repeat):
+            started = time.perf_counter()
+            work()
+            best = min(best, time.perf_counter() - started)
+        result[label] = round(best * 1000, 1)
+    result["dataset parquet MB (store options)"] = round(len(parquet) / 1e6, 1)
+    result["dataset parquet MB (dictionary on non-numeric only)"] = round(
+        len(to_parquet(use_dictionary=text_columns)) / 1e6, 1
+    )
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.baseline_overhead",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", type=Path, default=REPO_ROOT / "configs/synthetic.yaml")
+    parser.add_argument("--rows", type=int, default=None, help="override data.source.rows")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="also time what shared_ml adds, piece by piece"
+    )
+    parser.add_argument("--plain-worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.plain_worker:
+        print(json.dumps(plain_sklearn(json.loads(args.plain_worker))))
+        return 0
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    with tempfile.TemporaryDirectory(prefix="orchbench-overhead-") as tmp:
+        samples, params = run_comparison(args.config, args.rows, args.repeat, Path(tmp))
+    breakdown = cost_breakdown(args.config, args.rows) if args.breakdown else None
+    summary = summarize(samples)
+    result = {
+        "conditions": {
+            "config": str(args.config),
+            "rows": params["rows"],
+            "repeat": args.repeat,
+            "interleaved": True,
+            "warm_up": "one untimed run of each side first",
+            "machine": machine(),
+        },
+        "samples": [asdict(s) for s in samples],
+        "summary": summary,
+        "targets": {"wall_ratio": WALL_TARGET, "memory_ratio": MEMORY_TARGET},
+    }
+    for side in ("shared_ml", "plain"):
+        wall, peak = summary[side]["wall_s"], summary[side]["peak_rss_mb"]
+        print(
+            f"{side:>9}: wall median {wall['median']:.2f}s (min {wall['min']:.2f}, max "
+            f"{wall['max']:.2f}); peak RSS median {peak['median']:.0f} MB "
+            f"(min {peak['min']:.0f}, max {peak['max']:.0f})"
+        )
+    steps = ", ".join(f"{k} {v:.2f}s" for k, v in summary["shared_ml_step_seconds_median"].items())
+    print(f"shared_ml steps (median): {steps}")
+    print(
+        f"ratio shared_ml/plain: wall {summary['wall_ratio']:.3f} (target <= {WALL_TARGET}), "
+        f"peak memory {summary['memory_ratio']:.3f} (target <= {MEMORY_TARGET}); "
+        f"same metrics: {summary['same_metrics']}; "
+        f"{'within' if summary['within_target'] else 'OVER'} target"
+    )
+    if breakdown:
+        result["breakdown_ms"] = breakdown
+        print("what shared_ml adds (best of 3, ms; in one process, same data):")
+        for label, value in breakdown.items():
+            print(f"  {label}: {value}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

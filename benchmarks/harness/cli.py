@@ -1,0 +1,201 @@
+"""``orchbench bench`` and ``orchbench demo`` (registered by benchmarks/cli.py).
+
+Exit codes: 0 done (a scenario a tool cannot do is recorded in the report, not an error),
+2 invalid options (one line, no traceback).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from benchmarks.environments import REPO_ROOT
+from benchmarks.harness.bench import execute
+from benchmarks.harness.plan import URL_ENV, Plan, PlanError, make_plan
+from benchmarks.harness.runner import session_units
+from benchmarks.tools import TOOLS, get_adapter
+from shared_ml.runner import new_run_id
+
+err_console = Console(stderr=True)
+out_console = Console()
+DEMO_CONFIG = REPO_ROOT / "configs" / "default.yaml"
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(2)
+
+
+def check_reachable(plan: Plan, timeout_s: float = 10.0) -> None:
+    """--target cluster: each tool's URL must answer before any work starts."""
+    if plan.target != "cluster":
+        return
+    for tool, url in plan.urls.items():
+        if not url:
+            continue
+        try:
+            httpx.get(url, timeout=timeout_s, follow_redirects=True)
+        except httpx.HTTPError as err:
+            raise PlanError(
+                f"cannot reach the {tool} API at {url} ({type(err).__name__}: {err}); check "
+                f"--{tool}-url / ${URL_ENV.get(tool, '')} and that the port-forward is running"
+            ) from None
+
+
+def _run_with_progress(plan: Plan) -> dict[str, Path]:
+    total = plan.repeat * len(plan.profiles) * len(plan.tools) * session_units(plan)
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=False) as progress:
+        task = progress.add_task("benchmark", total=total)
+
+        def advance(description: str, units: float) -> None:
+            progress.update(task, description=description, advance=units)
+
+        paths = execute(plan, advance)
+        progress.update(task, completed=total, description="report written")
+    return paths
+
+
+def bench(
+    tools: Annotated[
+        list[str] | None,
+        typer.Option("--tools", help=f"Tools, comma-separated or repeated: {', '.join(TOOLS)}."),
+    ] = None,
+    scenarios: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scenarios",
+            help="setup, latency, scaling, transient, resume, kill, backfill, restart; "
+            "'recovery' = the last five; default all.",
+        ),
+    ] = None,
+    profiles: Annotated[
+        list[str] | None,
+        typer.Option("--profiles", help="defaults and/or tuned (default both; quick: defaults)."),
+    ] = None,
+    repeat: Annotated[
+        int | None, typer.Option("--repeat", help="Repetitions (default 3; quick: 1).")
+    ] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Small sizes, one profile: about 10 minutes.")
+    ] = False,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Reports go to OUTPUT/<timestamp>/.")
+    ] = Path("reports"),
+    target: Annotated[
+        str, typer.Option("--target", help="local (start tools here) or cluster (use URLs).")
+    ] = "local",
+    airflow_url: Annotated[
+        str | None, typer.Option("--airflow-url", help="Airflow API URL ($ORCHBENCH_AIRFLOW_URL).")
+    ] = None,
+    prefect_url: Annotated[
+        str | None, typer.Option("--prefect-url", help="Prefect API URL ($ORCHBENCH_PREFECT_URL).")
+    ] = None,
+    kubeflow_url: Annotated[
+        str | None,
+        typer.Option("--kubeflow-url", "--kfp-url", help="KFP API URL ($ORCHBENCH_KFP_URL)."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Pipeline config (default configs/bench-pipeline.yaml)."),
+    ] = None,
+) -> None:
+    """Benchmark the tools on the same work and write results.json, report.md, report.html."""
+    try:
+        plan = make_plan(
+            tools=tools,
+            scenarios=scenarios,
+            profiles=profiles,
+            repeat=repeat,
+            quick=quick,
+            target=target,
+            urls={"airflow": airflow_url, "prefect": prefect_url, "kubeflow": kubeflow_url},
+            output_dir=output,
+            pipeline_config=config,
+        )
+        check_reachable(plan)
+    except PlanError as err:
+        _fail(str(err))
+    paths = _run_with_progress(plan)
+    out_console.print(f"results: {paths['results']}")
+    out_console.print(f"report:  {paths['html']}")
+    out_console.print(f"         {paths['markdown']}")
+
+
+def _demo_runs(tools: list[str], config: Path) -> Table:
+    """The pipeline once on every tool: status, metrics, same prediction hash, wall time."""
+    table = Table(title=f"The pipeline on every tool ({config.relative_to(REPO_ROOT)})")
+    for column in ("tool", "status", "accuracy", "f1", "roc_auc", "prediction hash", "wall s"):
+        table.add_column(column)
+    rows = []
+    for tool in tools:
+        with err_console.status(f"running the pipeline on {tool}..."):
+            try:
+                adapter = get_adapter(tool)
+                adapter.start_services()
+                try:
+                    started = time.perf_counter()
+                    record = adapter.run_pipeline(config, run_id=new_run_id(f"demo-{tool}"))
+                    rows.append((tool, record, time.perf_counter() - started))
+                finally:
+                    adapter.stop_services()
+            except Exception as err:  # show the tool as unavailable, keep going
+                rows.append((tool, f"{type(err).__name__}: {err}"[:120], None))
+    reference = next(
+        (r.prediction_hash for _, r, _ in rows if not isinstance(r, str) and r.prediction_hash),
+        None,
+    )
+    for tool, record, seconds in rows:
+        if isinstance(record, str):
+            table.add_row(tool, f"[red]unavailable[/]: {record}", "-", "-", "-", "-", "-")
+            continue
+        metrics = record.metrics
+        same = record.prediction_hash == reference and reference is not None
+        table.add_row(
+            tool,
+            record.status,
+            *(f"{metrics[k]:.4f}" if k in metrics else "-" for k in ("accuracy", "f1", "roc_auc")),
+            f"{(record.prediction_hash or '-')[:12]} {'(equal)' if same else '[red](differs)[/]'}",
+            f"{seconds:.1f}",
+        )
+    return table
+
+
+def demo(
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Reports go to OUTPUT/<timestamp>/.")
+    ] = Path("reports"),
+    tools: Annotated[
+        list[str] | None, typer.Option("--tools", help="Tools (default: all four).")
+    ] = None,
+) -> None:
+    """Run the pipeline on every tool and compare, then a quick local benchmark and report."""
+    try:
+        plan = make_plan(
+            tools=tools,
+            scenarios=None,
+            profiles=["defaults"],
+            repeat=None,
+            quick=True,
+            target="local",
+            urls={},
+            output_dir=output,
+        )
+    except PlanError as err:
+        _fail(str(err))
+    out_console.print(_demo_runs(plan.tools, DEMO_CONFIG))
+    paths = _run_with_progress(plan)
+    out_console.print(f"report: {paths['html']}")
+    out_console.print(f"        {paths['markdown']}")

@@ -1,0 +1,355 @@
+"""Every figure the benchmark reports, defined once: name, unit, what exactly is measured.
+
+The report prints these definitions beside the numbers, and ``results.json`` carries
+them, so a number is never separated from what it means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+Better = Literal["lower", "higher"]
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str
+    name: str
+    unit: str
+    scenario: str
+    definition: str
+    better: Better = "lower"
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+# Scenario names, in the order they run and are reported.
+SCENARIOS: dict[str, str] = {
+    "setup": "Setup cost: install, import, cold start, idle footprint, authoring, cluster",
+    "latency": "Latency of the ML pipeline, and the per-task phases",
+    "scaling": "Scaling: chain of N and fan-out of width W no-op tasks",
+    "transient": "Recovery from a transient fault (retried by the tool)",
+    "resume": "Hard failure, then resume",
+    "kill": "Worker killed mid-step",
+    "backfill": "Backfill of K dates",
+    "restart": "Server restart during a run",
+}
+RECOVERY_SCENARIOS = ("transient", "resume", "kill", "backfill", "restart")
+
+_FIGURES = (
+    # --- setup ---------------------------------------------------------------------
+    Figure(
+        "setup.install_s",
+        "Environment install time",
+        "s",
+        "setup",
+        "Wall time of `uv sync --frozen --offline --extra <tool>` (local: no extra) "
+        "into an empty temporary environment on the repository's filesystem, with the uv "
+        "cache warm: packages are linked or copied from the cache, nothing is downloaded. "
+        "Not measured in quick mode.",
+    ),
+    Figure(
+        "setup.env_size_mb",
+        "Environment size on disk",
+        "MB",
+        "setup",
+        "Sum of the apparent sizes of all files of the temporary environment made for the "
+        "install time (the tool's runtime dependencies plus the project, no dev tools). "
+        "Not measured in quick mode.",
+    ),
+    Figure(
+        "setup.venv_size_mb",
+        "Working environment size",
+        "MB",
+        "setup",
+        "Sum of the apparent sizes of all files under .venvs/<tool> (local: .venvs/core), "
+        "the environment `make envs` built, which also holds the dev tools (pytest, ruff, "
+        "...) common to every environment.",
+    ),
+    Figure(
+        "setup.import_s",
+        "Import time",
+        "s",
+        "setup",
+        "Cumulative import time of the tool's top-level package (airflow, prefect, kfp; "
+        "shared_ml for local) reported by `python -X importtime -c 'import <package>'` in "
+        "the tool's environment, in a fresh process.",
+    ),
+    Figure(
+        "setup.cold_start_s",
+        "Server cold start",
+        "s",
+        "setup",
+        "From launching the tool's service processes to their health endpoint answering, "
+        "as timed by the adapter's start_services().",
+    ),
+    Figure(
+        "setup.idle_pss_mb",
+        "Idle footprint (PSS)",
+        "MB",
+        "setup",
+        "Proportional set size (psutil memory_full_info().pss) summed over the service "
+        "processes and all their descendants, after the services have been healthy and "
+        "idle for the settle time. PSS, not RSS: forked workers share pages.",
+    ),
+    Figure(
+        "setup.idle_processes",
+        "Idle process count",
+        "processes",
+        "setup",
+        "Number of service processes and descendants counted for the idle footprint.",
+    ),
+    Figure(
+        "setup.authoring_lines",
+        "Authoring cost",
+        "lines",
+        "setup",
+        "Lines of pipeline code for the tool: non-blank lines of the .py files under "
+        "pipelines/<tool> that are not comments or docstrings (local: shared_ml/runner.py, "
+        "the plain-Python runner). Generated files (compiled IR YAML) are not counted.",
+    ),
+    Figure(
+        "setup.cluster_pods",
+        "Cluster pods",
+        "pods",
+        "setup",
+        "Standing pods the infra code deploys for the tool (kind stack), read statically "
+        "from infra/footprint.py (declared values, not a live cluster; per-task pods are "
+        "not counted).",
+    ),
+    Figure(
+        "setup.cluster_cpu_request_m",
+        "Cluster CPU requests",
+        "millicores",
+        "setup",
+        "Sum of the CPU requests of those pods, from infra/footprint.py.",
+    ),
+    Figure(
+        "setup.cluster_memory_request_mib",
+        "Cluster memory requests",
+        "MiB",
+        "setup",
+        "Sum of the memory requests of those pods, from infra/footprint.py.",
+    ),
+    # --- latency -------------------------------------------------------------------
+    Figure(
+        "latency.first_run_s",
+        "First run after start",
+        "s",
+        "latency",
+        "Trigger to terminal state of the first pipeline run after the services started, "
+        "timed like the end to end. It includes one-off work such as the tool discovering "
+        "the pipeline (DAG parsing, deployment registration) and warming caches; it is "
+        "never used as the clean reference.",
+    ),
+    Figure(
+        "latency.end_to_end_s",
+        "Pipeline end to end",
+        "s",
+        "latency",
+        "Trigger to terminal state of the ML pipeline, timed by the harness around the "
+        "adapter's run_pipeline() (so it includes the client's submission and polling); "
+        "a run after the first one, and the clean reference of the recovery scenarios.",
+    ),
+    Figure(
+        "latency.step_execution_s",
+        "Step execution",
+        "s",
+        "latency",
+        "Sum of the step execution times of every attempt, from the run record that "
+        "shared_ml.execution wrote for each step (the same code in every tool).",
+    ),
+    Figure(
+        "latency.overhead_s",
+        "Orchestration overhead",
+        "s",
+        "latency",
+        "End to end minus step execution: everything the orchestrator (or the baseline's "
+        "process start and imports) adds to the work itself.",
+    ),
+    Figure(
+        "latency.assignment_s",
+        "Task assignment",
+        "s",
+        "latency",
+        "Per task: started_at - queued_at, from the tool's own API/metadata "
+        "(adapter.task_timings); the median over the run's tasks.",
+    ),
+    Figure(
+        "latency.execution_s",
+        "Task execution (tool view)",
+        "s",
+        "latency",
+        "Per task: ended_at - started_at as the tool records it (so including the task's "
+        "own start-up inside the tool); the median over the run's tasks.",
+    ),
+    Figure(
+        "latency.transition_s",
+        "Task transition",
+        "s",
+        "latency",
+        "Per task with upstreams: its started_at minus the latest ended_at of its upstream "
+        "tasks (done to the next task running); the median over the run's tasks.",
+    ),
+    # --- scaling -------------------------------------------------------------------
+    Figure(
+        "scaling.end_to_end_s",
+        "Workload end to end",
+        "s",
+        "scaling",
+        "Trigger to terminal state of a chain of N no-op tasks or a fan-out of width W "
+        "(root, W leaves, join), timed by the harness around adapter.run_workload(). A line "
+        "is fitted per tool and shape: slope = seconds per extra task, intercept = fixed cost.",
+    ),
+    Figure(
+        "scaling.assignment_s",
+        "Workload task assignment",
+        "s",
+        "scaling",
+        "Median over the workload's tasks of started_at - queued_at (tool's own API).",
+    ),
+    Figure(
+        "scaling.transition_s",
+        "Workload task transition",
+        "s",
+        "scaling",
+        "Median over the workload's tasks of started_at minus the latest upstream ended_at.",
+    ),
+    # --- recovery ------------------------------------------------------------------
+    Figure(
+        "recovery.transient_extra_s",
+        "Transient fault: extra time",
+        "s",
+        "transient",
+        "End to end of a run whose train step fails once with a retryable error, minus the "
+        "clean run's end to end in the same repetition. Includes the spec's 1 s retry delay.",
+    ),
+    Figure(
+        "recovery.transient_attempts",
+        "Transient fault: extra attempts",
+        "attempts",
+        "transient",
+        "Step attempts beyond one per step in that run (1 means exactly the failed step "
+        "was retried once).",
+    ),
+    Figure(
+        "recovery.transient_completed",
+        "Transient fault: run succeeded",
+        "yes=1",
+        "transient",
+        "1 if the run with the transient fault ended in success.",
+        better="higher",
+    ),
+    Figure(
+        "recovery.resume_reexecuted_steps",
+        "Resume: steps re-executed",
+        "steps",
+        "resume",
+        "The train step fails more times than its retries allow, so the run fails; then "
+        "adapter.resume_pipeline(). Counts the steps that had succeeded in the failed run "
+        "and executed again during the resume (0 = a perfect resume).",
+    ),
+    Figure(
+        "recovery.resume_time_lost_s",
+        "Resume: time lost",
+        "s",
+        "resume",
+        "End to end of the failed run plus the resume, minus the clean run's end to end "
+        "(includes the retry delays spent before the run gave up).",
+    ),
+    Figure(
+        "recovery.resume_completed",
+        "Resume: succeeded",
+        "yes=1",
+        "resume",
+        "1 if the resumed run ended in success.",
+        better="higher",
+    ),
+    Figure(
+        "recovery.kill_detection_s",
+        "Killed worker: time to detection",
+        "s",
+        "kill",
+        "The process running the train step is SIGKILLed mid-step (fault kill_attempts=1, "
+        "kill_after_s). From the kill to the moment the tool recorded the killed attempt as "
+        "ended (its own API, adapter.task_timings).",
+    ),
+    Figure(
+        "recovery.kill_recovery_s",
+        "Killed worker: time to recovery",
+        "s",
+        "kill",
+        "From the kill to the start of the step's next attempt (from the step records).",
+    ),
+    Figure(
+        "recovery.kill_extra_s",
+        "Killed worker: extra time",
+        "s",
+        "kill",
+        "End to end of the run with the killed worker minus the clean run's end to end.",
+    ),
+    Figure(
+        "recovery.kill_completed",
+        "Killed worker: run succeeded",
+        "yes=1",
+        "kill",
+        "1 if the run ended in success despite the killed worker.",
+        better="higher",
+    ),
+    Figure(
+        "recovery.backfill_runs_per_min",
+        "Backfill throughput",
+        "runs/min",
+        "backfill",
+        "K consecutive dates backfilled with adapter.backfill(): K divided by the wall time "
+        "of the whole backfill, per minute.",
+        better="higher",
+    ),
+    Figure(
+        "recovery.backfill_succeeded",
+        "Backfill: runs succeeded",
+        "fraction",
+        "backfill",
+        "Fraction of the K backfill runs that ended in success.",
+        better="higher",
+    ),
+    Figure(
+        "recovery.restart_completed",
+        "Server restart: run succeeded",
+        "yes=1",
+        "restart",
+        "A run is started with a delay in its train step; while train runs, the adapter's "
+        "restart_services() stops and restarts the tool's services. 1 if the run still "
+        "ended in success.",
+        better="higher",
+    ),
+    Figure(
+        "recovery.restart_lost_attempts",
+        "Server restart: attempts lost",
+        "attempts",
+        "restart",
+        "Step attempts of that run recorded as lost (started, never finished).",
+    ),
+    Figure(
+        "recovery.restart_extra_s",
+        "Server restart: extra time",
+        "s",
+        "restart",
+        "End to end of that run minus (the clean run's end to end plus the injected delay).",
+    ),
+)
+
+FIGURES: dict[str, Figure] = {f.key: f for f in _FIGURES}
+
+
+def figure(key: str) -> Figure:
+    try:
+        return FIGURES[key]
+    except KeyError:
+        raise KeyError(f"no figure {key!r} is defined in benchmarks.harness.figures") from None
+
+
+def figures_of(scenario: str) -> list[Figure]:
+    return [f for f in _FIGURES if f.scenario == scenario]

@@ -1,0 +1,160 @@
+"""What one benchmark invocation measures: tools, scenarios, profiles, sizes, repetitions."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.environments import REPO_ROOT
+from benchmarks.harness.figures import RECOVERY_SCENARIOS, SCENARIOS
+
+# --target cluster: the URL of each tool's API comes from an option or URL_ENV's variables.
+from benchmarks.tools import TOOLS, URL_ENV
+
+PROFILES = ("defaults", "tuned")
+DEFAULT_PIPELINE_CONFIG = REPO_ROOT / "configs" / "bench-pipeline.yaml"
+
+
+class PlanError(ValueError):
+    """An invalid combination of options; the message names the option."""
+
+
+@dataclass
+class Plan:
+    tools: list[str]
+    scenarios: list[str]
+    profiles: list[str]
+    repeat: int
+    quick: bool
+    target: str
+    urls: dict[str, str | None]
+    output_dir: Path
+    pipeline_config: Path = DEFAULT_PIPELINE_CONFIG
+    chain_sizes: tuple[int, ...] = (1, 10, 50)
+    fanout_sizes: tuple[int, ...] = (1, 10, 50)
+    backfill_dates: int = 5
+    settle_s: float = 10.0
+    kill_after_s: float = 1.0
+    restart_delay_s: float = 12.0
+    run_timeout_s: float = 900.0
+    measure_install: bool = True
+    # Scenarios left out (quick mode): recorded per tool as "skipped", never silently.
+    skipped_scenarios: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["output_dir"] = str(self.output_dir)
+        data["pipeline_config"] = str(self.pipeline_config)
+        return data
+
+
+def parse_list(values: list[str] | None, allowed: tuple[str, ...], option: str) -> list[str]:
+    """``["a,b", "c"]`` -> ``["a", "b", "c"]``, checked against ``allowed``; order kept."""
+    items: list[str] = []
+    for value in values or []:
+        items += [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [v for v in items if v not in allowed]
+    if unknown:
+        raise PlanError(f"{option} {', '.join(unknown)}: expected some of {', '.join(allowed)}")
+    return list(dict.fromkeys(items))
+
+
+# Quick mode leaves out the scenarios that take minutes per tool at defaults (a backfill
+# of several dates, a failed run plus its resume, a restart); they are recorded as skipped.
+QUICK_SCENARIOS = ("setup", "latency", "scaling", "transient")
+
+
+def expand_scenarios(values: list[str] | None, default: tuple[str, ...] = ("all",)) -> list[str]:
+    """Scenario names; ``recovery`` stands for all five recovery scenarios."""
+    allowed = (*SCENARIOS, "recovery", "all")
+    chosen = parse_list(values, allowed, "--scenarios") or list(default)
+    expanded: list[str] = []
+    for name in chosen:
+        if name == "all":
+            expanded += list(SCENARIOS)
+        elif name == "recovery":
+            expanded += list(RECOVERY_SCENARIOS)
+        else:
+            expanded.append(name)
+    return [s for s in SCENARIOS if s in expanded]  # canonical order
+
+
+def resolve_urls(
+    tools: list[str],
+    target: str,
+    given: dict[str, str | None],
+    environ: dict[str, str] | None = None,
+) -> dict[str, str | None]:
+    """Per tool, the API URL passed to its adapter as ``url=``. ``--target cluster``
+    needs one for every orchestrator (option, else environment variable)."""
+    environ = dict(os.environ if environ is None else environ)
+    if target not in ("local", "cluster"):
+        raise PlanError(f"--target {target!r}: expected local or cluster")
+    urls: dict[str, str | None] = {}
+    for tool in tools:
+        url = given.get(tool) or environ.get(URL_ENV.get(tool, ""), "") or None
+        if url and not url.startswith(("http://", "https://")):
+            source = f"--{tool}-url" if given.get(tool) else f"${URL_ENV[tool]}"
+            raise PlanError(f"{source} {url!r}: expected an http:// or https:// URL")
+        if target == "cluster" and tool in URL_ENV and not url:
+            raise PlanError(
+                f"--target cluster needs the {tool} API URL: pass --{tool}-url or set "
+                f"{URL_ENV[tool]}"
+            )
+        urls[tool] = url if target == "cluster" or url else None
+    return urls
+
+
+def make_plan(
+    *,
+    tools: list[str] | None,
+    scenarios: list[str] | None,
+    profiles: list[str] | None,
+    repeat: int | None,
+    quick: bool,
+    target: str,
+    urls: dict[str, str | None],
+    output_dir: Path,
+    pipeline_config: Path | None = None,
+    environ: dict[str, str] | None = None,
+) -> Plan:
+    chosen_tools = parse_list(tools, TOOLS, "--tools") or list(TOOLS)
+    if repeat is not None and repeat < 1:
+        raise PlanError(f"--repeat {repeat}: expected at least 1")
+    config = pipeline_config or DEFAULT_PIPELINE_CONFIG
+    if not config.is_file():
+        raise PlanError(f"--config {config}: file not found")
+    plan = Plan(
+        tools=chosen_tools,
+        scenarios=expand_scenarios(scenarios, QUICK_SCENARIOS if quick else ("all",)),
+        profiles=parse_list(profiles, PROFILES, "--profiles")
+        or (["defaults"] if quick else list(PROFILES)),
+        repeat=repeat or (1 if quick else 3),
+        quick=quick,
+        target=target,
+        urls=resolve_urls(chosen_tools, target, urls, environ),
+        output_dir=output_dir,
+        pipeline_config=config,
+    )
+    if quick and not scenarios:
+        plan.skipped_scenarios = [s for s in SCENARIOS if s not in plan.scenarios]
+    if quick:
+        # Small enough for about 10 minutes with all four tools on a 2-core machine.
+        # Two sizes fit a line; 1 and 10 are sizes every tool's workload pipelines are
+        # built for (Airflow's workload DAGs are static: 1, 10, 50). The fan-out is left
+        # out: with it, quick mode took 12.8 min here instead of about 10.
+        plan.chain_sizes = (1, 10)
+        plan.fanout_sizes = ()
+        plan.backfill_dates = 3
+        plan.settle_s = 3.0
+        plan.restart_delay_s = 10.0
+        plan.measure_install = False
+        plan.notes.append(
+            f"quick mode: {'/'.join(plan.profiles)} profile(s), {plan.repeat} repetition(s), "
+            f"chain sizes {', '.join(map(str, plan.chain_sizes))} (no fan-out), "
+            f"{plan.settle_s:.0f} s idle settle, install time not measured"
+        )
+    return plan

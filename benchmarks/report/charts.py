@@ -1,0 +1,183 @@
+"""The report's figures (matplotlib, rendered to PNG bytes): bars with spread, scaling
+lines with their fitted slopes, and a recovery timeline."""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display; must precede pyplot
+import matplotlib.pyplot as plt
+
+MODEL_COLOURS = {
+    "in-process": "#4C72B0",
+    "process-per-task": "#DD8452",
+    "pod-per-step": "#55A868",
+    "unknown": "#8C8C8C",
+}
+OUTCOME_COLOURS = {
+    "success": "#55A868",
+    "failed": "#C44E52",
+    "lost": "#8172B3",
+    "running": "#CCB974",
+}
+BAR_FIGURES = (
+    "latency.end_to_end_s",
+    "latency.overhead_s",
+    "setup.cold_start_s",
+    "setup.idle_pss_mb",
+    "setup.import_s",
+    "setup.venv_size_mb",
+)
+
+
+def _png(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def bars_with_spread(results: dict[str, Any]) -> bytes | None:
+    """Median bars, min-max whiskers, per tool and profile; colour = execution model."""
+    keys = [
+        k
+        for k in BAR_FIGURES
+        if any(r["figure"] == k and not r["params"] for r in results["summaries"])
+    ]
+    if not keys:
+        return None
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.6), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        rows = [r for r in results["summaries"] if r["figure"] == key and not r["params"]]
+        rows.sort(key=lambda r: (r["execution_model"], r["tool"], r["profile"]))
+        labels = [f"{r['tool']}\n{r['profile']}" for r in rows]
+        medians = [r["median"] for r in rows]
+        errors = [
+            [r["median"] - r["min"] for r in rows],
+            [r["max"] - r["median"] for r in rows],
+        ]
+        colours = [MODEL_COLOURS.get(r["execution_model"], "#8C8C8C") for r in rows]
+        ax.bar(range(len(rows)), medians, yerr=errors, color=colours, capsize=3)
+        ax.set_xticks(range(len(rows)), labels, fontsize=7)
+        figure = results["figures"][key]
+        ax.set_title(figure["name"], fontsize=9)
+        ax.set_ylabel(figure["unit"], fontsize=8)
+    handles = [
+        plt.Rectangle((0, 0), 1, 1, color=c) for m, c in MODEL_COLOURS.items() if m != "unknown"
+    ]
+    fig.legend(handles, [m for m in MODEL_COLOURS if m != "unknown"], loc="lower center", ncol=3)
+    fig.subplots_adjust(bottom=0.25)
+    return _png(fig)
+
+
+def scaling_lines(results: dict[str, Any]) -> bytes | None:
+    """End to end against size, every repetition's points and the fitted line."""
+    points: dict[tuple, list[tuple[int, float]]] = defaultdict(list)
+    for o in results["observations"]:
+        if o["figure"] == "scaling.end_to_end_s":
+            key = (o["params"]["shape"], o["tool"], o["profile"], o["execution_model"])
+            points[key].append((o["params"]["size"], o["value"]))
+    if not points:
+        return None
+    fits = {(f["shape"], f["tool"], f["profile"]): f for f in results["fits"]}
+    shapes = [s for s in ("chain", "fanout") if any(k[0] == s for k in points)]
+    fig, axes = plt.subplots(1, len(shapes), figsize=(6 * len(shapes), 4), squeeze=False)
+    for ax, shape in zip(axes[0], shapes, strict=True):
+        for (s, tool, profile, model), pts in sorted(points.items()):
+            if s != shape:
+                continue
+            xs, ys = zip(*pts, strict=True)
+            label = f"{tool} {profile} ({model})"
+            fit = fits.get((shape, tool, profile))
+            line = "-" if profile == "defaults" else "--"
+            scatter = ax.scatter(xs, ys, s=14)
+            if fit:
+                label += f": {fit['slope_s_per_task']:.3f} s/task"
+                grid = [min(xs), max(xs)]
+                ax.plot(
+                    grid,
+                    [fit["intercept_s"] + fit["slope_s_per_task"] * x for x in grid],
+                    line,
+                    color=scatter.get_facecolor()[0],
+                )
+            scatter.set_label(label)
+        ax.set_title("chain of N tasks" if shape == "chain" else "fan-out of width W", fontsize=10)
+        ax.set_xlabel("N" if shape == "chain" else "W")
+        ax.set_ylabel("end to end (s)")
+        ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def recovery_timeline(results: dict[str, Any]) -> bytes | None:
+    """Step attempts of each recovery run (first repetition, first profile) over time."""
+    profile = results["plan"]["profiles"][0]
+    timelines = [
+        t for t in results["timelines"] if t["repetition"] == 0 and t["profile"] == profile
+    ]
+    if not timelines:
+        return None
+    fig, axes = plt.subplots(
+        len(timelines),
+        1,
+        figsize=(
+            10,
+            1.2
+            + 0.35 * max(len(t["events"]) for t in timelines) * len(timelines) / 2
+            + 0.8 * len(timelines),
+        ),
+        squeeze=False,
+    )
+    for ax, timeline in zip(axes[:, 0], timelines, strict=True):
+        events = timeline["events"]
+        end = max(
+            [e["end_s"] or e["start_s"] for e in events]
+            + [m["at_s"] for m in timeline["markers"]]
+            + [1]
+        )
+        marks = sorted(m["at_s"] for m in timeline["markers"])
+        labels = []
+        for row, e in enumerate(events):
+            stop = e["end_s"]
+            if stop is None:  # lost: it ended (unrecorded) at the next marker, e.g. the kill
+                stop = next((m for m in marks if m > e["start_s"]), end)
+            ax.barh(
+                row,
+                max(stop - e["start_s"], end * 0.004),  # keep sub-second steps visible
+                left=e["start_s"],
+                color=OUTCOME_COLOURS[e["outcome"]],
+            )
+            labels.append(f"{e['run']}: {e['step']} #{e['attempt']}")
+        for index, marker in enumerate(timeline["markers"]):
+            ax.axvline(marker["at_s"], color="black", linestyle=":", linewidth=1)
+            ax.annotate(
+                marker["label"],
+                (marker["at_s"], len(events) - 0.6 - index * 1.2),
+                fontsize=7,
+                xytext=(3, 0),
+                textcoords="offset points",
+            )
+        ax.set_xlim(left=0, right=end * 1.05)
+        ax.set_yticks(range(len(events)), labels, fontsize=6)
+        ax.invert_yaxis()
+        ax.set_title(
+            f"{timeline['tool']} ({timeline['execution_model']}): {timeline['scenario']}",
+            fontsize=9,
+        )
+        ax.set_xlabel("seconds since trigger", fontsize=8)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in OUTCOME_COLOURS.values()]
+    fig.legend(handles, list(OUTCOME_COLOURS), loc="upper right", ncol=4, fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def all_charts(results: dict[str, Any]) -> dict[str, bytes]:
+    charts = {
+        "bars": bars_with_spread(results),
+        "scaling": scaling_lines(results),
+        "recovery_timeline": recovery_timeline(results),
+    }
+    return {name: png for name, png in charts.items() if png is not None}

@@ -1,0 +1,256 @@
+"""What each tool can do, as far as this repository's tests prove it.
+
+A cell is "proven" only when it names tests that exist (``tests/benchmarks/
+test_feature_matrix.py`` parses the test files and fails otherwise), so the matrix
+cannot claim more than the tests show. "pending" cells name the tests being written
+for them; until those exist the report says "not yet proven", never "yes".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Status = Literal["proven", "pending", "unsupported", "not_tested"]
+MATRIX_TOOLS = ("airflow", "prefect", "kubeflow")
+
+
+@dataclass(frozen=True)
+class Feature:
+    key: str
+    name: str
+    question: str
+
+
+@dataclass(frozen=True)
+class Cell:
+    status: Status
+    summary: str
+    tests: tuple[str, ...] = ()
+
+
+FEATURES = (
+    Feature("scheduled", "Scheduled trigger", "Does a cron schedule start the pipeline?"),
+    Feature("manual", "Manual trigger", "Can a user or API call start a run with parameters?"),
+    Feature("event", "Event trigger", "Does an event (new data, an asset update) start a run?"),
+    Feature("retries", "Retries", "Is a transient step failure retried per the spec's policy?"),
+    Feature(
+        "non_retryable",
+        "Non-retryable errors",
+        "Does a NonRetryableError fail the step at once, without retries?",
+    ),
+    Feature("resume", "Resume from failure", "Can a failed run continue without redoing work?"),
+    Feature("backfill", "Backfill", "Can runs for past dates be created and run?"),
+    Feature("notifications", "Notifications", "Is a failure posted to a webhook?"),
+    Feature("ui", "UI", "Does the tool serve a UI showing the runs?"),
+    Feature(
+        "kubernetes",
+        "Kubernetes-native execution",
+        "Does the infra run each task or run as Kubernetes pods/jobs?",
+    ),
+)
+
+
+AF = "tests/airflow/"
+PF = "tests/prefect/"
+KF = "tests/kubeflow/"
+INFRA = "tests/infra/test_components.py::"
+
+# Cells name the tests that prove them (existence checked by tests/benchmarks/
+# test_feature_matrix.py; whether they pass is the tool suites' job). "pending" is for
+# tests still being written: the report then says "not yet proven".
+MATRIX: dict[tuple[str, str], Cell] = {
+    # --- Airflow ---------------------------------------------------------------------
+    ("scheduled", "airflow"): Cell(
+        "proven",
+        "the DAG's timetable is the config's cron OR the input asset (DagBag check; no run "
+        "was waited for at 03:00)",
+        (AF + "test_dag_integrity.py::test_ml_dag_triggers_and_params",),
+    ),
+    ("manual", "airflow"): Cell(
+        "proven",
+        "runs triggered through the REST API / CLI with params complete and match the "
+        "plain-Python baseline",
+        (
+            AF + "test_triggers.py::test_cli_trigger_with_a_seed_param",
+            AF + "test_pipeline_runs.py::test_adapter_run_matches_the_plain_python_baseline",
+        ),
+    ),
+    ("event", "airflow"): Cell(
+        "proven",
+        "an asset event starts a run (data-aware scheduling)",
+        (AF + "test_triggers.py::test_input_asset_event_starts_a_run",),
+    ),
+    ("retries", "airflow"): Cell(
+        "proven",
+        "a transient fault is retried; try 2 succeeds",
+        (AF + "test_pipeline_runs.py::test_transient_fault_is_retried_and_try_2_succeeds",),
+    ),
+    ("non_retryable", "airflow"): Cell(
+        "proven",
+        "a NonRetryableError fails the task at once (AirflowFailException)",
+        (AF + "test_pipeline_runs.py::test_non_retryable_fault_fails_without_retry",),
+    ),
+    ("resume", "airflow"): Cell(
+        "proven",
+        "clearing the failed task resumes the run without re-running upstream tasks",
+        (
+            AF + "test_pipeline_runs.py::"
+            "test_clearing_the_failed_task_resumes_without_rerunning_upstream",
+        ),
+    ),
+    ("backfill", "airflow"): Cell(
+        "proven",
+        "a backfill runs each date once; re-running it changes nothing",
+        (AF + "test_triggers.py::test_backfill_runs_each_date_once_and_rerunning_changes_nothing",),
+    ),
+    ("notifications", "airflow"): Cell(
+        "proven",
+        "a failure posts the payload to a webhook",
+        (AF + "test_pipeline_runs.py::test_failure_notification_reaches_the_webhook",),
+    ),
+    ("ui", "airflow"): Cell(
+        "not_tested", "the api-server serves a UI, but no test in this repository checks it"
+    ),
+    ("kubernetes", "airflow"): Cell(
+        "proven",
+        "task pods from a pinned, strictly validated pod template; infra ships it (static "
+        "checks and Pulumi mocks; real pods only in the kind end-to-end workflow)",
+        (
+            AF + "test_pod_template.py::test_pod_template_validates_strictly",
+            INFRA + "test_airflow_ships_the_pipeline_pod_template_when_present",
+        ),
+    ),
+    # --- Prefect ---------------------------------------------------------------------
+    ("scheduled", "prefect"): Cell(
+        "proven",
+        "the deployment carries the config's cron schedule (server-side check)",
+        (PF + "test_deployments.py::test_deployment_has_the_config_cron_schedule",),
+    ),
+    ("manual", "prefect"): Cell(
+        "proven",
+        "a manual deployment run through the prefect CLI completes",
+        (PF + "test_deployments.py::test_manual_run_through_the_prefect_cli_completes",),
+    ),
+    ("event", "prefect"): Cell(
+        "proven",
+        "an event sent through the API starts a deployment run",
+        (
+            PF + "test_deployments.py::test_deployment_has_the_data_updated_event_trigger",
+            PF + "test_deployments.py::test_event_through_the_api_starts_a_deployment_run",
+        ),
+    ),
+    ("retries", "prefect"): Cell(
+        "proven",
+        "a transient fault is retried by task retries and succeeds",
+        (PF + "test_recovery.py::test_transient_fault_is_retried_and_succeeds",),
+    ),
+    ("non_retryable", "prefect"): Cell(
+        "proven",
+        "a NonRetryableError is not retried (retry condition)",
+        (PF + "test_recovery.py::test_non_retryable_fault_is_not_retried",),
+    ),
+    ("resume", "prefect"): Cell(
+        "proven",
+        "a fixed re-run executes only the failed step and its downstream (task cache)",
+        (
+            PF
+            + "test_recovery.py::test_fixed_rerun_executes_only_the_failed_step_and_its_downstream",
+        ),
+    ),
+    ("backfill", "prefect"): Cell(
+        "proven",
+        "runs for past dates run each date once and are idempotent in the registry",
+        (
+            PF + "test_deployments.py::"
+            "test_backfill_runs_each_past_date_once_and_is_idempotent_in_the_registry",
+        ),
+    ),
+    ("notifications", "prefect"): Cell(
+        "proven",
+        "a failure posts the payload to a webhook (on_failure hook)",
+        (PF + "test_recovery.py::test_webhook_receives_the_failure_notification",),
+    ),
+    ("ui", "prefect"): Cell(
+        "not_tested", "the server serves a UI, but no test in this repository checks it"
+    ),
+    ("kubernetes", "prefect"): Cell(
+        "proven",
+        "a Kubernetes work pool with the committed job template is accepted by the server; "
+        "jobs run the shared_ml image (real jobs only in the kind end-to-end workflow)",
+        (
+            PF + "test_deployments.py::"
+            "test_kubernetes_work_pool_with_the_committed_template_is_accepted_by_the_server",
+            PF + "test_k8s.py::test_job_runs_the_shared_ml_image_as_non_root_with_resources",
+        ),
+    ),
+    # --- Kubeflow Pipelines ----------------------------------------------------------
+    ("scheduled", "kubeflow"): Cell(
+        "proven",
+        "the config's cron is converted to KFP's recurring-run form (static; recurring runs "
+        "exist only on a cluster)",
+        (KF + "test_cluster.py::test_cron_gets_the_seconds_field_kfp_expects",),
+    ),
+    ("manual", "kubeflow"): Cell(
+        "proven",
+        "a local run (kfp.local) completes and matches the baseline",
+        (KF + "test_local_run.py::test_metrics_and_prediction_hash_equal_the_baseline",),
+    ),
+    ("event", "kubeflow"): Cell(
+        "unsupported",
+        "KFP has no built-in event triggers; runs are started by API calls or recurring runs",
+    ),
+    ("retries", "kubeflow"): Cell(
+        "proven",
+        "set_retry retries a transient fault, locally",
+        (KF + "test_local_run.py::test_a_transient_fault_is_retried_and_succeeds",),
+    ),
+    ("non_retryable", "kubeflow"): Cell(
+        "unsupported",
+        "KFP retries every failure: a NonRetryableError still consumes every retry",
+        (KF + "test_local_run.py::test_non_retryable_error_still_consumes_every_kfp_retry",),
+    ),
+    ("resume", "kubeflow"): Cell(
+        "proven",
+        "a resume re-executes only the failed step and its downstream (local caching)",
+        (
+            KF
+            + "test_local_run.py::test_resume_re_executes_only_the_failed_step_and_its_downstream",
+        ),
+    ),
+    ("backfill", "kubeflow"): Cell(
+        "not_tested", "recurring runs can catch up on a cluster; nothing runs past dates locally"
+    ),
+    ("notifications", "kubeflow"): Cell(
+        "proven",
+        "an exit handler task posts the failure to a webhook",
+        (KF + "test_local_run.py::test_exit_handler_posts_the_failure_to_the_webhook",),
+    ),
+    ("ui", "kubeflow"): Cell("not_tested", "the KFP UI exists only on a cluster"),
+    ("kubernetes", "kubeflow"): Cell(
+        "proven",
+        "every step is a pod running the pinned shared_ml image; infra applies the KFP "
+        "manifests (static checks and Pulumi mocks)",
+        (
+            KF + "test_ir.py::test_every_image_is_the_pinned_shared_ml_image",
+            INFRA + "test_kubeflow_applies_cluster_scoped_resources_first",
+        ),
+    ),
+}
+
+
+def matrix_as_data() -> dict[str, Any]:
+    return {
+        "features": [f.__dict__ for f in FEATURES],
+        "tools": list(MATRIX_TOOLS),
+        "cells": [
+            {
+                "feature": feature,
+                "tool": tool,
+                "status": cell.status,
+                "summary": cell.summary,
+                "tests": list(cell.tests),
+            }
+            for (feature, tool), cell in MATRIX.items()
+        ],
+    }

@@ -1,0 +1,271 @@
+"""Render ``report.md`` and a self-contained ``report.html`` from a ``results.json``.
+
+Everything the report says comes from the results document: the figures' definitions,
+the numbers, the outcomes of scenarios a tool could not do, the feature matrix and the
+"which tool when" rules. Tables are split by execution model (in-process,
+process-per-task, pod-per-step): their numbers never share a column.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from benchmarks.report.charts import all_charts
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+BASELINE = "local"
+MODEL_ORDER = ("in-process", "process-per-task", "pod-per-step", "unknown")
+STATUS_TEXT = {
+    "proven": "proven",
+    "pending": "not yet proven (test pending)",
+    "unsupported": "not supported",
+    "not_tested": "not tested here",
+}
+
+
+def fmt(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if unit in ("yes=1",):
+        return "yes" if value >= 1 else ("no" if value <= 0 else f"{value:.2f}")
+    if float(value).is_integer() or abs(value) >= 100:
+        text = f"{value:.0f}"
+    elif abs(value) >= 1:
+        text = f"{value:.2f}"
+    else:
+        text = f"{value:.3f}"
+    return text
+
+
+def _cell(row: dict[str, Any], unit: str) -> str:
+    if row["n"] == 1:
+        return f"{fmt(row['median'], unit)} (n=1)"
+    if unit == "yes=1":
+        return f"{fmt(row['median'], unit)} ({fmt(row['min'], unit)}..{fmt(row['max'], unit)}, n={row['n']})"
+    return (
+        f"{fmt(row['median'], unit)} [{fmt(row['min'], unit)}-{fmt(row['max'], unit)}; "
+        f"IQR {fmt(row['iqr'], unit)}; n={row['n']}]"
+    )
+
+
+def _params_text(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+def figure_tables(results: dict[str, Any], scenario: str) -> list[dict[str, Any]]:
+    """One table per execution model: rows = figures (and params), columns = tool/profile."""
+    figures = results["figures"]
+    rows = [r for r in results["summaries"] if figures[r["figure"]]["scenario"] == scenario]
+    by_model: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_model[r["execution_model"]].append(r)
+    tables = []
+    for model in sorted(by_model, key=lambda m: MODEL_ORDER.index(m) if m in MODEL_ORDER else 9):
+        model_rows = by_model[model]
+        columns = sorted({(r["tool"], r["profile"]) for r in model_rows})
+        lines: dict[tuple[str, str], dict[tuple[str, str], str]] = {}
+        for r in model_rows:
+            label = (r["figure"], _params_text(r["params"]))
+            lines.setdefault(label, {})[(r["tool"], r["profile"])] = _cell(
+                r, figures[r["figure"]]["unit"]
+            )
+        order = list(figures)
+        body = [
+            {
+                "figure": figures[key]["name"] + (f" ({params})" if params else ""),
+                "unit": figures[key]["unit"],
+                "cells": [cells.get(c, "-") for c in columns],
+            }
+            for (key, params), cells in sorted(
+                lines.items(),
+                key=lambda item: (order.index(item[0][0]), _sort_params(item[0][1])),
+            )
+        ]
+        body += _baseline_rows(results, scenario, columns)
+        tables.append(
+            {
+                "model": model,
+                "columns": [f"{tool} ({profile})" for tool, profile in columns],
+                "rows": body,
+            }
+        )
+    return tables
+
+
+BASELINE_RATIOS = {"latency": ("latency.end_to_end_s", "latency.overhead_s")}
+
+
+def _baseline_rows(
+    results: dict[str, Any], scenario: str, columns: list[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    """Rows "figure / plain-Python baseline" (medians, same profile): each tool against the
+    baseline, inside its own execution model's table."""
+    medians = {
+        (r["figure"], r["tool"], r["profile"]): r["median"]
+        for r in results["summaries"]
+        if not r["params"]
+    }
+    rows = []
+    for key in BASELINE_RATIOS.get(scenario, ()):
+        cells = []
+        for tool, profile in columns:
+            base = medians.get((key, BASELINE, profile)) or medians.get((key, BASELINE, "defaults"))
+            value = medians.get((key, tool, profile))
+            cells.append(f"{value / base:.2f}x" if value is not None and base else "-")
+        if any(c != "-" for c in cells):
+            name = results["figures"][key]["name"]
+            rows.append(
+                {"figure": f"{name} / plain-Python baseline", "unit": "ratio", "cells": cells}
+            )
+    return rows
+
+
+def _sort_params(text: str) -> tuple:
+    parts = dict(p.split("=", 1) for p in text.split(", ") if "=" in p)
+    return (parts.get("shape", ""), int(parts.get("size", 0) or 0))
+
+
+def fit_tables(results: dict[str, Any]) -> list[dict[str, Any]]:
+    by_model: dict[str, list[dict]] = defaultdict(list)
+    for f in results["fits"]:
+        by_model[f["execution_model"]].append(f)
+    return [
+        {
+            "model": model,
+            "rows": [
+                {
+                    "tool": f["tool"],
+                    "profile": f["profile"],
+                    "shape": f["shape"],
+                    "slope": fmt(f["slope_s_per_task"]),
+                    "intercept": fmt(f["intercept_s"]),
+                    # Two points always lie on a line: R² says nothing until there are more.
+                    "r2": "-" if f["r2"] is None or f["n_points"] <= 2 else f"{f['r2']:.3f}",
+                    "sizes": ", ".join(map(str, f["sizes"])),
+                    "n": f["n_points"],
+                }
+                for f in sorted(
+                    by_model[model], key=lambda f: (f["shape"], f["tool"], f["profile"])
+                )
+            ],
+        }
+        for model in sorted(by_model, key=lambda m: MODEL_ORDER.index(m) if m in MODEL_ORDER else 9)
+    ]
+
+
+def outcome_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every scenario or figure that was not measured, once per (tool, profile, reason)."""
+    seen: dict[tuple, dict[str, Any]] = {}
+    for o in results["outcomes"]:
+        if o["status"] == "ok":
+            continue
+        key = (o["scenario"], o["figure"], o["tool"], o["profile"], o["status"], o["reason"])
+        if key in seen:
+            seen[key]["repetitions"] += 1
+        else:
+            seen[key] = {**o, "repetitions": 1}
+    return sorted(seen.values(), key=lambda o: (o["scenario"], o["tool"], o["profile"]))
+
+
+def scenario_status(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per scenario and tool: ok / not supported / error... and the total time it took
+    (all repetitions and profiles), so no tool vanishes and the cost of each is visible."""
+    statuses: dict[tuple[str, str], set[str]] = defaultdict(set)
+    seconds: dict[tuple[str, str], float] = defaultdict(float)
+    for o in results["outcomes"]:
+        if o["figure"] is None:
+            statuses[(o["scenario"], o["tool"])].add(o["status"])
+            seconds[(o["scenario"], o["tool"])] += o.get("duration_s", 0.0)
+    tools = results["plan"]["tools"]
+    rows = []
+    skipped = results["plan"].get("skipped_scenarios", [])
+    for scenario in ["warmup", *results["plan"]["scenarios"], *skipped]:
+        cells = []
+        for tool in tools:
+            found = statuses.get((scenario, tool))
+            if found is None:
+                cells.append("-" if scenario == "warmup" else "missing")
+                continue
+            took = seconds[(scenario, tool)]
+            cells.append(", ".join(sorted(found)) + (f" ({took:.0f} s)" if took else ""))
+        if scenario != "warmup" or any(c != "-" for c in cells):
+            rows.append({"scenario": scenario, "cells": cells})
+    return rows
+
+
+def matrix_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    matrix = results["feature_matrix"]
+    cells = {(c["feature"], c["tool"]): c for c in matrix["cells"]}
+    rows = []
+    for feature in matrix["features"]:
+        row_cells = []
+        for tool in matrix["tools"]:
+            c = cells.get((feature["key"], tool))
+            if c is None:
+                row_cells.append({"status": "missing", "summary": "", "tests": []})
+                continue
+            row_cells.append({**c, "status_text": STATUS_TEXT.get(c["status"], c["status"])})
+        rows.append({"feature": feature, "cells": row_cells})
+    return rows
+
+
+def context(results: dict[str, Any], charts: dict[str, bytes]) -> dict[str, Any]:
+    scenarios = results["plan"]["scenarios"]
+    sections = []
+    titles = results["scenarios"]
+    for scenario in scenarios:
+        figures = [f for f in results["figures"].values() if f["scenario"] == scenario]
+        sections.append(
+            {
+                "key": scenario,
+                "title": titles.get(scenario, scenario),
+                "figures": figures,
+                "tables": figure_tables(results, scenario),
+            }
+        )
+    return {
+        "r": results,
+        "sections": sections,
+        "fits": fit_tables(results),
+        "outcomes": outcome_rows(results),
+        "status": scenario_status(results),
+        "matrix": matrix_rows(results),
+        "charts": {name: base64.b64encode(png).decode() for name, png in charts.items()},
+        "chart_files": {name: f"figures/{name}.png" for name in charts},
+        "versions_json": json.dumps(results["versions"], indent=2, sort_keys=True),
+        "config_json": json.dumps(results.get("pipeline_config", {}), indent=2),
+    }
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render_report(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
+    """Write report.md (+ figures/*.png it links) and a self-contained report.html."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    charts = all_charts(results)
+    if charts:
+        (out_dir / "figures").mkdir(exist_ok=True)
+        for name, png in charts.items():
+            (out_dir / "figures" / f"{name}.png").write_bytes(png)
+    env = _environment()
+    data = context(results, charts)
+    markdown = out_dir / "report.md"
+    html = out_dir / "report.html"
+    markdown.write_text(env.get_template("report.md.j2").render(**data), encoding="utf-8")
+    html.write_text(env.get_template("report.html.j2").render(**data), encoding="utf-8")
+    return markdown, html

@@ -1,0 +1,232 @@
+"""Plan options, cluster URL wiring, phases, line counting: the harness's small parts."""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from benchmarks.cli import app
+from benchmarks.harness.phases import task_phases
+from benchmarks.harness.plan import PlanError, expand_scenarios, make_plan, resolve_urls
+from benchmarks.harness.runner import round_robin
+from benchmarks.harness.setup_cost import code_lines, parse_importtime
+from benchmarks.tools.base import TaskTiming
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_round_robin_moves_the_first_tool_each_repetition() -> None:
+    tools = ["local", "airflow", "prefect"]
+    orders = [round_robin(tools, r) for r in range(3)]
+    assert [o[0] for o in orders] == ["local", "airflow", "prefect"]
+    assert all(sorted(o) == sorted(tools) for o in orders)
+
+
+def test_scenario_selection() -> None:
+    assert expand_scenarios(["recovery"]) == ["transient", "resume", "kill", "backfill", "restart"]
+    assert expand_scenarios(["scaling,setup"]) == ["setup", "scaling"]
+    assert len(expand_scenarios(None)) == 8
+    with pytest.raises(PlanError, match="--scenarios bogus"):
+        expand_scenarios(["bogus"])
+
+
+def test_quick_plan_is_small() -> None:
+    plan = make_plan(
+        tools=None,
+        scenarios=None,
+        profiles=None,
+        repeat=None,
+        quick=True,
+        target="local",
+        urls={},
+        output_dir=Path("reports"),
+        environ={},
+    )
+    assert plan.tools == ["local", "airflow", "prefect", "kubeflow"]
+    assert plan.profiles == ["defaults"] and plan.repeat == 1
+    assert max(plan.chain_sizes) == 10 and not plan.measure_install
+    assert plan.scenarios == ["setup", "latency", "scaling", "transient"]
+    assert plan.skipped_scenarios == ["resume", "kill", "backfill", "restart"]  # recorded
+    assert plan.fanout_sizes == ()
+    full = make_plan(
+        tools=["local"],
+        scenarios=None,
+        profiles=None,
+        repeat=None,
+        quick=False,
+        target="local",
+        urls={},
+        output_dir=Path("reports"),
+        environ={},
+    )
+    assert full.profiles == ["defaults", "tuned"] and full.chain_sizes == (1, 10, 50)
+
+
+def test_cluster_urls_from_options_and_environment() -> None:
+    env = {
+        "ORCHBENCH_AIRFLOW_URL": "http://airflow.example:8080",
+        "ORCHBENCH_KFP_URL": "https://kfp",
+    }
+    urls = resolve_urls(
+        ["local", "airflow", "prefect", "kubeflow"],
+        "cluster",
+        {"prefect": "http://127.0.0.1:4200/api", "airflow": None},
+        env,
+    )
+    assert urls == {
+        "local": None,
+        "airflow": "http://airflow.example:8080",
+        "prefect": "http://127.0.0.1:4200/api",
+        "kubeflow": "https://kfp",
+    }
+    # An option wins over the environment.
+    assert resolve_urls(["airflow"], "cluster", {"airflow": "http://a:1"}, env) == {
+        "airflow": "http://a:1"
+    }
+
+
+@pytest.mark.parametrize(
+    ("given", "env", "message"),
+    [
+        ({}, {}, "needs the airflow API URL: pass --airflow-url or set ORCHBENCH_AIRFLOW_URL"),
+        ({"airflow": "airflow:8080"}, {}, "--airflow-url 'airflow:8080': expected an http"),
+        ({}, {"ORCHBENCH_AIRFLOW_URL": "ftp://x"}, "$ORCHBENCH_AIRFLOW_URL 'ftp://x'"),
+    ],
+)
+def test_cluster_url_errors_are_clear(given: dict, env: dict, message: str) -> None:
+    with pytest.raises(PlanError) as err:
+        resolve_urls(["airflow"], "cluster", given, env)
+    assert message in str(err.value)
+
+
+def test_cli_cluster_errors_exit_2_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("ORCHBENCH_AIRFLOW_URL", "ORCHBENCH_PREFECT_URL", "ORCHBENCH_KFP_URL"):
+        monkeypatch.delenv(var, raising=False)
+    runner = CliRunner()
+    missing = runner.invoke(app, ["bench", "--target", "cluster", "--tools", "airflow"])
+    assert missing.exit_code == 2
+    assert "ORCHBENCH_AIRFLOW_URL" in missing.output and "Traceback" not in missing.output
+    port = free_port()  # nothing listens there
+    unreachable = runner.invoke(
+        app,
+        [
+            "bench",
+            "--target",
+            "cluster",
+            "--tools",
+            "prefect",
+            "--prefect-url",
+            f"http://127.0.0.1:{port}",
+        ],
+    )
+    assert unreachable.exit_code == 2
+    assert f"cannot reach the prefect API at http://127.0.0.1:{port}" in unreachable.output
+    bad_target = runner.invoke(app, ["bench", "--target", "moon"])
+    assert bad_target.exit_code == 2 and "--target 'moon'" in bad_target.output
+
+
+def test_cluster_wiring_reaches_the_adapter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reachable URL passes the check and arrives at the adapter as url=."""
+    from benchmarks.harness import cli as harness_cli
+    from benchmarks.harness.plan import URL_ENV
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        monkeypatch.setitem(URL_ENV, "local", "ORCHBENCH_LOCAL_URL")  # treat local as remote
+        plan = make_plan(
+            tools=["local"],
+            scenarios=["latency"],
+            profiles=["defaults"],
+            repeat=1,
+            quick=True,
+            target="cluster",
+            urls={},
+            output_dir=tmp_path,
+            environ={"ORCHBENCH_LOCAL_URL": url},
+        )
+        harness_cli.check_reachable(plan)  # no error
+        seen = {}
+        from benchmarks.tools import local
+
+        original = local.LocalAdapter.__init__
+
+        def spy(self, *args, **kwargs):
+            seen.update(kwargs)
+            original(self, *args, **kwargs)
+
+        monkeypatch.setattr(local.LocalAdapter, "__init__", spy)
+        from benchmarks.harness.runner import Collected, run_session
+
+        collected = Collected()
+        plan.scenarios = []  # only construct the adapter and start/stop its services
+        run_session(plan, "local", "defaults", 0, tmp_path, collected, lambda d, u: None)
+        assert seen == {"target": "cluster", "url": url, "profile": "defaults"}
+        assert collected.tools["local"]["url"] == url
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_phases_from_task_timings() -> None:
+    upstream = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}
+    timings = [
+        TaskTiming("a", 1, "success", at(0), at(1), at(2)),
+        TaskTiming("b", 1, "failed", at(2.5), at(3), at(4)),
+        TaskTiming("b", 2, "success", at(5), at(5.5), at(6)),
+        TaskTiming("orchbench_ml.c", 1, "success", at(2.2), at(2.4), at(3)),
+        TaskTiming("d", 1, "success", None, at(6.7), at(7)),
+    ]
+    phases = task_phases(timings, upstream)
+    assert sorted(phases.assignment) == pytest.approx([0.2, 0.5, 0.5, 1.0])
+    assert sorted(phases.execution) == pytest.approx([0.3, 0.5, 0.6, 1.0, 1.0])
+    # b: first try starts 1 s after a ends; c: 0.4 s; d: 0.7 s after b's last try ends.
+    assert sorted(phases.transition) == pytest.approx([0.4, 0.7, 1.0])
+    assert phases.unmatched_tasks == []
+
+
+def test_code_lines_skip_blanks_comments_and_docstrings() -> None:
+    source = '''"""Module docstring
+spanning lines."""
+
+# a comment
+import os  # trailing comment counts as code
+
+
+def f(x):
+    """Docstring."""
+    y = (
+        x + 1
+    )
+    return y
+'''
+    assert code_lines(source) == 6  # import, def, y = (, x + 1, ), return
+
+
+def test_parse_importtime() -> None:
+    stderr = (
+        "import time: self [us] | cumulative | imported package\n"
+        "import time:       120 |        120 |   airflow.sub\n"
+        "import time:      3000 |    1234567 | airflow\n"
+    )
+    assert parse_importtime(stderr, "airflow") == pytest.approx(1.234567)

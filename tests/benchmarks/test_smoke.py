@@ -1,0 +1,89 @@
+"""End-to-end smoke benchmark at tiny sizes: every scenario of every tool reaches the
+outputs (measured, or recorded as not supported / unavailable / error with a reason).
+
+Runs the real adapter of each tool whose adapter module and environment exist here;
+the others are skipped with the reason. No timing assertions.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import import_module
+from pathlib import Path
+
+import pytest
+
+from benchmarks.environments import venvs_dir
+from benchmarks.harness.bench import execute
+from benchmarks.harness.figures import SCENARIOS
+from benchmarks.harness.plan import make_plan
+from benchmarks.harness.results import load_results
+from benchmarks.harness.setup_cost import layout
+from benchmarks.tools import ADAPTERS, TOOLS
+
+
+def adapter_missing(tool: str) -> str | None:
+    module = ADAPTERS[tool].split(":")[0]
+    try:
+        import_module(module)
+    except ImportError as err:
+        return f"the {tool} adapter is not available yet ({err})"
+    python = venvs_dir() / layout(tool).venv / "bin" / "python"
+    if not python.exists():
+        return f"{python} missing (make envs)"
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("tool", TOOLS)
+def test_smoke_benchmark(tool: str, orchbench_home: Path, tmp_path: Path) -> None:
+    reason = adapter_missing(tool)
+    if reason:
+        pytest.skip(reason)
+    # Orchestrators run at their tuned profile here (shorter polling and parsing loops):
+    # the smoke checks the outputs, and every tool's suite must stay within minutes.
+    plan = make_plan(
+        tools=[tool],
+        scenarios=["all"],
+        profiles=["defaults" if tool == "local" else "tuned"],
+        repeat=1,
+        quick=True,
+        target="local",
+        urls={},
+        output_dir=tmp_path / "reports",
+        environ={},
+    )
+    plan.chain_sizes = plan.fanout_sizes = (1, 10)  # sizes every tool's workloads exist for
+    plan.backfill_dates = 2 if tool == "local" else 1
+    plan.settle_s = 0.5
+    plan.kill_after_s = 0.5
+    plan.restart_delay_s = 6.0
+    plan.run_timeout_s = 300.0
+    paths = execute(plan)
+
+    results = load_results(paths["results"])  # validates against the schema
+    scenario_outcomes = {
+        o["scenario"]: o for o in results["outcomes"] if o["tool"] == tool and o["figure"] is None
+    }
+    # Every scenario, plus the first (warm-up) run that precedes the pipeline scenarios.
+    assert set(scenario_outcomes) == {*SCENARIOS, "warmup"}, "a scenario vanished from the outputs"
+    for outcome in scenario_outcomes.values():
+        if outcome["status"] != "ok":
+            assert outcome["reason"], f"{outcome['scenario']}: a non-ok outcome needs a reason"
+    measured = {o["figure"] for o in results["observations"] if o["tool"] == tool}
+    ok = {s for s, o in scenario_outcomes.items() if o["status"] == "ok"}
+    if "latency" in ok:
+        assert {"latency.end_to_end_s", "latency.overhead_s"} <= measured
+    if "scaling" in ok:
+        assert any(f["tool"] == tool for f in results["fits"])
+    if tool == "local":
+        # The baseline can do everything but restart (it has no services); it says so.
+        assert ok == {*SCENARIOS, "warmup"} - {"restart"}, json.dumps(scenario_outcomes, indent=1)
+        assert scenario_outcomes["restart"]["status"] == "not_supported"
+        assert {"setup.authoring_lines", "setup.import_s", "setup.venv_size_mb"} <= measured
+    markdown = paths["markdown"].read_text(encoding="utf-8")
+    html = paths["html"].read_text(encoding="utf-8")
+    for scenario, title in SCENARIOS.items():
+        assert title in markdown and scenario in html
+    assert tool in markdown
