@@ -71,19 +71,28 @@ def test_up_status_down_leaves_no_orphans(cli_home) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    # Interrupt as soon as the first component is spawned: health is seconds away then,
+    # so the Ctrl-C always lands mid-start (waiting for all three raced a fast start).
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         state = ServiceState.load(state_file) if state_file.exists() else None
-        if state and len(state.components) == len(COMPONENTS):
+        if state and state.components:
             break
         assert starting.poll() is None, "up exited before starting the components"
-        time.sleep(0.2)
+        time.sleep(0.05)
     else:
-        pytest.fail("up did not start the three components within 180 s")
-    interrupted_pids = [c.pid for c in state.components.values()]
+        pytest.fail("up did not start a component within 180 s")
     starting.send_signal(signal.SIGINT)
     assert starting.wait(timeout=120) == 130
-    assert not _groups_alive(set(interrupted_pids)), "orphans after an interrupted up"
+    # Every component runs with AIRFLOW_HOME as its working directory: none may survive.
+    survivors = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.cwd() == str(home) and proc.status() != psutil.STATUS_ZOMBIE:
+                survivors.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    assert not survivors, f"orphans after an interrupted up: {survivors}"
     assert not state_file.exists()
 
     # 2. A normal `up`, `status`, `down` cycle.
