@@ -128,7 +128,9 @@ class ModelRegistry:
             )
             if promoted:
                 index["champion"] = version
-            atomic_write_text(self.index_path, json.dumps(index, indent=2, sort_keys=True))
+            atomic_write_text(
+                self.index_path, json.dumps(index, indent=2, sort_keys=True), durable=True
+            )
             return RegistrationResult(
                 version=version,
                 promoted=promoted,

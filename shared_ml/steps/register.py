@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared_ml.artifacts import ArtifactStore, sha256_bytes
+from shared_ml.artifacts import ArtifactStore
 from shared_ml.config import PipelineConfig
 from shared_ml.registry import ModelRegistry
 from shared_ml.steps import StepOutput
@@ -12,7 +12,7 @@ def register(config: PipelineConfig, model: str, transformer: str, metrics: str)
     store = ArtifactStore(config.storage.artifact_root)
     evaluation = store.get_json(metrics)
     registry = ModelRegistry(config.storage.registry_root, config.name)
-    model_sha256 = sha256_bytes(store.get_bytes(model))
+    model_sha256 = ArtifactStore.digest_of(model)
     result = registry.register(
         model_uri=model,
         model_sha256=model_sha256,

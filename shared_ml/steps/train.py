@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 from sklearn.base import ClassifierMixin
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
 
-from shared_ml.artifacts import ArtifactStore, sha256_bytes
+from shared_ml.artifacts import ArtifactStore
 from shared_ml.config import PipelineConfig
 from shared_ml.errors import ConfigError
 from shared_ml.steps import StepOutput
 
 # Defaults chosen for determinism and for a 2-core machine (single-threaded forests).
-_ESTIMATORS: dict[str, tuple[type, dict[str, Any]]] = {
-    "logistic_regression": (LogisticRegression, {"max_iter": 1000}),
-    "random_forest": (RandomForestClassifier, {"n_estimators": 100, "n_jobs": 1}),
-    "gradient_boosting": (HistGradientBoostingClassifier, {}),
+# Classes are imported on demand: validating a config must not import every estimator.
+_ESTIMATORS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "logistic_regression": ("sklearn.linear_model", "LogisticRegression", {"max_iter": 1000}),
+    "random_forest": (
+        "sklearn.ensemble",
+        "RandomForestClassifier",
+        {"n_estimators": 100, "n_jobs": 1},
+    ),
+    "gradient_boosting": ("sklearn.ensemble", "HistGradientBoostingClassifier", {}),
 }
 
 
 def build_estimator(name: str, params: dict[str, Any], seed: int | None = None) -> ClassifierMixin:
-    cls, defaults = _ESTIMATORS[name]
-    estimator = cls(**defaults)
+    module, class_name, defaults = _ESTIMATORS[name]
+    estimator = getattr(import_module(module), class_name)(**defaults)
     known = estimator.get_params()
     unknown = sorted(set(params) - set(known))
     if unknown:
@@ -60,7 +64,7 @@ def train(config: PipelineConfig, train_set: str) -> StepOutput:
         outputs={"model": uri},
         metadata={
             "estimator": config.model.estimator,
-            "model_sha256": sha256_bytes(store.get_bytes(uri)),
+            "model_sha256": ArtifactStore.digest_of(uri),
             "train_rows": int(data["X"].shape[0]),
         },
     )
