@@ -8,6 +8,7 @@ the others are skipped with the reason. No timing assertions.
 from __future__ import annotations
 
 import json
+import socket
 from importlib import import_module
 from pathlib import Path
 
@@ -37,10 +38,16 @@ def adapter_missing(tool: str) -> str | None:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("tool", TOOLS)
-def test_smoke_benchmark(tool: str, orchbench_home: Path, tmp_path: Path) -> None:
+def test_smoke_benchmark(
+    tool: str, orchbench_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     reason = adapter_missing(tool)
     if reason:
         pytest.skip(reason)
+    # A free port, not Airflow's default 8080: a user's own instance may hold that one.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("ORCHBENCH_AIRFLOW_PORT", str(sock.getsockname()[1]))
     # Orchestrators run at their tuned profile here (shorter polling and parsing loops):
     # the smoke checks the outputs, and every tool's suite must stay within minutes.
     plan = make_plan(
