@@ -6,31 +6,13 @@ A missing data file or a target column absent from the data is a configuration e
 
 from __future__ import annotations
 
-import fsspec
-import pandas as pd
-import pyarrow.parquet as pq
-
 from shared_ml.config import FileSource, PipelineConfig
 from shared_ml.errors import ConfigError
+from shared_ml.steps.ingest import read_file
 
 
 def file_columns(source: FileSource) -> list[str]:
-    try:
-        fmt = source.resolved_format()
-    except ValueError as err:
-        raise ConfigError("data.source.format", str(err)) from None
-    try:
-        with fsspec.open(source.url, "rb", **source.storage_options) as fh:
-            if fmt == "parquet":
-                return list(pq.ParquetFile(fh).schema_arrow.names)
-            compression = "gzip" if source.url.endswith(".gz") else None
-            return list(pd.read_csv(fh, nrows=0, compression=compression).columns)
-    except FileNotFoundError:
-        raise ConfigError("data.source.url", f"no file at {source.url!r}") from None
-    except (ValueError, OSError, pd.errors.ParserError) as err:
-        raise ConfigError(
-            "data.source.url", f"cannot read {source.url!r} as {fmt}: {err}"
-        ) from None
+    return [str(c) for c in read_file(source, nrows=0).columns]
 
 
 def preflight(config: PipelineConfig) -> None:

@@ -6,9 +6,10 @@ tool's processes in the tool's own environment or by talking to the tool's HTTP 
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -61,6 +62,25 @@ class ServiceInfo:
     cold_start_s: float | None
     profile: Profile = "defaults"
     details: dict[str, Any] = field(default_factory=dict)
+
+
+def noop_task_timings(runs_root: str, run_id: str) -> list[TaskTiming]:
+    """Task timings written by ``shared_ml.workloads.noop`` under the run's folder, for
+    tools whose API does not report them (plain Python, KFP's local runner)."""
+    timings = []
+    for path in sorted((Path(runs_root) / run_id / "tasks").glob("*.json")):
+        times = json.loads(path.read_text(encoding="utf-8"))
+        timings.append(
+            TaskTiming(
+                task=path.stem,
+                try_number=1,
+                state="success",
+                queued_at=None,
+                started_at=datetime.fromtimestamp(times["start"], UTC),
+                ended_at=datetime.fromtimestamp(times["end"], UTC),
+            )
+        )
+    return timings
 
 
 class ToolAdapter(ABC):

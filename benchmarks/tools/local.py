@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.environments import tool_env
-from benchmarks.tools.base import TaskTiming, ToolAdapter, WorkloadResult, WorkloadShape
+from benchmarks.tools.base import (
+    TaskTiming,
+    ToolAdapter,
+    WorkloadResult,
+    WorkloadShape,
+    noop_task_timings,
+)
 from shared_ml.config import PipelineConfig, load_config, orchbench_home
 from shared_ml.records import (
     RunRecord,
@@ -126,21 +132,7 @@ class LocalAdapter(ToolAdapter):
         steps = read_step_records(runs_root, run_id)
         if steps:
             return [_step_timing(s) for s in steps]
-        folder = Path(runs_root) / run_id / "tasks"
-        timings = []
-        for path in sorted(folder.glob("*.json")):
-            times = json.loads(path.read_text(encoding="utf-8"))
-            timings.append(
-                TaskTiming(
-                    task=path.stem,
-                    try_number=1,
-                    state="success",
-                    queued_at=None,
-                    started_at=datetime.fromtimestamp(times["start"], UTC),
-                    ended_at=datetime.fromtimestamp(times["end"], UTC),
-                )
-            )
-        return timings
+        return noop_task_timings(runs_root, run_id)
 
     def _record(
         self, config: PipelineConfig, run_id: str, status: str, started_at: datetime

@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn import datasets
-from sklearn.datasets import make_classification
 
 from shared_ml.artifacts import ArtifactStore
 from shared_ml.config import BundledSource, FileSource, PipelineConfig, SyntheticSource
 from shared_ml.errors import ConfigError
 from shared_ml.steps import StepOutput
 
+# scikit-learn's bundled loaders, by config name (imported when used: the CLI's preflight
+# imports this module and must stay quick).
 _LOADERS = {
-    "breast_cancer": datasets.load_breast_cancer,
-    "iris": datasets.load_iris,
-    "wine": datasets.load_wine,
-    "digits": datasets.load_digits,
+    "breast_cancer": "load_breast_cancer",
+    "iris": "load_iris",
+    "wine": "load_wine",
+    "digits": "load_digits",
 }
 
 
 def load_bundled(source: BundledSource, target: str) -> pd.DataFrame:
-    bunch = _LOADERS[source.name](as_frame=True)  # ships with scikit-learn: no download
+    from sklearn import datasets
+
+    loader = getattr(datasets, _LOADERS[source.name])
+    bunch = loader(as_frame=True)  # ships with scikit-learn: no download
     frame = bunch.frame.rename(columns={"target": target})
     return frame.reset_index(drop=True)
 
@@ -29,6 +32,8 @@ def load_bundled(source: BundledSource, target: str) -> pd.DataFrame:
 def make_synthetic(source: SyntheticSource, target: str, seed: int) -> pd.DataFrame:
     """A classification table whose size is a parameter; categorical columns are binned
     from extra informative-or-noise features, so they carry signal like real ones."""
+    from sklearn.datasets import make_classification
+
     n_features = source.numeric_features + source.categorical_features
     informative = max(2, int(n_features * source.informative_fraction))
     x, y = make_classification(
@@ -54,8 +59,10 @@ def make_synthetic(source: SyntheticSource, target: str, seed: int) -> pd.DataFr
     return frame
 
 
-def read_file(source: FileSource) -> pd.DataFrame:
+def read_file(source: FileSource, nrows: int | None = None) -> pd.DataFrame:
+    """Read a CSV or Parquet file at any fsspec URL; ``nrows=0`` reads only the header."""
     import fsspec
+    import pyarrow.parquet as pq
 
     try:
         fmt = source.resolved_format()
@@ -64,10 +71,17 @@ def read_file(source: FileSource) -> pd.DataFrame:
     try:
         with fsspec.open(source.url, "rb", **source.storage_options) as fh:
             if fmt == "parquet":
+                if nrows == 0:
+                    return pq.ParquetFile(fh).schema_arrow.empty_table().to_pandas()
                 return pd.read_parquet(fh)
-            return pd.read_csv(fh, compression="infer" if source.url.endswith(".gz") else None)
+            compression = "gzip" if source.url.endswith(".gz") else None
+            return pd.read_csv(fh, nrows=nrows, compression=compression)
     except FileNotFoundError:
         raise ConfigError("data.source.url", f"no file at {source.url!r}") from None
+    except (ValueError, OSError, pd.errors.ParserError) as err:
+        raise ConfigError(
+            "data.source.url", f"cannot read {source.url!r} as {fmt}: {err}"
+        ) from None
 
 
 def load_source(config: PipelineConfig) -> pd.DataFrame:

@@ -136,6 +136,14 @@ class AirflowAdapter(ToolAdapter):
         if self.target == "local":
             self.services.stop()
 
+    def restart_services(self) -> None:
+        """Stop the three components (SIGTERM, as an operator's restart would) and start
+        them again on the same home, port and metadata DB while a run may be in flight."""
+        if self.target != "local":
+            raise NotImplementedError("restart is driven only for local services")
+        self.services.stop()
+        self.services.start()
+
     def service_pids(self) -> list[int]:
         return self.services.pids(include_children=True) if self.target == "local" else []
 

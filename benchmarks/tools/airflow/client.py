@@ -256,7 +256,14 @@ class AirflowClient:
         """Poll until the run is success or failed; return the run."""
 
         def finished() -> dict[str, Any] | None:
-            run = self.dag_run(dag_id, run_id)
+            try:
+                run = self.dag_run(dag_id, run_id)
+            except AirflowApiError as err:
+                # The api-server is restarting (no answer, or 5xx while it comes up): the
+                # run goes on in the scheduler, so keep polling until the timeout.
+                if err.status == 0 or err.status >= 500:
+                    return None
+                raise
             return run if run["state"] in TERMINAL_RUN_STATES else None
 
         return self.wait_until(finished, timeout_s, f"run {dag_id}/{run_id} to finish", interval_s)

@@ -31,6 +31,7 @@ import psutil
 from filelock import FileLock
 
 from benchmarks.environments import REPO_ROOT, tool_bin, tool_env
+from benchmarks.tools.processes import live_process
 
 Profile = Literal["defaults", "tuned"]
 PROFILES: tuple[Profile, ...] = ("defaults", "tuned")
@@ -241,15 +242,7 @@ class ComponentProcess:
 
     def process(self) -> psutil.Process | None:
         """The live process, or None if it exited or the pid was reused."""
-        try:
-            proc = psutil.Process(self.pid)
-            if abs(proc.create_time() - self.create_time) > 1.0:
-                return None
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                return None
-            return proc
-        except psutil.NoSuchProcess:
-            return None
+        return live_process(self.pid, self.create_time)
 
     def alive(self) -> bool:
         return self.process() is not None

@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.environments import tool_bin, tool_env
-from benchmarks.tools.base import TaskTiming, ToolAdapter, WorkloadResult, WorkloadShape
+from benchmarks.tools.base import (
+    TaskTiming,
+    ToolAdapter,
+    WorkloadResult,
+    WorkloadShape,
+    noop_task_timings,
+)
 from shared_ml.config import load_config, orchbench_home
 from shared_ml.records import (
     RunRecord,
@@ -189,20 +195,7 @@ class KubeflowAdapter(ToolAdapter):
                 TaskTiming(s.step, s.attempt, s.outcome, None, s.started_at, s.ended_at)
                 for s in steps
             ]
-        timings = []
-        for path in sorted((Path(runs_root) / run_id / "tasks").glob("*.json")):
-            times = json.loads(path.read_text(encoding="utf-8"))
-            timings.append(
-                TaskTiming(
-                    task=path.stem,
-                    try_number=1,
-                    state="success",
-                    queued_at=None,
-                    started_at=datetime.fromtimestamp(times["start"], UTC),
-                    ended_at=datetime.fromtimestamp(times["end"], UTC),
-                )
-            )
-        return timings
+        return noop_task_timings(runs_root, run_id)
 
     # --- the subprocess -----------------------------------------------------------
     def _kubeflow_python(

@@ -33,6 +33,7 @@ import httpx
 import psutil
 
 from benchmarks.environments import REPO_ROOT, tool_bin, tool_env
+from benchmarks.tools.processes import live_process
 
 Profile = Literal["defaults", "tuned"]
 PROFILES: dict[str, dict[str, str]] = {
@@ -84,15 +85,7 @@ class ProcessEntry:
 
     def process(self) -> psutil.Process | None:
         """The live process, or None if it exited (or its pid was reused)."""
-        try:
-            proc = psutil.Process(self.pid)
-            if abs(proc.create_time() - self.create_time) > 1.0:
-                return None
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                return None
-            return proc
-        except psutil.NoSuchProcess:
-            return None
+        return live_process(self.pid, self.create_time)
 
 
 @dataclass
