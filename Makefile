@@ -29,7 +29,7 @@ lint: .venvs/core/.synced
 	.venvs/core/bin/ruff format --check .
 	.venvs/core/bin/lint-imports
 
-test-core: .venvs/core/.synced
+test-core: envs  # the smoke benchmark drives every tool from its own environment
 	.venvs/core/bin/pytest tests/unit tests/benchmarks
 
 test-airflow: .venvs/airflow/.synced
