@@ -359,7 +359,7 @@ def stop_components(
 
 @contextlib.contextmanager
 def signals_as_interrupts() -> Iterator[None]:
-    """Turn SIGTERM/SIGHUP into KeyboardInterrupt while starting, so cleanup runs."""
+    """Turn SIGINT/SIGTERM/SIGHUP into KeyboardInterrupt while starting, so cleanup runs."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -368,6 +368,9 @@ def signals_as_interrupts() -> Iterator[None]:
         raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
 
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    # Ctrl-C too, even when this process inherited SIGINT as ignored (a command started in
+    # the background by a non-interactive shell does): cleanup must still run.
+    previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
