@@ -512,8 +512,20 @@ def scenario_restart(s: Session) -> None:
             f"the run did not finish within {s.plan.run_timeout_s}s of the restart"
         )
     seconds = time.perf_counter() - started
-    if "error" in outcome:
-        raise outcome["error"]
+    error = outcome.get("error")
+    if isinstance(error, Exception) and not isinstance(error, NotImplementedError):
+        # The run itself did not survive the restart (e.g. its client gave up while the
+        # server was down): that is the measured answer, not a harness error.
+        reason = (
+            f"the run did not survive the restart: {type(error).__name__}: "
+            + (str(error).strip().splitlines() or [""])[0][:300]
+        )
+        s.record("recovery.restart_completed", 0.0)
+        s.unavailable("recovery.restart_lost_attempts", reason)
+        s.unavailable("recovery.restart_extra_s", reason)
+        return
+    if error is not None:
+        raise error
     record: RunRecord = outcome["record"]
     s.record("recovery.restart_completed", 1.0 if record.status == "success" else 0.0)
     s.record("recovery.restart_lost_attempts", sum(1 for x in record.steps if x.outcome == "lost"))
