@@ -460,7 +460,13 @@ def scenario_kill(s: Session) -> None:
 
 def scenario_backfill(s: Session) -> None:
     config = s.config_for("backfill")
-    dates = [date(2024, 1, 1) + timedelta(days=i) for i in range(s.plan.backfill_dates)]
+    # Fresh dates per profile and repetition: the tools keep their history between
+    # sessions, and a backfill of dates already run is answered from it (idempotency),
+    # which would measure a lookup instead of the runs.
+    first = date(2024, 1, 1) + timedelta(
+        days=(s.plan.profiles.index(s.profile) * 100 + s.repetition) * s.plan.backfill_dates
+    )
+    dates = [first + timedelta(days=i) for i in range(s.plan.backfill_dates)]
     started = time.perf_counter()
     records = s.adapter.backfill(config, dates)
     seconds = time.perf_counter() - started
