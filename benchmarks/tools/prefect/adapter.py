@@ -100,7 +100,9 @@ class PrefectAdapter(ToolAdapter):
         self._flow_runs: dict[str, str] = {}  # orchbench run id -> latest flow run id
 
     # --- services -----------------------------------------------------------------
-    def start_services(self) -> ServiceInfo:
+    def start_services(self) -> ServiceInfo | None:
+        if self.target == "cluster":
+            return None  # the cluster's server and worker are not ours to start
         state = self.services.up(port=self.port, profile=self.profile)
         self.started_services = True
         return self._service_info(state)
@@ -125,10 +127,11 @@ class PrefectAdapter(ToolAdapter):
         self.services.restart_server()
 
     def stop_services(self) -> None:
-        self.services.down()
+        if self.target == "local":
+            self.services.down()
 
     def service_pids(self) -> list[int]:
-        return self.services.pids()
+        return self.services.pids() if self.target == "local" else []
 
     def api_url(self) -> str:
         """The API to use: ``--url``, else the running local services, else start them."""
