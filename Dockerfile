@@ -28,7 +28,8 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PROJECT_ENVIRONMENT=/opt/venv
 RUN pip install --no-cache-dir "uv==${UV_VERSION}"
 WORKDIR /src
-# Seeded venv (has pip): KFP's launcher runs `pip install kfp==…`, which must find it satisfied.
+# Seeded venv (has pip): the components set install_kfp_package=False, so nothing is installed
+# at run time; pip stays only as a safety net should a launcher version try anyway.
 RUN uv venv --seed /opt/venv
 # Dependencies first (cached until uv.lock changes), then the project itself.
 COPY pyproject.toml uv.lock README.md ./
