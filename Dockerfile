@@ -25,7 +25,8 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
     UV_PYTHON=/usr/local/bin/python3.11 \
-    UV_PROJECT_ENVIRONMENT=/opt/venv
+    UV_PROJECT_ENVIRONMENT=/opt/venv \
+    UV_CACHE_DIR=/var/cache/uv
 RUN pip install --no-cache-dir "uv==${UV_VERSION}"
 WORKDIR /src
 # Seeded venv (has pip): the components set install_kfp_package=False, so nothing is installed
@@ -33,13 +34,13 @@ WORKDIR /src
 RUN uv venv --seed /opt/venv
 # Dependencies first (cached until uv.lock changes), then the project itself.
 COPY pyproject.toml uv.lock README.md ./
-RUN --mount=type=cache,target=/root/.cache/uv \
+RUN --mount=type=cache,target=/var/cache/uv \
     uv sync --frozen --inexact --no-install-project --extra "${EXTRA}" --extra s3
 COPY shared_ml ./shared_ml
 COPY pipelines ./pipelines
 COPY benchmarks ./benchmarks
 COPY infra ./infra
-RUN --mount=type=cache,target=/root/.cache/uv \
+RUN --mount=type=cache,target=/var/cache/uv \
     uv sync --frozen --inexact --no-editable --extra "${EXTRA}" --extra s3
 
 FROM ${PYTHON_IMAGE} AS runtime

@@ -101,6 +101,19 @@ def test_env_faults_override_config(monkeypatch: pytest.MonkeyPatch) -> None:
         faults_for(config, "train")
 
 
+def run_baseline_process(run_id: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """One baseline run of the default config in a fresh process (`python -m shared_ml`)."""
+    command = [sys.executable, "-m", "shared_ml", "--config", str(CONFIGS / "default.yaml")]
+    return subprocess.run(
+        [*command, "--run-id", run_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def test_kill_fault_sigkills_the_process_mid_step(tmp_path: Path) -> None:
     env = {
         **os.environ,
@@ -108,22 +121,7 @@ def test_kill_fault_sigkills_the_process_mid_step(tmp_path: Path) -> None:
         "PYTHONPATH": str(REPO_ROOT),
         FAULTS_ENV: json.dumps({"preprocess": {"kill_attempts": 1, "kill_after_s": 0.2}}),
     }
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "shared_ml",
-            "--config",
-            str(CONFIGS / "default.yaml"),
-            "--run-id",
-            "killed-run",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_baseline_process("killed-run", env)
     assert done.returncode == -signal.SIGKILL
     runs_root = str(tmp_path / "var" / "runs")
     steps = {r.step: r.outcome for r in read_step_records(runs_root, "killed-run")}
@@ -139,20 +137,5 @@ def test_kill_fault_sigkills_the_process_mid_step(tmp_path: Path) -> None:
     )
     assert record.attempts("preprocess")[0].outcome == "lost"
     # The second attempt in the same run is past kill_attempts and completes.
-    again = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "shared_ml",
-            "--config",
-            str(CONFIGS / "default.yaml"),
-            "--run-id",
-            "killed-run",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    again = run_baseline_process("killed-run", env)
     assert again.returncode == 0, again.stderr
