@@ -4,6 +4,16 @@ An artifact's URI is derived from the sha256 of its bytes, so writing the same c
 twice is a no-op and re-running a step never duplicates anything. Writes are atomic:
 bytes go to a temporary name next to the target and are renamed into place, so a
 reader never sees half an artifact (object stores such as S3 put whole objects anyway).
+
+Local roots (a path or ``file://``) are served with plain file I/O: serializers stream
+into the temporary file through a hashing writer, so a large artifact is never copied
+into one ``bytes`` object first. Other URLs go through fsspec, imported only then.
+
+Artifacts are immutable values. Within one process the store keeps the few most recent
+frames and objects it wrote or read, so a step running after its producer in the same
+process (the local runner, Prefect's in-process flow) skips the read and the decode.
+Callers must therefore not modify what ``get_frame``/``get_object`` return; numpy arrays
+inside a memoized mapping are handed out read-only so that a mistake fails loudly.
 """
 
 from __future__ import annotations
@@ -13,79 +23,201 @@ import io
 import os
 import pickle
 import uuid
-from typing import Any
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any
 
-import fsspec
+import numpy as np
 import pandas as pd
 
+if TYPE_CHECKING:
+    import fsspec
+
 PICKLE_PROTOCOL = 5
-
-
-def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
-    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol
-    return "file" in protocols or "local" in protocols
+# How many decoded artifacts one process keeps for its next step (see module docstring).
+MEMO_ENTRIES = 6
+_memo: OrderedDict[str, Any] = OrderedDict()
 
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def local_path(url: str) -> str | None:
+    """The filesystem path of a local URL (plain path or ``file://``), else ``None``."""
+    if url.startswith("file://"):
+        return url.removeprefix("file://")
+    return None if "://" in url else url
+
+
+def _remote_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    import fsspec
+
+    return fsspec.core.url_to_fs(url)
+
+
+class _HashingWriter:
+    """A write-only file object that hashes what passes through it."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fh = fh
+        self.hasher = hashlib.sha256()
+
+    def write(self, data: Any) -> int:
+        self.hasher.update(data)
+        return self._fh.write(data)
+
+    # pyarrow's Python file adapter asks for these.
+    closed = False
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+
+def _memoize(uri: str, value: Any) -> None:
+    _memo[uri] = value
+    _memo.move_to_end(uri)
+    while len(_memo) > MEMO_ENTRIES:
+        _memo.popitem(last=False)
+
+
+def _read_only(value: Any) -> Any:
+    """A frame's shallow copy (copy-on-write keeps it independent), or a mapping whose
+    numpy arrays are read-only views; other objects as they are."""
+    if isinstance(value, pd.DataFrame):
+        return value.copy(deep=False)
+    if isinstance(value, dict):
+        frozen = {}
+        for key, item in value.items():
+            if isinstance(item, np.ndarray):
+                item = item.view()
+                item.flags.writeable = False
+            frozen[key] = item
+        return frozen
+    return value
+
+
+def clear_memo() -> None:
+    """Forget every memoized artifact (tests; long-lived processes that want memory back)."""
+    _memo.clear()
+
+
+# Copy-on-write makes a shallow copy of a frame independent of its source; before pandas
+# 3 it did not, so frames are only memoized where it holds.
+_FRAMES_ARE_COPY_ON_WRITE = int(pd.__version__.split(".", 1)[0]) >= 3
+
+
 class ArtifactStore:
     def __init__(self, root: str) -> None:
         self.root = root.rstrip("/")
-        self.fs, self._root_path = fsspec.core.url_to_fs(self.root)
+        self._local_root = local_path(self.root)
 
     def _uri(self, kind: str, digest: str, suffix: str) -> str:
         return f"{self.root}/{kind}/{digest[:2]}/{digest}{suffix}"
 
+    def _put(self, kind: str, suffix: str, serialize: Callable[[IO[bytes]], None]) -> str:
+        """Serialize into the store; the URI comes from the bytes' sha256."""
+        if self._local_root is None:
+            buffer = io.BytesIO()
+            serialize(buffer)
+            return self.put_bytes(buffer.getvalue(), kind, suffix)
+        folder = os.path.join(self._local_root, kind)
+        os.makedirs(folder, exist_ok=True)
+        tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}{suffix}")
+        try:
+            with open(tmp, "wb") as fh:
+                writer = _HashingWriter(fh)
+                serialize(writer)  # type: ignore[arg-type]
+            digest = writer.hasher.hexdigest()
+            self._place(tmp, kind, digest, suffix)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return self._uri(kind, digest, suffix)
+
+    def _place(self, tmp: str, kind: str, digest: str, suffix: str) -> None:
+        """Rename a finished temporary file to its content address (atomic on POSIX)."""
+        target = os.path.join(self._local_root or "", kind, digest[:2], f"{digest}{suffix}")
+        if os.path.exists(target):
+            return  # same bytes are already there; the caller removes the temporary file
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.replace(tmp, target)
+
     def put_bytes(self, data: bytes, kind: str, suffix: str) -> str:
         digest = sha256_bytes(data)
         uri = self._uri(kind, digest, suffix)
-        _, path = fsspec.core.url_to_fs(uri)
-        if self.fs.exists(path):
+        if self._local_root is None:
+            fs, path = _remote_fs(uri)
+            if not fs.exists(path):
+                # An object-store PUT is atomic: readers see the whole object or none.
+                fs.pipe_file(path, data)
             return uri
-        if not _is_local(self.fs):
-            # An object-store PUT is atomic: readers see the whole object or none.
-            self.fs.pipe_file(path, data)
-            return uri
-        parent = path.rsplit("/", 1)[0]
-        self.fs.makedirs(parent, exist_ok=True)
-        tmp = f"{parent}/.tmp-{uuid.uuid4().hex}-{digest[:8]}{suffix}"
+        folder = os.path.join(self._local_root, kind)
+        os.makedirs(folder, exist_ok=True)
+        tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}{suffix}")
         try:
             with open(tmp, "wb") as fh:
                 fh.write(data)
-            os.replace(tmp, path)  # atomic on POSIX
+            self._place(tmp, kind, digest, suffix)
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
         return uri
 
+    @staticmethod
+    def _open(uri: str) -> IO[bytes]:
+        path = local_path(uri)
+        if path is not None:
+            return open(path, "rb")
+        fs, remote = _remote_fs(uri)
+        return fs.open(remote, "rb")
+
     def get_bytes(self, uri: str) -> bytes:
-        fs, path = fsspec.core.url_to_fs(uri)
-        with fs.open(path, "rb") as fh:
+        with self._open(uri) as fh:
             return fh.read()
 
     # Typed helpers. Formats are chosen for byte-for-byte determinism: Parquet without
     # timestamps, pickle protocol 5 (no zip containers, which embed mtimes).
     def put_frame(self, frame: pd.DataFrame, kind: str = "datasets") -> str:
-        buffer = io.BytesIO()
         # Dictionary-encode only text columns: on floats it costs 4x the write time and
         # makes the file bigger, not smaller.
         text_columns = [
             str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])
         ]
-        frame.to_parquet(
-            buffer, index=False, engine="pyarrow", use_dictionary=text_columns or False
+        uri = self._put(
+            kind,
+            ".parquet",
+            lambda fh: frame.to_parquet(
+                fh, index=False, engine="pyarrow", use_dictionary=text_columns or False
+            ),
         )
-        return self.put_bytes(buffer.getvalue(), kind, ".parquet")
+        if _FRAMES_ARE_COPY_ON_WRITE:
+            _memoize(uri, frame.copy(deep=False))
+        return uri
 
     def get_frame(self, uri: str, columns: list[str] | None = None) -> pd.DataFrame:
-        fs, path = fsspec.core.url_to_fs(uri)
-        if _is_local(fs):
+        if uri in _memo and _FRAMES_ARE_COPY_ON_WRITE:
+            frame = _read_only(_memo[uri])
+            return frame if columns is None else frame[columns]
+        path = local_path(uri)
+        if path is not None:
             # Straight from the file: no extra in-memory copy of the whole dataset.
-            return pd.read_parquet(path, engine="pyarrow", columns=columns)
-        with fs.open(path, "rb") as fh:
-            return pd.read_parquet(fh, engine="pyarrow", columns=columns)
+            frame = pd.read_parquet(path, engine="pyarrow", columns=columns)
+        else:
+            with self._open(uri) as fh:
+                frame = pd.read_parquet(fh, engine="pyarrow", columns=columns)
+        if columns is None and _FRAMES_ARE_COPY_ON_WRITE:
+            _memoize(uri, frame.copy(deep=False))
+        return frame
 
     @staticmethod
     def digest_of(uri: str) -> str:
@@ -93,11 +225,18 @@ class ArtifactStore:
         return uri.rsplit("/", 1)[-1].split(".", 1)[0]
 
     def put_object(self, obj: Any, kind: str) -> str:
-        return self.put_bytes(pickle.dumps(obj, protocol=PICKLE_PROTOCOL), kind, ".pkl")
+        uri = self._put(kind, ".pkl", lambda fh: pickle.dump(obj, fh, protocol=PICKLE_PROTOCOL))
+        _memoize(uri, obj)
+        return uri
 
     def get_object(self, uri: str) -> Any:
+        if uri in _memo:
+            return _read_only(_memo[uri])
         # Only artifacts this store wrote are ever unpickled (content-addressed paths).
-        return pickle.loads(self.get_bytes(uri))
+        with self._open(uri) as fh:
+            obj = pickle.load(fh)
+        _memoize(uri, obj)
+        return _read_only(obj)
 
     def put_json(self, payload: Any, kind: str) -> str:
         import json

@@ -42,6 +42,8 @@ def check_frame(frame: pd.DataFrame, config: PipelineConfig) -> dict:
             values = series.to_numpy(dtype=float, na_value=np.nan)
             if np.isinf(values).any():
                 raise DataValidationError(column, "finite", "contains infinite values")
+        elif isinstance(series.dtype, pd.StringDtype):
+            continue  # holds only strings (or missing values) by construction
         elif ptypes.is_string_dtype(series) or isinstance(series.dtype, pd.CategoricalDtype):
             kinds = {type(v).__name__ for v in series.dropna().head(10_000)}
             if not kinds <= {"str"}:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from shared_ml.artifacts import ArtifactStore, atomic_write_text
+from shared_ml.artifacts import ArtifactStore, atomic_write_text, clear_memo, sha256_bytes
 from shared_ml.config import validate_config
 from shared_ml.errors import ConfigError
 from shared_ml.runner import run_pipeline
@@ -96,6 +98,40 @@ def test_store_on_another_fsspec_filesystem() -> None:
     uri = store.put_bytes(b"hello", "blobs", ".txt")
     assert uri.startswith("memory://") and store.get_bytes(uri) == b"hello"
     assert store.put_bytes(b"hello", "blobs", ".txt") == uri
+
+
+def test_streamed_artifacts_are_named_by_the_sha256_of_their_bytes(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path / "store"))
+    frame = pd.DataFrame({"x": np.arange(1000, dtype=float), "c": ["a", "b"] * 500})
+    features = {"X": np.random.default_rng(0).random((500, 7)), "y": np.arange(500)}
+    for uri in (store.put_frame(frame), store.put_object(features, "features")):
+        assert ArtifactStore.digest_of(uri) == sha256_bytes(Path(uri).read_bytes())
+    assert not list((tmp_path / "store").rglob(".tmp-*"))
+
+
+def test_memoized_artifacts_cannot_be_changed_through_a_reader(tmp_path: Path) -> None:
+    store = ArtifactStore(f"file://{tmp_path / 'store'}")
+    uri = store.put_object({"X": np.zeros((4, 3)), "y": np.zeros(4)}, "features")
+    for fresh in (False, True):  # from the in-process memo, then from disk
+        if fresh:
+            clear_memo()
+        loaded = store.get_object(uri)
+        with pytest.raises(ValueError, match="read-only"):
+            loaded["X"][0, 0] = 1.0
+        assert store.get_object(uri)["X"].sum() == 0
+
+
+def test_memoized_frame_is_independent_of_its_producer_and_readers(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path / "store"))
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
+    uri = store.put_frame(frame)
+    frame.loc[0, "x"] = 99.0  # the producer changes its own frame after writing it
+    reader = store.get_frame(uri)
+    reader["x"] = reader["x"] * 10  # a reader changes its copy
+    clear_memo()
+    on_disk = store.get_frame(uri)
+    assert store.get_frame(uri)["x"].tolist() == on_disk["x"].tolist() == [1.0, 2.0, 3.0]
+    assert reader["x"].tolist() == [10.0, 20.0, 30.0]
 
 
 def test_csv_source_over_fsspec(orchbench_home: Path) -> None:
