@@ -12,7 +12,7 @@ import sys
 
 from shared_ml.config import load_config
 from shared_ml.errors import ConfigError
-from shared_ml.records import write_run_record
+from shared_ml.records import run_record_path
 from shared_ml.runner import run_pipeline
 
 
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: invalid config: {err}", file=sys.stderr)
         return 2
     record = run_pipeline(config, run_id=args.run_id)
-    print(write_run_record(config.storage.runs_root, record))
+    print(run_record_path(config.storage.runs_root, record.run_id))  # written by the runner
     return 0 if record.status == "success" else 1
 
 

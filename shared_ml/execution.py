@@ -32,27 +32,64 @@ def step_function(name: str) -> Callable[..., StepOutput]:
 
 
 class PeakRssSampler:
-    """Samples this process's resident memory in a thread; keeps the maximum."""
+    """The peak resident memory of this process while a ``with`` block runs.
 
-    def __init__(self, interval_s: float = 0.01) -> None:
-        self._process = psutil.Process()
-        self._interval = interval_s
-        self._stop = threading.Event()
-        self.peak = self._process.memory_info().rss
-        self._thread = threading.Thread(target=self._run, daemon=True)
+    One daemon thread per process samples the RSS every ``INTERVAL_S`` for every open
+    window (steps may overlap when a tool runs tasks in threads); it is started once,
+    not per step, because starting and joining a thread per step cost more than the
+    sampling itself.
+    """
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.peak = max(self.peak, self._process.memory_info().rss)
+    INTERVAL_S = 0.01
+    _windows: set[PeakRssSampler] = set()
+    _lock = threading.Lock()
+    _thread: threading.Thread | None = None
+    _active = threading.Event()  # set while any window is open; the thread sleeps otherwise
+
+    def __init__(self) -> None:
+        self.peak = psutil.Process().memory_info().rss
+
+    @classmethod
+    def _sample_forever(cls) -> None:
+        process = psutil.Process()
+        while True:
+            cls._active.wait()
+            time.sleep(cls.INTERVAL_S)
+            with cls._lock:
+                if not cls._windows:
+                    continue
+                rss = process.memory_info().rss
+                for window in cls._windows:
+                    window.peak = max(window.peak, rss)
+
+    @classmethod
+    def _forget_after_fork(cls) -> None:
+        # A forked child inherits the state (maybe a held lock) but not the thread.
+        cls._windows = set()
+        cls._lock = threading.Lock()
+        cls._active = threading.Event()
+        cls._thread = None
 
     def __enter__(self) -> PeakRssSampler:
-        self._thread.start()
+        with self._lock:
+            if self._thread is None:
+                type(self)._thread = threading.Thread(
+                    target=self._sample_forever, name="orchbench-rss-sampler", daemon=True
+                )
+                self._thread.start()
+            self._windows.add(self)
+            self._active.set()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._process.memory_info().rss)
+        with self._lock:
+            self._windows.discard(self)
+            if not self._windows:
+                self._active.clear()
+        self.peak = max(self.peak, psutil.Process().memory_info().rss)
+
+
+os.register_at_fork(after_in_child=PeakRssSampler._forget_after_fork)
 
 
 def execute_step(
@@ -71,7 +108,12 @@ def execute_step(
     """
     function = step_function(name)
     fault = faults_for(config, name)
-    durable_attempt = count_attempt(config.storage.runs_root, run_id, name)
+    # The durable counter (a locked file) is only needed to number attempts for a tool
+    # that does not, or to plan injected faults across processes.
+    if attempt is None or fault is not None:
+        durable_attempt = count_attempt(config.storage.runs_root, run_id, name)
+    else:
+        durable_attempt = attempt
     attempt = attempt or durable_attempt
     record = StepRecord(step=name, attempt=attempt, started_at=datetime.now(UTC), pid=os.getpid())
     write_step_record(config.storage.runs_root, run_id, record)

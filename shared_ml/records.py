@@ -159,8 +159,12 @@ def collect_run_record(
     )
 
 
+def run_record_path(runs_root: str, run_id: str) -> Path:
+    return run_dir(runs_root, run_id) / "run.json"
+
+
 def write_run_record(runs_root: str, record: RunRecord) -> Path:
-    path = run_dir(runs_root, record.run_id) / "run.json"
+    path = run_record_path(runs_root, record.run_id)
     atomic_write_text(path, record.model_dump_json(indent=2))
     return path
 

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from shared_ml.artifacts import clear_memo
 from shared_ml.config import PipelineConfig
 from shared_ml.errors import is_retryable
 from shared_ml.execution import execute_step, resolve_inputs
@@ -73,4 +74,5 @@ def run_pipeline(
         ended_at=datetime.now(UTC),
     )
     write_run_record(config.storage.runs_root, record)
+    clear_memo()  # the run's artifacts are on disk; give their memory back
     return record

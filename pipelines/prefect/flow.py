@@ -28,6 +28,7 @@ from prefect.runtime import flow_run as current_flow_run
 
 from pipelines.prefect.notify import notify_failure
 from pipelines.prefect.records import finish_run_record, run_id_for
+from shared_ml.artifacts import clear_memo
 from shared_ml.config import orchbench_home, validate_config
 from shared_ml.errors import is_retryable
 from shared_ml.execution import execute_step, resolve_inputs
@@ -191,6 +192,7 @@ def ml_pipeline(
         upstream = {up: futures[up] for up in sorted(PIPELINE.step(name).upstream)}
         futures[name] = STEP_TASKS[name].submit(config_json, faults_json, run_id, **upstream)
     wait(list(futures.values()))
+    clear_memo()  # tasks ran in this process; their artifacts are on disk now
     failed = next(
         (name for name in PIPELINE.topological_order if not futures[name].state.is_completed()),
         None,

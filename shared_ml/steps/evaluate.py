@@ -16,7 +16,7 @@ def prediction_hash(labels: np.ndarray, probabilities: np.ndarray) -> str:
     """Proves two runs made the same predictions. Probabilities are rounded so that the
     hash is stable against last-bit noise but changes with any real difference."""
     digest = hashlib.sha256()
-    digest.update(np.asarray(labels).astype(str).astype("U32").tobytes())
+    digest.update(np.asarray(labels).astype("U32").tobytes())  # labels as text: any dtype
     digest.update(np.round(np.asarray(probabilities, dtype=np.float64), 10).tobytes())
     return digest.hexdigest()
 

@@ -134,6 +134,30 @@ def test_memoized_frame_is_independent_of_its_producer_and_readers(tmp_path: Pat
     assert reader["x"].tolist() == [10.0, 20.0, 30.0]
 
 
+def test_memo_keeps_recent_artifacts_within_its_byte_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared_ml import artifacts
+
+    monkeypatch.setattr(artifacts, "MEMO_BYTES", 1_000_000)
+    store = ArtifactStore(str(tmp_path / "store"))
+    clear_memo()
+    uris = [
+        store.put_object({"X": np.full(75_000, float(i))}, "features")  # 600 kB each
+        for i in range(2)
+    ]
+    too_big = store.put_object({"X": np.zeros(200_000)}, "features")  # 1.6 MB: never kept
+    for uri in (*uris, too_big):
+        Path(uri).unlink()  # only what is memoized can still be read
+    assert store.get_object(uris[1])["X"][0] == 1.0
+    for evicted in (uris[0], too_big):
+        with pytest.raises(FileNotFoundError):
+            store.get_object(evicted)
+    clear_memo()
+    with pytest.raises(FileNotFoundError):
+        store.get_object(uris[1])
+
+
 def test_csv_source_over_fsspec(orchbench_home: Path) -> None:
     csv = orchbench_home / "tiny.csv"
     csv.write_text("a,b,label\n" + "".join(f"{i},{'xy'[i % 2]},{i % 2}\n" for i in range(60)))
