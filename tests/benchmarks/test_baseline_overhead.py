@@ -1,0 +1,63 @@
+"""The shared_ml-vs-plain comparison: both sides do the same work, and bad input is refused.
+
+The timing figures themselves are measured by running the script, never asserted here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmarks.baseline_overhead import main, plain_sklearn, synthetic_params
+from tests.conftest import CONFIGS
+
+
+def test_both_sides_reach_the_same_metrics_and_the_figures_are_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "overhead.json"
+    assert main(["--rows", "2000", "--repeat", "1", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    summary = result["summary"]
+    assert summary["same_metrics"] is True
+    assert {s["side"] for s in result["samples"]} == {"shared_ml", "plain"}
+    assert result["conditions"]["rows"] == 2000
+    assert set(summary["shared_ml_step_seconds_median"]) == {
+        "ingest",
+        "validate",
+        "preprocess",
+        "train",
+        "evaluate",
+        "register",
+    }
+    assert summary["paired_wall_ratio"]["min"] <= summary["paired_wall_ratio"]["max"]
+    assert "ratio shared_ml/plain" in capsys.readouterr().out
+
+
+def test_plain_registry_promotes_only_a_better_model(tmp_path: Path) -> None:
+    _, params = synthetic_params(CONFIGS / "synthetic.yaml", 1000)
+    first = plain_sklearn({**params, "out_dir": str(tmp_path)})
+    again = plain_sklearn({**params, "out_dir": str(tmp_path)})
+    assert first == again
+    registry = json.loads((tmp_path / "registry.json").read_text())
+    assert [v["version"] for v in registry["versions"]] == [1, 2]
+    assert registry["champion"] == 1  # equal, not better: the champion stays
+
+
+def test_a_config_the_plain_script_cannot_mirror_is_refused(tmp_path: Path) -> None:
+    config = yaml.safe_load((CONFIGS / "synthetic.yaml").read_text())
+    config["model"] = {"estimator": "random_forest", "params": {}}
+    path = tmp_path / "forest.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(SystemExit, match=r"model\.estimator=logistic_regression"):
+        main(["--config", str(path), "--repeat", "1"])
+
+
+def test_repeat_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--repeat", "0"])
+    assert exit_info.value.code == 2
+    assert "--repeat must be at least 1" in capsys.readouterr().err
