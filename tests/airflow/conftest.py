@@ -8,16 +8,13 @@ Settings differ from the defaults only where a test would otherwise wait minutes
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import sqlite3
 import tempfile
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -136,47 +133,3 @@ def run_ml(
         conf["faults"] = faults
     airflow.client.trigger(ML_DAG, run_id=run_id, conf=conf)
     return airflow.client.wait_for_run(ML_DAG, run_id, timeout_s=timeout_s)
-
-
-# --- a webhook receiver for the notifier ---------------------------------------------
-
-
-@dataclass
-class WebhookReceiver:
-    url: str
-    received: list[dict[str, Any]] = field(default_factory=list)
-    event: threading.Event = field(default_factory=threading.Event)
-
-
-@contextlib.contextmanager
-def start_webhook_receiver() -> Iterator[WebhookReceiver]:
-    """A real HTTP server on 127.0.0.1 (free port) that records every JSON POST."""
-    receiver = WebhookReceiver(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            receiver.received.append(
-                {
-                    "path": self.path,
-                    "content_type": self.headers.get("Content-Type"),
-                    "json": json.loads(body),
-                }
-            )
-            receiver.event.set()
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/orchbench"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()

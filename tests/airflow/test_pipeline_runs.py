@@ -26,10 +26,9 @@ from tests.airflow.conftest import (
     DEFAULT_CONFIG,
     ML_DAG,
     AirflowTestInstance,
-    WebhookReceiver,
     run_ml,
-    start_webhook_receiver,
 )
+from tests.webhook import WebhookReceiver
 
 pytestmark = pytest.mark.slow
 
@@ -123,13 +122,13 @@ class HardFailure:
 
 @pytest.fixture(scope="module")
 def hard_failure(airflow: AirflowTestInstance) -> Any:
-    with start_webhook_receiver() as webhook:
+    with WebhookReceiver() as webhook:
         airflow.client.set_variable("orchbench_webhook_url", webhook.url)
         try:
             run_id = _run_id("nonretryable")
             run = run_ml(airflow, run_id, faults={"ingest": {"non_retryable": True}})
             # The notifier runs in the task process after the failure; give it a moment.
-            webhook.event.wait(timeout=90)
+            webhook.wait_for(1, timeout=90)
             yield HardFailure(run, run_id, webhook)
         finally:
             airflow.client.delete_variable("orchbench_webhook_url")
@@ -152,8 +151,8 @@ def test_non_retryable_fault_fails_without_retry(
 
 
 def test_failure_notification_reaches_the_webhook(hard_failure: HardFailure) -> None:
-    assert hard_failure.webhook.received, "the webhook received nothing within 90 s"
-    (request,) = hard_failure.webhook.received
+    assert hard_failure.webhook.requests, "the webhook received nothing within 90 s"
+    (request,) = hard_failure.webhook.requests
     assert request["path"] == "/hooks/orchbench"
     assert request["content_type"] == "application/json"
     payload = request["json"]

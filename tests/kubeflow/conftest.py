@@ -7,31 +7,18 @@ and scikit-learn), so a run is made once per session and each test asserts one p
 
 from __future__ import annotations
 
-import json
 import os
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from benchmarks.tools.kubeflow.adapter import KubeflowAdapter
 from shared_ml.records import RunRecord
+from tests.webhook import WebhookReceiver
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
-
-
-@dataclass
-class WebhookReceiver:
-    url: str
-    payloads: list[dict[str, Any]] = field(default_factory=list)
-
-    def for_run(self, run_id: str) -> list[dict[str, Any]]:
-        return [p for p in self.payloads if p.get("orchbench", {}).get("run_id") == run_id]
 
 
 @pytest.fixture(scope="session")
@@ -47,30 +34,9 @@ def kfp_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def webhook() -> Iterator[WebhookReceiver]:
-    """A real HTTP server on 127.0.0.1 (free port) that records every JSON POST."""
-    receiver = WebhookReceiver(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            receiver.payloads.append(json.loads(body))
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/orchbench"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    """One receiver for the session: runs are shared, so tests pick theirs with ``for_run``."""
+    with WebhookReceiver() as receiver:
         yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,8 @@ from shared_ml.config import load_config
 from shared_ml.records import RunRecord
 from shared_ml.runner import run_pipeline
 from shared_ml.spec import PIPELINE
-from tests.kubeflow.conftest import DEFAULT_CONFIG, WebhookReceiver
+from tests.kubeflow.conftest import DEFAULT_CONFIG
+from tests.webhook import WebhookReceiver
 
 pytestmark = pytest.mark.slow
 

@@ -3,11 +3,8 @@ flow-run process killed with SIGKILL under the worker: all against the real serv
 
 from __future__ import annotations
 
-import json
 import os
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,40 +14,10 @@ from benchmarks.tools.prefect.adapter import PrefectAdapter
 from benchmarks.tools.prefect.client import PrefectClient
 from shared_ml.records import RunRecord
 from shared_ml.spec import PIPELINE
+from tests.webhook import WebhookReceiver
 
 UPSTREAM_OF_TRAIN = {"ingest", "validate", "preprocess"}
 TRAIN_AND_DOWNSTREAM = {"train"} | set(PIPELINE.downstream_of("train"))
-
-
-class WebhookReceiver:
-    """A real HTTP server on 127.0.0.1 that keeps every JSON body POSTed to it."""
-
-    def __init__(self) -> None:
-        self.payloads: list[dict[str, Any]] = []
-        received = self.payloads
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                received.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/orchbench"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> WebhookReceiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture(scope="module")
