@@ -51,6 +51,8 @@ def check_reachable(plan: Plan, timeout_s: float = 10.0) -> None:
 
 def _run_with_progress(plan: Plan) -> dict[str, Path]:
     total = plan.repeat * len(plan.profiles) * len(plan.tools) * session_units(plan)
+    if not err_console.is_terminal:
+        return _run_with_progress_lines(plan, total)
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -65,6 +67,28 @@ def _run_with_progress(plan: Plan) -> dict[str, Path]:
 
         paths = execute(plan, advance)
         progress.update(task, completed=total, description="report written")
+    return paths
+
+
+def _run_with_progress_lines(plan: Plan, total: float) -> dict[str, Path]:
+    """Progress as one plain line per step of work: a redirected or CI log shows it as it
+    happens (a live bar is only drawn on a terminal)."""
+    started = time.monotonic()
+    done = 0.0
+
+    def advance(description: str, units: float) -> None:
+        nonlocal done
+        done += units
+        elapsed = int(time.monotonic() - started)
+        err_console.print(
+            f"[{done:.0f}/{total:.0f} {elapsed // 60}m{elapsed % 60:02d}s] {description}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    paths = execute(plan, advance)
+    err_console.print(f"[{total:.0f}/{total:.0f}] report written", markup=False, highlight=False)
     return paths
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import socket
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -230,3 +231,32 @@ def test_parse_importtime() -> None:
         "import time:      3000 |    1234567 | airflow\n"
     )
     assert parse_importtime(stderr, "airflow") == pytest.approx(1.234567)
+
+
+def test_progress_is_printed_line_by_line_when_stderr_is_not_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks.harness import cli as harness_cli
+
+    def fake_execute(plan: object, advance: Callable[[str, float], None]) -> dict[str, Path]:
+        advance("local defaults #1: latency", 1)
+        advance("local defaults #1: scaling", 2)
+        return {}
+
+    monkeypatch.setattr(harness_cli, "execute", fake_execute)
+    plan = make_plan(
+        tools=["local"],
+        scenarios=["latency"],
+        profiles=None,
+        repeat=None,
+        quick=True,
+        target="local",
+        urls={},
+        output_dir=Path("reports"),
+        environ={},
+    )
+    harness_cli._run_with_progress(plan)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("[1/") and lines[0].endswith("local defaults #1: latency")
+    assert lines[1].startswith("[3/") and "scaling" in lines[1]
+    assert lines[-1].endswith("report written")
