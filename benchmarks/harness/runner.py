@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -460,10 +460,10 @@ def scenario_kill(s: Session) -> None:
 
 def scenario_backfill(s: Session) -> None:
     config = s.config_for("backfill")
-    # Fresh dates per profile and repetition: the tools keep their history between
-    # sessions, and a backfill of dates already run is answered from it (idempotency),
-    # which would measure a lookup instead of the runs.
-    first = date(2024, 1, 1) + timedelta(
+    # Fresh dates per plan, profile and repetition: the tools keep their history, and a
+    # backfill of dates already run is answered from it (idempotency), which would
+    # measure a lookup instead of the runs.
+    first = s.plan.backfill_origin + timedelta(
         days=(s.plan.profiles.index(s.profile) * 100 + s.repetition) * s.plan.backfill_dates
     )
     dates = [first + timedelta(days=i) for i in range(s.plan.backfill_dates)]

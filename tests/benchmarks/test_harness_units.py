@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -260,3 +261,52 @@ def test_progress_is_printed_line_by_line_when_stderr_is_not_a_terminal(
     assert lines[0].startswith("[1/") and lines[0].endswith("local defaults #1: latency")
     assert lines[1].startswith("[3/") and "scaling" in lines[1]
     assert lines[-1].endswith("report written")
+
+
+def test_backfill_dates_are_fresh_per_plan_profile_and_repetition(tmp_path: Path) -> None:
+    from datetime import date
+
+    from benchmarks.harness.runner import Collected, Session, scenario_backfill
+
+    class RecordingAdapter:
+        def __init__(self) -> None:
+            self.asked: list[list[date]] = []
+
+        def backfill(self, config_path: Path, dates: list[date]) -> list[Any]:
+            self.asked.append(dates)
+            return []
+
+    def backfilled(plan: Any, profile: str, repetition: int) -> list[date]:
+        adapter = RecordingAdapter()
+        session = Session(
+            plan=plan,
+            tool="local",
+            profile=profile,
+            repetition=repetition,
+            adapter=adapter,  # type: ignore[arg-type]
+            execution_model="in-process",
+            collected=Collected(),
+            work_dir=tmp_path,
+        )
+        scenario_backfill(session)
+        return adapter.asked[0]
+
+    plan = make_plan(
+        tools=["local"],
+        scenarios=["backfill"],
+        profiles=["defaults", "tuned"],
+        repeat=2,
+        quick=False,
+        target="local",
+        urls={},
+        output_dir=tmp_path,
+        environ={},
+    )
+    plan.backfill_origin = date(2011, 3, 1)
+    asked = [backfilled(plan, p, r) for p in ("defaults", "tuned") for r in (0, 1)]
+    every_date = [d for dates in asked for d in dates]
+    assert len(set(every_date)) == len(every_date) == 4 * plan.backfill_dates
+    assert min(every_date) == date(2011, 3, 1)
+    plan.backfill_origin = date(2015, 7, 9)  # another plan: other dates
+    assert not set(backfilled(plan, "defaults", 0)) & set(every_date)
+    assert plan.describe()["backfill_origin"] == "2015-07-09"
