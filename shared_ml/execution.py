@@ -116,7 +116,7 @@ def execute_step(
         durable_attempt = attempt
     attempt = attempt or durable_attempt
     record = StepRecord(step=name, attempt=attempt, started_at=datetime.now(UTC), pid=os.getpid())
-    write_step_record(config.storage.runs_root, run_id, record)
+    record_path = write_step_record(config.storage.runs_root, run_id, record)
     started = time.perf_counter()
     try:
         with PeakRssSampler() as sampler:
@@ -130,13 +130,13 @@ def execute_step(
             retryable=is_retryable(exc),
         )
         _finish(record, started, None)
-        write_step_record(config.storage.runs_root, run_id, record)
+        write_step_record(config.storage.runs_root, run_id, record, record_path)
         raise
     record.outcome = "success"
     record.outputs = dict(result.outputs)
     record.metadata = dict(result.metadata)
     _finish(record, started, sampler.peak)
-    write_step_record(config.storage.runs_root, run_id, record)
+    write_step_record(config.storage.runs_root, run_id, record, record_path)
     return {"outputs": dict(result.outputs), "metadata": dict(result.metadata)}
 
 

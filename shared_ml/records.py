@@ -85,8 +85,23 @@ def run_dir(runs_root: str, run_id: str) -> Path:
     return Path(runs_root) / run_id
 
 
-def write_step_record(runs_root: str, run_id: str, record: StepRecord) -> Path:
-    path = run_dir(runs_root, run_id) / "steps" / f"{record.step}.attempt-{record.attempt}.json"
+def new_step_record_path(runs_root: str, run_id: str, step: str, attempt: int) -> Path:
+    """Where a new execution of ``step`` records itself. A tool may number a re-run with
+    an attempt it used before (Airflow can start a cleared task again at try 1): such an
+    execution gets a file of its own instead of overwriting the earlier one's."""
+    folder = run_dir(runs_root, run_id) / "steps"
+    path = folder / f"{step}.attempt-{attempt}.json"
+    rerun = 1
+    while path.exists():
+        rerun += 1
+        path = folder / f"{step}.attempt-{attempt}.run-{rerun}.json"
+    return path
+
+
+def write_step_record(
+    runs_root: str, run_id: str, record: StepRecord, path: Path | None = None
+) -> Path:
+    path = path or new_step_record_path(runs_root, run_id, record.step, record.attempt)
     atomic_write_text(path, record.model_dump_json(indent=2))
     return path
 

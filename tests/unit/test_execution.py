@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
-from shared_ml.execution import PeakRssSampler
+from shared_ml.execution import PeakRssSampler, execute_step
+from shared_ml.records import read_step_records
+from tests.unit.helpers import small_config
 
 MB = 2**20
 
@@ -58,3 +61,16 @@ def test_a_forked_child_samples_with_its_own_thread() -> None:
     growth = int(os.read(read, 64) or b"0")
     os.close(read)
     assert growth > 150 * MB
+
+
+def test_a_rerun_numbered_like_an_earlier_attempt_keeps_both_records(
+    orchbench_home: Path,
+) -> None:
+    """Airflow can start a cleared task again at try 1: both executions stay on record."""
+    config = small_config()
+    first = execute_step("ingest", config, {}, run_id="rerun-x", attempt=1)
+    again = execute_step("ingest", config, {}, run_id="rerun-x", attempt=1)
+    assert first["outputs"] == again["outputs"]
+    records = read_step_records(config.storage.runs_root, "rerun-x")
+    assert [(r.step, r.attempt, r.outcome) for r in records] == [("ingest", 1, "success")] * 2
+    assert records[0].started_at < records[1].started_at
