@@ -357,6 +357,22 @@ def stop_components(
     return outcome
 
 
+def stop_children_in(home: Path, timeout_s: float) -> None:
+    """SIGTERM, then SIGKILL, the process groups of this process's children that run in
+    ``home`` (every component's working directory)."""
+    children = []
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            if child.cwd() == os.path.realpath(home):
+                children.append(child)
+    for child in children:
+        _signal_group(child.pid, signal.SIGTERM)
+    _, alive = psutil.wait_procs(children, timeout=timeout_s)
+    for child in alive:
+        _signal_group(child.pid, signal.SIGKILL)
+    psutil.wait_procs(alive, timeout=5)
+
+
 @contextlib.contextmanager
 def signals_as_interrupts() -> Iterator[None]:
     """Turn SIGINT/SIGTERM/SIGHUP into KeyboardInterrupt while starting, so cleanup runs."""
@@ -536,6 +552,9 @@ class AirflowServices:
                 self._wait_healthy(state)
             except BaseException:
                 stop_components(state.components, self.settings.stop_timeout_s)
+                # An interrupt can land inside _spawn, after the fork and before the
+                # component is in the state: stop such children of ours too.
+                stop_children_in(self.settings.home, self.settings.stop_timeout_s)
                 _clear_state(self.settings)
                 raise
             state.healthy_at = time.time()
