@@ -48,18 +48,24 @@ def test_scenario_selection() -> None:
         expand_scenarios(["bogus"])
 
 
+def local_plan(**options: Any) -> Any:
+    """A plan for the local target built the way the CLI builds one; quick unless told."""
+    defaults: dict[str, Any] = {
+        "tools": None,
+        "scenarios": None,
+        "profiles": None,
+        "repeat": None,
+        "quick": True,
+        "target": "local",
+        "urls": {},
+        "output_dir": Path("reports"),
+        "environ": {},
+    }
+    return make_plan(**{**defaults, **options})
+
+
 def test_quick_plan_is_small() -> None:
-    plan = make_plan(
-        tools=None,
-        scenarios=None,
-        profiles=None,
-        repeat=None,
-        quick=True,
-        target="local",
-        urls={},
-        output_dir=Path("reports"),
-        environ={},
-    )
+    plan = local_plan()
     assert plan.tools == ["local", "airflow", "prefect", "kubeflow"]
     assert plan.profiles == ["defaults"] and plan.repeat == 1
     assert max(plan.chain_sizes) == 10 and not plan.measure_install
@@ -245,17 +251,7 @@ def test_progress_is_printed_line_by_line_when_stderr_is_not_a_terminal(
         return {}
 
     monkeypatch.setattr(harness_cli, "execute", fake_execute)
-    plan = make_plan(
-        tools=["local"],
-        scenarios=["latency"],
-        profiles=None,
-        repeat=None,
-        quick=True,
-        target="local",
-        urls={},
-        output_dir=Path("reports"),
-        environ={},
-    )
+    plan = local_plan(tools=["local"], scenarios=["latency"])
     harness_cli._run_with_progress(plan)
     lines = capsys.readouterr().err.splitlines()
     assert lines[0].startswith("[1/") and lines[0].endswith("local defaults #1: latency")
@@ -291,16 +287,13 @@ def test_backfill_dates_are_fresh_per_plan_profile_and_repetition(tmp_path: Path
         scenario_backfill(session)
         return adapter.asked[0]
 
-    plan = make_plan(
+    plan = local_plan(
         tools=["local"],
         scenarios=["backfill"],
         profiles=["defaults", "tuned"],
         repeat=2,
         quick=False,
-        target="local",
-        urls={},
         output_dir=tmp_path,
-        environ={},
     )
     plan.backfill_origin = date(2011, 3, 1)
     asked = [backfilled(plan, p, r) for p in ("defaults", "tuned") for r in (0, 1)]
