@@ -188,24 +188,13 @@ class ArtifactStore:
         os.replace(tmp, target)
 
     def put_bytes(self, data: bytes, kind: str, suffix: str) -> str:
-        digest = sha256_bytes(data)
-        uri = self._uri(kind, digest, suffix)
-        if self._local_root is None:
-            fs, path = _remote_fs(uri)
-            if not fs.exists(path):
-                # An object-store PUT is atomic: readers see the whole object or none.
-                fs.pipe_file(path, data)
-            return uri
-        folder = os.path.join(self._local_root, kind)
-        os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}{suffix}")
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-            self._place(tmp, kind, digest, suffix)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        if self._local_root is not None:
+            return self._put(kind, suffix, lambda fh: fh.write(data))
+        uri = self._uri(kind, sha256_bytes(data), suffix)
+        fs, path = _remote_fs(uri)
+        if not fs.exists(path):
+            # An object-store PUT is atomic: readers see the whole object or none.
+            fs.pipe_file(path, data)
         return uri
 
     @staticmethod
