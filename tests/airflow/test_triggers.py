@@ -6,6 +6,7 @@ import json
 import subprocess
 import uuid
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,7 @@ from pipelines.airflow.common import INPUT_ASSET_NAME
 from pipelines.airflow.common import records_run_id as dag_records_run_id
 from shared_ml.records import collect_run_record
 from shared_ml.runner import run_pipeline
+from shared_ml.spec import PIPELINE
 from tests.airflow.conftest import DEFAULT_CONFIG, ML_DAG, AirflowTestInstance
 
 pytestmark = pytest.mark.slow
@@ -30,6 +32,25 @@ def _record(airflow: AirflowTestInstance, run_id: str):
         pipeline=ML_DAG,
         config_fingerprint=config.ml_fingerprint(),
         seed=config.seed,
+    )
+
+
+def _api_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _rerun_diagnosis(airflow: AirflowTestInstance, run: dict, records: list) -> str:
+    """What Airflow and the record folder say about a run, for a failure message."""
+    tries = airflow.client.run_tries(ML_DAG, run["dag_run_id"])
+    folder = airflow.config().storage.runs_root
+    files = sorted(
+        str(p.relative_to(folder))
+        for p in Path(folder).rglob("*.json")
+        if dag_records_run_id(run["dag_run_id"]) in str(p)
+    )
+    return (
+        f"run {run}\nrecords {[(s.step, s.attempt, s.started_at) for s in records]}\n"
+        f"tries {[t.as_dict() for t in tries]}\nfiles {files}"
     )
 
 
@@ -111,8 +132,7 @@ def test_backfill_runs_each_date_once_and_rerunning_changes_nothing(
             by_date[logical] = r
         return by_date
 
-    backfill = client.create_backfill(ML_DAG, first, last, conf=conf, max_active_runs=3)
-    client.wait_for_backfill(backfill["id"], timeout_s=540)
+    client.run_backfill(ML_DAG, first, last, conf=conf, max_active_runs=3, timeout_s=540)
     runs = backfill_runs()
     assert set(runs) == expected
     assert all(r["state"] == "success" for r in runs.values()), runs
@@ -124,15 +144,26 @@ def test_backfill_runs_each_date_once_and_rerunning_changes_nothing(
 
     # Re-run the same range, re-processing the completed runs: still one run per date, the
     # same run ids, and the registry gains nothing (registration is idempotent).
-    again = client.create_backfill(
-        ML_DAG, first, last, conf=conf, max_active_runs=3, reprocess_behavior="completed"
+    again = client.run_backfill(
+        ML_DAG,
+        first,
+        last,
+        conf=conf,
+        max_active_runs=3,
+        reprocess_behavior="completed",
+        timeout_s=540,
     )
-    client.wait_for_backfill(again["id"], timeout_s=540)
     rerun = backfill_runs()
     assert {d: r["dag_run_id"] for d, r in rerun.items()} == {
         d: r["dag_run_id"] for d, r in runs.items()
     }
     assert all(r["state"] == "success" for r in rerun.values()), rerun
-    for r in rerun.values():  # really re-executed, not skipped
-        assert len(_record(airflow, r["dag_run_id"]).attempts("register")) == 2
+    # Every date was queued again by this re-run and really re-ran all of its steps.
+    created = _api_time(again[0]["created_at"])
+    assert {d for d, r in rerun.items() if _api_time(r["queued_at"]) >= created} == expected
+    for r in rerun.values():
+        record = _record(airflow, r["dag_run_id"])
+        for step in PIPELINE.step_names:
+            executions = record.attempts(step)
+            assert len(executions) == 2, _rerun_diagnosis(airflow, r, executions)
     assert airflow.registry_index()["versions"] == registry["versions"]

@@ -283,14 +283,14 @@ class AirflowAdapter(ToolAdapter):
         with self._running() as client:
             config = self._load_config(config_path, None)
             client.wait_for_dag(ML_DAG_ID)
-            backfill = client.create_backfill(
+            client.run_backfill(
                 ML_DAG_ID,
                 min(dates),
                 max(dates),
                 conf={"config_path": str(Path(config_path).resolve())},
                 reprocess_behavior="failed",
+                timeout_s=RUN_TIMEOUT_S * len(dates),
             )
-            client.wait_for_backfill(backfill["id"], timeout_s=RUN_TIMEOUT_S * len(dates))
             wanted = set(dates)
             runs = [
                 r

@@ -25,6 +25,19 @@ TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 TERMINAL_TASK_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 
 
+def _at(value: date | datetime, end_of_day: bool = False) -> datetime:
+    """A date as the UTC datetime at its start (or its last microsecond); datetimes pass."""
+    if isinstance(value, datetime):
+        return value
+    return datetime.combine(value, dtime.max if end_of_day else dtime.min, tzinfo=UTC)
+
+
+def _busy(err: AirflowApiError) -> bool:
+    """On SQLite the API answers 503 ("Database is locked") or 500 ("Database error") when
+    the scheduler holds the write lock at that moment."""
+    return err.status == 503 or (err.status == 500 and "Database error" in err.body)
+
+
 class AirflowApiError(RuntimeError):
     def __init__(self, method: str, endpoint: str, status: int, body: str) -> None:
         self.method = method
@@ -343,7 +356,7 @@ class AirflowClient:
         )
 
     # --- backfills ----------------------------------------------------------------------
-    def create_backfill(
+    def run_backfill(
         self,
         dag_id: str,
         from_date: date | datetime,
@@ -352,30 +365,132 @@ class AirflowClient:
         conf: dict[str, Any] | None = None,
         reprocess_behavior: str = "none",
         max_active_runs: int = 1,
-    ) -> dict[str, Any]:
-        def stamp(value: date | datetime, end: bool) -> str:
-            if not isinstance(value, datetime):
-                value = datetime.combine(value, dtime.max if end else dtime.min, tzinfo=UTC)
-            return value.isoformat()
+        timeout_s: float = 900.0,
+    ) -> list[dict[str, Any]]:
+        """Backfill a range and wait until every date Airflow planned for it has run.
 
-        body = {
+        Airflow commits the backfill first and then its runs one date at a time on SQLite
+        (each date is its own savepoint there). A lock error part-way through answers 503
+        but can leave a backfill that covers only the first dates. Such a backfill is
+        waited for (or cancelled if it queued nothing), and a follow-up backfill covers
+        the dates it missed. Returns every backfill made, the first one first.
+        """
+        deadline = time.monotonic() + timeout_s
+        options = {
+            "conf": conf,
+            "reprocess_behavior": reprocess_behavior,
+            "max_active_runs": max_active_runs,
+        }
+        planned = set(self.backfill_dry_run(dag_id, from_date, to_date, **options))
+        made: list[dict[str, Any]] = []
+        start: date | datetime = from_date
+        while True:
+            backfill, whole = self._create_backfill(dag_id, start, to_date, **options)
+            made.append(backfill)
+            queued = set() if whole else self._dates_queued_since(dag_id, backfill)
+            if whole or queued:
+                self.wait_for_backfill(backfill["id"], max(1.0, deadline - time.monotonic()))
+            else:
+                self.cancel_backfill(backfill["id"])  # it queued no run: nothing to wait for
+            missing = sorted(
+                d for d in planned if not whole and d not in queued and d >= _at(start)
+            )
+            if not missing:
+                return made
+            if time.monotonic() > deadline:
+                raise AirflowTimeout(
+                    f"backfill of {dag_id}: dates {[d.isoformat() for d in missing]} were "
+                    f"still not queued after {timeout_s:.0f} s"
+                )
+            start = missing[0]
+
+    def backfill_dry_run(
+        self,
+        dag_id: str,
+        from_date: date | datetime,
+        to_date: date | datetime,
+        **options: Any,
+    ) -> list[datetime]:
+        """The logical dates a backfill of this range would run now, in order."""
+        body = self._backfill_body(dag_id, from_date, to_date, **options)
+        deadline = time.monotonic() + 120.0
+        while True:
+            try:
+                answer = self.request("POST", "/backfills/dry_run", json=body)
+                break
+            except AirflowApiError as err:
+                if not _busy(err) or time.monotonic() > deadline:
+                    raise
+            time.sleep(1.0)
+        return [
+            _at(parse_time(b["logical_date"]))  # type: ignore[arg-type]
+            for b in answer["backfills"]
+            if b.get("logical_date")
+        ]
+
+    def cancel_backfill(self, backfill_id: int) -> None:
+        deadline = time.monotonic() + 120.0
+        while True:
+            try:
+                self.request("PUT", f"/backfills/{backfill_id}/cancel")
+                return
+            except AirflowApiError as err:
+                if err.status == 409:  # already completed
+                    return
+                if not _busy(err) or time.monotonic() > deadline:
+                    raise
+            time.sleep(1.0)
+
+    def _dates_queued_since(self, dag_id: str, backfill: dict[str, Any]) -> set[datetime]:
+        """Logical dates whose run was queued (created or cleared) after ``backfill``
+        was created: the dates that backfill took on."""
+        since = parse_time(backfill["created_at"])
+        return {
+            _at(parse_time(r["logical_date"]))  # type: ignore[arg-type]
+            for r in self.dag_runs(dag_id, run_type=["backfill"])
+            if r.get("logical_date") and r.get("queued_at") and parse_time(r["queued_at"]) >= since  # type: ignore[operator]
+        }
+
+    @staticmethod
+    def _backfill_body(
+        dag_id: str,
+        from_date: date | datetime,
+        to_date: date | datetime,
+        *,
+        conf: dict[str, Any] | None = None,
+        reprocess_behavior: str = "none",
+        max_active_runs: int = 1,
+    ) -> dict[str, Any]:
+        return {
             "dag_id": dag_id,
-            "from_date": stamp(from_date, end=False),
-            "to_date": stamp(to_date, end=True),
+            "from_date": _at(from_date).isoformat(),
+            "to_date": _at(to_date, end_of_day=True).isoformat(),
             "run_backwards": False,
             "dag_run_conf": conf or {},
             "reprocess_behavior": reprocess_behavior,
             "max_active_runs": max_active_runs,
         }
+
+    def _create_backfill(
+        self, dag_id: str, from_date: date | datetime, to_date: date | datetime, **options: Any
+    ) -> tuple[dict[str, Any], bool]:
+        """POST one backfill; return it and whether Airflow confirmed creating all of it."""
+        body = self._backfill_body(dag_id, from_date, to_date, **options)
         before = {b["id"] for b in self.backfills(dag_id)}
 
         def created() -> dict[str, Any] | None:
             new = [b for b in self.backfills(dag_id) if b["id"] not in before]
             return new[0] if new else None
 
-        return self._create_on_busy_db(
-            lambda: self.request("POST", "/backfills", json=body), created, f"backfill of {dag_id}"
-        )
+        confirmed: list[bool] = []
+
+        def create() -> dict[str, Any]:
+            backfill = self.request("POST", "/backfills", json=body)
+            confirmed.append(True)
+            return backfill
+
+        backfill = self._create_on_busy_db(create, created, f"backfill of {dag_id}")
+        return backfill, bool(confirmed)
 
     def backfills(self, dag_id: str) -> list[dict[str, Any]]:
         return self._paged("/backfills", "backfills", {"dag_id": dag_id})
@@ -398,8 +513,7 @@ class AirflowClient:
             try:
                 return create()
             except AirflowApiError as err:
-                busy = err.status == 503 or (err.status == 500 and "Database error" in err.body)
-                if not busy or time.monotonic() > deadline:
+                if not _busy(err) or time.monotonic() > deadline:
                     raise
             time.sleep(1.0)
             existing = created()
