@@ -32,12 +32,6 @@ def _at(value: date | datetime, end_of_day: bool = False) -> datetime:
     return datetime.combine(value, dtime.max if end_of_day else dtime.min, tzinfo=UTC)
 
 
-def _busy(err: AirflowApiError) -> bool:
-    """On SQLite the API answers 503 ("Database is locked") or 500 ("Database error") when
-    the scheduler holds the write lock at that moment."""
-    return err.status == 503 or (err.status == 500 and "Database error" in err.body)
-
-
 class AirflowApiError(RuntimeError):
     def __init__(self, method: str, endpoint: str, status: int, body: str) -> None:
         self.method = method
@@ -251,10 +245,9 @@ class AirflowClient:
                     return None
                 raise
 
-        return self._create_on_busy_db(
+        return self._ride_out_busy_db(
             lambda: self.request("POST", f"/dags/{dag_id}/dagRuns", json=body),
-            created,
-            f"run {dag_id}/{run_id}",
+            already_done=created,
         )
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
@@ -376,92 +369,7 @@ class AirflowClient:
         the dates it missed. Returns every backfill made, the first one first.
         """
         deadline = time.monotonic() + timeout_s
-        options = {
-            "conf": conf,
-            "reprocess_behavior": reprocess_behavior,
-            "max_active_runs": max_active_runs,
-        }
-        planned = set(self.backfill_dry_run(dag_id, from_date, to_date, **options))
-        made: list[dict[str, Any]] = []
-        start: date | datetime = from_date
-        while True:
-            backfill, whole = self._create_backfill(dag_id, start, to_date, **options)
-            made.append(backfill)
-            queued = set() if whole else self._dates_queued_since(dag_id, backfill)
-            if whole or queued:
-                self.wait_for_backfill(backfill["id"], max(1.0, deadline - time.monotonic()))
-            else:
-                self.cancel_backfill(backfill["id"])  # it queued no run: nothing to wait for
-            missing = sorted(
-                d for d in planned if not whole and d not in queued and d >= _at(start)
-            )
-            if not missing:
-                return made
-            if time.monotonic() > deadline:
-                raise AirflowTimeout(
-                    f"backfill of {dag_id}: dates {[d.isoformat() for d in missing]} were "
-                    f"still not queued after {timeout_s:.0f} s"
-                )
-            start = missing[0]
-
-    def backfill_dry_run(
-        self,
-        dag_id: str,
-        from_date: date | datetime,
-        to_date: date | datetime,
-        **options: Any,
-    ) -> list[datetime]:
-        """The logical dates a backfill of this range would run now, in order."""
-        body = self._backfill_body(dag_id, from_date, to_date, **options)
-        deadline = time.monotonic() + 120.0
-        while True:
-            try:
-                answer = self.request("POST", "/backfills/dry_run", json=body)
-                break
-            except AirflowApiError as err:
-                if not _busy(err) or time.monotonic() > deadline:
-                    raise
-            time.sleep(1.0)
-        return [
-            _at(parse_time(b["logical_date"]))  # type: ignore[arg-type]
-            for b in answer["backfills"]
-            if b.get("logical_date")
-        ]
-
-    def cancel_backfill(self, backfill_id: int) -> None:
-        deadline = time.monotonic() + 120.0
-        while True:
-            try:
-                self.request("PUT", f"/backfills/{backfill_id}/cancel")
-                return
-            except AirflowApiError as err:
-                if err.status == 409:  # already completed
-                    return
-                if not _busy(err) or time.monotonic() > deadline:
-                    raise
-            time.sleep(1.0)
-
-    def _dates_queued_since(self, dag_id: str, backfill: dict[str, Any]) -> set[datetime]:
-        """Logical dates whose run was queued (created or cleared) after ``backfill``
-        was created: the dates that backfill took on."""
-        since = parse_time(backfill["created_at"])
-        return {
-            _at(parse_time(r["logical_date"]))  # type: ignore[arg-type]
-            for r in self.dag_runs(dag_id, run_type=["backfill"])
-            if r.get("logical_date") and r.get("queued_at") and parse_time(r["queued_at"]) >= since  # type: ignore[operator]
-        }
-
-    @staticmethod
-    def _backfill_body(
-        dag_id: str,
-        from_date: date | datetime,
-        to_date: date | datetime,
-        *,
-        conf: dict[str, Any] | None = None,
-        reprocess_behavior: str = "none",
-        max_active_runs: int = 1,
-    ) -> dict[str, Any]:
-        return {
+        body = {
             "dag_id": dag_id,
             "from_date": _at(from_date).isoformat(),
             "to_date": _at(to_date, end_of_day=True).isoformat(),
@@ -470,12 +378,62 @@ class AirflowClient:
             "reprocess_behavior": reprocess_behavior,
             "max_active_runs": max_active_runs,
         }
+        planned = set(self.backfill_dry_run(body))
+        made: list[dict[str, Any]] = []
+        while True:
+            backfill, whole = self._create_backfill(body)
+            made.append(backfill)
+            queued = set() if whole else self._dates_queued_since(dag_id, backfill)
+            if whole or queued:
+                self.wait_for_backfill(backfill["id"], max(1.0, deadline - time.monotonic()))
+            else:
+                self.cancel_backfill(backfill["id"])  # it queued no run: nothing to wait for
+            start = parse_time(body["from_date"])
+            missing = sorted(
+                d
+                for d in planned
+                if not whole and d not in queued and d >= start  # type: ignore[operator]
+            )
+            if not missing:
+                return made
+            if time.monotonic() > deadline:
+                raise AirflowTimeout(
+                    f"backfill of {dag_id}: dates {[d.isoformat() for d in missing]} were "
+                    f"still not queued after {timeout_s:.0f} s"
+                )
+            body = {**body, "from_date": missing[0].isoformat()}
 
-    def _create_backfill(
-        self, dag_id: str, from_date: date | datetime, to_date: date | datetime, **options: Any
-    ) -> tuple[dict[str, Any], bool]:
+    def backfill_dry_run(self, body: dict[str, Any]) -> list[datetime]:
+        """The logical dates that the backfill ``body`` (of POST /backfills) would run now."""
+        answer = self._ride_out_busy_db(
+            lambda: self.request("POST", "/backfills/dry_run", json=body)
+        )
+        return [
+            parse_time(b["logical_date"])  # type: ignore[misc]
+            for b in answer["backfills"]
+            if b.get("logical_date")
+        ]
+
+    def cancel_backfill(self, backfill_id: int) -> None:
+        try:
+            self._ride_out_busy_db(lambda: self.request("PUT", f"/backfills/{backfill_id}/cancel"))
+        except AirflowApiError as err:
+            if err.status != 409:  # 409: already completed
+                raise
+
+    def _dates_queued_since(self, dag_id: str, backfill: dict[str, Any]) -> set[datetime]:
+        """Logical dates whose run was queued (created or cleared) after ``backfill``
+        was created: the dates that backfill took on."""
+        since = parse_time(backfill["created_at"])
+        return {
+            parse_time(r["logical_date"])  # type: ignore[misc]
+            for r in self.dag_runs(dag_id, run_type=["backfill"])
+            if r.get("logical_date") and r.get("queued_at") and parse_time(r["queued_at"]) >= since  # type: ignore[operator]
+        }
+
+    def _create_backfill(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """POST one backfill; return it and whether Airflow confirmed creating all of it."""
-        body = self._backfill_body(dag_id, from_date, to_date, **options)
+        dag_id = body["dag_id"]
         before = {b["id"] for b in self.backfills(dag_id)}
 
         def created() -> dict[str, Any] | None:
@@ -489,34 +447,34 @@ class AirflowClient:
             confirmed.append(True)
             return backfill
 
-        backfill = self._create_on_busy_db(create, created, f"backfill of {dag_id}")
+        backfill = self._ride_out_busy_db(create, already_done=created)
         return backfill, bool(confirmed)
 
     def backfills(self, dag_id: str) -> list[dict[str, Any]]:
         return self._paged("/backfills", "backfills", {"dag_id": dag_id})
 
-    def _create_on_busy_db(
-        self,
-        create: Callable[[], dict[str, Any]],
-        created: Callable[[], dict[str, Any] | None],
-        what: str,
+    @staticmethod
+    def _ride_out_busy_db(
+        call: Callable[[], Any],
+        already_done: Callable[[], Any] | None = None,
         timeout_s: float = 120.0,
-    ) -> dict[str, Any]:
-        """POST something, riding out SQLite lock errors.
+    ) -> Any:
+        """Call ``call``, again while the API answers "database busy".
 
         On SQLite the API answers 503 ("Database is locked") or 500 ("Database error") when
-        the scheduler holds the write lock at that moment. The failed request may or may not
-        have committed, so before trying again ``created()`` looks for the object.
+        the scheduler holds the write lock at that moment. A failed write may or may not
+        have committed, so before trying again ``already_done()`` looks for its result.
         """
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                return create()
+                return call()
             except AirflowApiError as err:
-                if not _busy(err) or time.monotonic() > deadline:
+                busy = err.status == 503 or (err.status == 500 and "Database error" in err.body)
+                if not busy or time.monotonic() > deadline:
                     raise
             time.sleep(1.0)
-            existing = created()
+            existing = already_done() if already_done else None
             if existing:
                 return existing
 
