@@ -3,6 +3,9 @@
     python -m benchmarks.baseline_overhead [--config configs/synthetic.yaml] [--rows 100000]
                                            [--repeat 9] [--json FILE] [--breakdown]
 
+``--breakdown`` adds what shared_ml's persistence and validation cost in one process, and
+what its imports add in fresh processes.
+
 Both sides run in fresh processes, interleaved (the order alternates every repetition),
 each after one untimed warm-up of each side so the OS page cache is equally warm:
 
@@ -42,6 +45,8 @@ from typing import Any
 
 WALL_TARGET = 1.15
 MEMORY_TARGET = 1.30
+BREAKDOWN_REPEAT = 5
+IMPORT_REPEAT = 7
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -330,7 +335,9 @@ def machine() -> dict[str, Any]:
     }
 
 
-def cost_breakdown(config_path: Path, rows: int | None, repeat: int = 5) -> dict[str, float]:
+def cost_breakdown(
+    config_path: Path, rows: int | None, repeat: int = BREAKDOWN_REPEAT
+) -> dict[str, float]:
     """Best-of-``repeat`` milliseconds of what shared_ml does beyond the plain script,
     measured in this process on the same data with the real store and validation code."""
     import numpy as np
@@ -376,6 +383,61 @@ def cost_breakdown(config_path: Path, rows: int | None, repeat: int = 5) -> dict
     return result
 
 
+def plain_import_statements() -> list[str]:
+    """The import statements of ``plain_sklearn``, read from its source."""
+    import inspect
+
+    return [
+        line.strip()
+        for line in inspect.getsource(plain_sklearn).splitlines()
+        if line.strip().startswith(("import ", "from "))
+    ]
+
+
+def shared_ml_import_statements() -> list[str]:
+    """What a ``python -m shared_ml`` run imports beyond the scientific stack: the CLI, the
+    runner, every step module, and pyarrow.parquet (pandas imports it at the first write)."""
+    from shared_ml.spec import PIPELINE
+
+    steps = ", ".join(f"shared_ml.steps.{name}" for name in PIPELINE.step_names)
+    return [
+        "import shared_ml.__main__, shared_ml.runner",
+        f"import {steps}",
+        "import pyarrow.parquet",
+    ]
+
+
+def import_cost(repeat: int = IMPORT_REPEAT) -> dict[str, float]:
+    """Median milliseconds, in fresh processes, of the plain script's imports and of what
+    shared_ml's imports add to them (interleaved; the pairs' median difference)."""
+    plain = "\n".join(plain_import_statements())
+    both = "\n".join([*plain_import_statements(), *shared_ml_import_statements()])
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+
+    def spawn(code: str) -> float:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], env=env, check=True)
+        return time.perf_counter() - started
+
+    spawn(plain), spawn(both)  # warm the page cache and the bytecode caches
+    plain_times, added_times = [], []
+    for repetition in range(repeat):  # the order alternates, as in the main comparison
+        if repetition % 2 == 0:
+            alone, with_shared = spawn(plain), spawn(both)
+        else:
+            with_shared, alone = spawn(both), spawn(plain)
+        plain_times.append(alone)
+        added_times.append(with_shared - alone)
+    return {
+        "process start and the plain script's imports (both sides pay these)": round(
+            statistics.median(plain_times) * 1000, 1
+        ),
+        "imports shared_ml adds: pydantic and the config models, PyYAML, filelock, "
+        "pyarrow.parquet (fresh process)": round(statistics.median(added_times) * 1000, 1),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.baseline_overhead",
@@ -387,7 +449,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument(
-        "--breakdown", action="store_true", help="also time what shared_ml adds, piece by piece"
+        "--breakdown",
+        action="store_true",
+        help="also time what shared_ml adds, piece by piece, and what its imports cost",
     )
     parser.add_argument("--plain-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -399,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="orchbench-overhead-") as tmp:
         samples, params = run_comparison(args.config, args.rows, args.repeat, Path(tmp))
     breakdown = cost_breakdown(args.config, args.rows) if args.breakdown else None
+    imports = import_cost() if args.breakdown else None
     summary = summarize(samples)
     result = {
         "conditions": {
@@ -435,8 +500,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     if breakdown:
         result["breakdown_ms"] = breakdown
-        print("what shared_ml adds (best of 3, ms; in one process, same data):")
+        print(f"what shared_ml adds (ms; in one process: best of {BREAKDOWN_REPEAT}, same data):")
         for label, value in breakdown.items():
+            print(f"  {label}: {value}")
+        result["import_ms"] = imports
+        print(f"imports (ms; median of {IMPORT_REPEAT} fresh processes):")
+        for label, value in imports.items():
             print(f"  {label}: {value}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2), encoding="utf-8")

@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks.baseline_overhead import main, plain_sklearn, synthetic_params
+from benchmarks.baseline_overhead import (
+    import_cost,
+    main,
+    plain_import_statements,
+    plain_sklearn,
+    synthetic_params,
+)
 from shared_ml.spec import PIPELINE
 from tests.conftest import CONFIGS
 
@@ -55,3 +61,12 @@ def test_repeat_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--repeat", "0"])
     assert exit_info.value.code == 2
     assert "--repeat must be at least 1" in capsys.readouterr().err
+
+
+def test_the_import_cost_compares_the_plain_imports_with_shared_mls_added() -> None:
+    statements = plain_import_statements()
+    assert "from sklearn.linear_model import LogisticRegression" in statements
+    assert not any("shared_ml" in line for line in statements)
+    costs = import_cost(repeat=1)  # every statement really imports: a typo fails the spawn
+    plain, added = costs.values()
+    assert plain > 0 and isinstance(added, float)
