@@ -86,9 +86,10 @@ def run_dir(runs_root: str, run_id: str) -> Path:
 
 
 def new_step_record_path(runs_root: str, run_id: str, step: str, attempt: int) -> Path:
-    """Where a new execution of ``step`` records itself. A tool may number a re-run with
-    an attempt it used before (Airflow can start a cleared task again at try 1): such an
-    execution gets a file of its own instead of overwriting the earlier one's."""
+    """Where a new execution of ``step`` records itself. A caller may execute a step again
+    under an attempt number already on record (the same run id run twice, a tool that
+    restarts its numbering): that execution gets a file of its own instead of overwriting
+    the earlier one's."""
     folder = run_dir(runs_root, run_id) / "steps"
     path = folder / f"{step}.attempt-{attempt}.json"
     rerun = 1

@@ -6,16 +6,16 @@ import json
 import subprocess
 import uuid
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 
 from benchmarks.environments import tool_bin
 from benchmarks.tools.airflow.adapter import records_run_id as adapter_records_run_id
+from benchmarks.tools.airflow.client import parse_time
 from benchmarks.tools.airflow.services import airflow_env
 from pipelines.airflow.common import INPUT_ASSET_NAME
 from pipelines.airflow.common import records_run_id as dag_records_run_id
-from shared_ml.records import collect_run_record
+from shared_ml.records import collect_run_record, run_dir
 from shared_ml.runner import run_pipeline
 from shared_ml.spec import PIPELINE
 from tests.airflow.conftest import DEFAULT_CONFIG, ML_DAG, AirflowTestInstance
@@ -35,19 +35,11 @@ def _record(airflow: AirflowTestInstance, run_id: str):
     )
 
 
-def _api_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 def _rerun_diagnosis(airflow: AirflowTestInstance, run: dict, records: list) -> str:
     """What Airflow and the record folder say about a run, for a failure message."""
     tries = airflow.client.run_tries(ML_DAG, run["dag_run_id"])
-    folder = airflow.config().storage.runs_root
-    files = sorted(
-        str(p.relative_to(folder))
-        for p in Path(folder).rglob("*.json")
-        if dag_records_run_id(run["dag_run_id"]) in str(p)
-    )
+    folder = run_dir(airflow.config().storage.runs_root, dag_records_run_id(run["dag_run_id"]))
+    files = sorted(p.name for p in (folder / "steps").glob("*.json"))
     return (
         f"run {run}\nrecords {[(s.step, s.attempt, s.started_at) for s in records]}\n"
         f"tries {[t.as_dict() for t in tries]}\nfiles {files}"
@@ -127,7 +119,7 @@ def test_backfill_runs_each_date_once_and_rerunning_changes_nothing(
         runs = client.dag_runs(ML_DAG, run_type=["backfill"])
         by_date: dict[datetime, dict] = {}
         for r in runs:
-            logical = datetime.fromisoformat(r["logical_date"].replace("Z", "+00:00"))
+            logical = parse_time(r["logical_date"])
             assert logical not in by_date, f"two backfill runs for {logical}"
             by_date[logical] = r
         return by_date
@@ -159,8 +151,8 @@ def test_backfill_runs_each_date_once_and_rerunning_changes_nothing(
     }
     assert all(r["state"] == "success" for r in rerun.values()), rerun
     # Every date was queued again by this re-run and really re-ran all of its steps.
-    created = _api_time(again[0]["created_at"])
-    assert {d for d, r in rerun.items() if _api_time(r["queued_at"]) >= created} == expected
+    created = parse_time(again[0]["created_at"])
+    assert {d for d, r in rerun.items() if parse_time(r["queued_at"]) >= created} == expected
     for r in rerun.values():
         record = _record(airflow, r["dag_run_id"])
         for step in PIPELINE.step_names:

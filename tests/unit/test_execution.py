@@ -66,7 +66,7 @@ def test_a_forked_child_samples_with_its_own_thread() -> None:
 def test_a_rerun_numbered_like_an_earlier_attempt_keeps_both_records(
     orchbench_home: Path,
 ) -> None:
-    """Airflow can start a cleared task again at try 1: both executions stay on record."""
+    """A step executed again under an attempt number already on record: both stay."""
     config = small_config()
     first = execute_step("ingest", config, {}, run_id="rerun-x", attempt=1)
     again = execute_step("ingest", config, {}, run_id="rerun-x", attempt=1)

@@ -383,17 +383,17 @@ class AirflowClient:
         while True:
             backfill, whole = self._create_backfill(body)
             made.append(backfill)
-            queued = set() if whole else self._dates_queued_since(dag_id, backfill)
-            if whole or queued:
-                self.wait_for_backfill(backfill["id"], max(1.0, deadline - time.monotonic()))
+            remaining_s = max(1.0, deadline - time.monotonic())
+            if whole:
+                self.wait_for_backfill(backfill["id"], remaining_s)
+                return made
+            queued = self._dates_queued_since(dag_id, backfill)
+            if queued:
+                self.wait_for_backfill(backfill["id"], remaining_s)
             else:
                 self.cancel_backfill(backfill["id"])  # it queued no run: nothing to wait for
             start = parse_time(body["from_date"])
-            missing = sorted(
-                d
-                for d in planned
-                if not whole and d not in queued and d >= start  # type: ignore[operator]
-            )
+            missing = sorted(d for d in planned if d not in queued and d >= start)  # type: ignore[operator]
             if not missing:
                 return made
             if time.monotonic() > deadline:
@@ -428,7 +428,8 @@ class AirflowClient:
         return {
             parse_time(r["logical_date"])  # type: ignore[misc]
             for r in self.dag_runs(dag_id, run_type=["backfill"])
-            if r.get("logical_date") and r.get("queued_at") and parse_time(r["queued_at"]) >= since  # type: ignore[operator]
+            if r.get("logical_date") and r.get("queued_at")
+            if parse_time(r["queued_at"]) >= since  # type: ignore[operator]
         }
 
     def _create_backfill(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
