@@ -361,8 +361,8 @@ def cost_breakdown(
                 config.data.target,
                 config.seed,
             ),
-            "put_frame: dataset to Parquet, sha256, atomic write": lambda: store.put_frame(frame),
-            "put_object: training features pickled, sha256, atomic write": lambda: store.put_object(
+            "put_frame: dataset to Parquet, BLAKE3, atomic write": lambda: store.put_frame(frame),
+            "put_object: training features pickled, BLAKE3, atomic write": lambda: store.put_object(
                 features, "features"
             ),
             "get_frame from disk (the in-process memo skips it)": lambda: (
@@ -401,7 +401,10 @@ def shared_ml_import_statements() -> list[str]:
 
     steps = ", ".join(f"shared_ml.steps.{name}" for name in PIPELINE.step_names)
     return [
-        "import shared_ml.__main__, shared_ml.runner",
+        # As ``python -m shared_ml`` does: the config layer with the cyclic GC paused.
+        "from shared_ml.__main__ import cyclic_gc_paused",
+        "with cyclic_gc_paused():\n    import shared_ml.config",
+        "import shared_ml.runner",
         f"import {steps}",
         "import pyarrow.parquet",
     ]
@@ -438,6 +441,52 @@ def import_cost(repeat: int = IMPORT_REPEAT) -> dict[str, float]:
     }
 
 
+# Runs a module as ``python -m`` would and reports on stderr how many full (generation 2)
+# collections the garbage collector made before exit (the one at exit is the same on both
+# sides and is not counted).
+_COUNT_FULL_COLLECTIONS = """
+import atexit, gc, runpy, sys
+full = []
+gc.callbacks.append(lambda phase, info: phase == "stop" and info["generation"] == 2
+                    and full.append(1))
+atexit.register(lambda: print(f"full-collections={len(full)}", file=sys.stderr))
+module = sys.argv[1]
+sys.argv = sys.argv[1:]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+def full_collections(config_path: Path, rows: int | None) -> dict[str, int]:
+    """Full garbage collections during one fresh run of each side: the collector walks
+    every object imported so far, so one more of them costs tens of milliseconds."""
+    import yaml
+
+    raw, params = synthetic_params(config_path, rows)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env.pop("ORCHBENCH_FAULTS", None)
+    counts = {}
+    with tempfile.TemporaryDirectory(prefix="orchbench-gc-") as tmp:
+        folder = Path(tmp)
+        config_file = folder / "config.yaml"
+        storage = {k: str(folder / k) for k in ("artifact_root", "registry_root", "runs_root")}
+        config_file.write_text(yaml.safe_dump({**raw, "storage": storage}), encoding="utf-8")
+        worker_params = json.dumps({**params, "out_dir": str(folder / "plain")})
+        for side, module_args in (
+            ("shared_ml", ["shared_ml", "--config", str(config_file)]),
+            ("plain", ["benchmarks.baseline_overhead", "--plain-worker", worker_params]),
+        ):
+            done = subprocess.run(
+                [sys.executable, "-c", _COUNT_FULL_COLLECTIONS, *module_args],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            line = done.stderr.strip().splitlines()[-1]
+            counts[side] = int(line.removeprefix("full-collections="))
+    return counts
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.baseline_overhead",
@@ -464,6 +513,7 @@ def main(argv: list[str] | None = None) -> int:
         samples, params = run_comparison(args.config, args.rows, args.repeat, Path(tmp))
     breakdown = cost_breakdown(args.config, args.rows) if args.breakdown else None
     imports = import_cost() if args.breakdown else None
+    collections = full_collections(args.config, args.rows) if args.breakdown else None
     summary = summarize(samples)
     result = {
         "conditions": {
@@ -507,6 +557,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"imports (ms; median of {IMPORT_REPEAT} fresh processes):")
         for label, value in imports.items():
             print(f"  {label}: {value}")
+        result["full_collections"] = collections
+        print(
+            "full garbage collections before exit (one run each): "
+            + ", ".join(f"{side} {count}" for side, count in collections.items())
+        )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2), encoding="utf-8")
     return 0

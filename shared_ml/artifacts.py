@@ -1,9 +1,14 @@
 """Content-addressed artifact store over fsspec.
 
-An artifact's URI is derived from the sha256 of its bytes, so writing the same content
-twice is a no-op and re-running a step never duplicates anything. Writes are atomic:
-bytes go to a temporary name next to the target and are renamed into place, so a
+An artifact's URI is derived from the BLAKE3 digest of its bytes, so writing the same
+content twice is a no-op and re-running a step never duplicates anything. Writes are
+atomic: bytes go to a temporary name next to the target and are renamed into place, so a
 reader never sees half an artifact (object stores such as S3 put whole objects anyway).
+
+BLAKE3 rather than sha256: hashing is most of what the store adds to a step (about 40 MB
+per run at 100,000 rows: 25-40 ms with sha256 on the 2-core machine, about 7 ms with
+BLAKE3), and like sha256 it is a cryptographic hash: distinct contents do not share a
+name in practice.
 
 Local roots (a path or ``file://``) are served with plain file I/O: serializers stream
 into the temporary file through a hashing writer, so a large artifact is never copied
@@ -18,7 +23,6 @@ inside a memoized mapping are handed out read-only so that a mistake fails loudl
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickle
@@ -30,6 +34,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from blake3 import blake3
 
 if TYPE_CHECKING:
     import fsspec
@@ -43,8 +48,9 @@ _memo: OrderedDict[str, tuple[Any, int]] = OrderedDict()
 _memo_lock = threading.Lock()  # tasks of one flow may run in threads
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def content_digest(data: bytes) -> str:
+    """The hex digest an artifact with these bytes is named by."""
+    return blake3(data).hexdigest()
 
 
 def local_path(url: str) -> str | None:
@@ -65,18 +71,26 @@ def _remote_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
 PARALLEL_HASH_BYTES = 1 << 20
 
 
+def _byte_view(data: Any) -> memoryview:
+    """``data`` as flat bytes: BLAKE3 takes only byte buffers, and pickle hands over numpy
+    arrays' memory as a ``PickleBuffer`` of their own element type."""
+    view = data.raw() if isinstance(data, pickle.PickleBuffer) else memoryview(data)
+    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
+
+
 class _HashingWriter:
     """A write-only file object that hashes what passes through it."""
 
     def __init__(self, fh: IO[bytes]) -> None:
         self._fh = fh
-        self.hasher = hashlib.sha256()
+        self.hasher = blake3()
 
     def write(self, data: Any) -> int:
-        if memoryview(data).nbytes < PARALLEL_HASH_BYTES:
-            self.hasher.update(data)
+        octets = _byte_view(data)
+        if octets.nbytes < PARALLEL_HASH_BYTES:
+            self.hasher.update(octets)
             return self._fh.write(data)
-        hashing = threading.Thread(target=self.hasher.update, args=(data,))
+        hashing = threading.Thread(target=self.hasher.update, args=(octets,))
         hashing.start()
         try:
             return self._fh.write(data)
@@ -160,7 +174,7 @@ class ArtifactStore:
         return f"{self.root}/{kind}/{digest[:2]}/{digest}{suffix}"
 
     def _put(self, kind: str, suffix: str, serialize: Callable[[IO[bytes]], None]) -> str:
-        """Serialize into the store; the URI comes from the bytes' sha256."""
+        """Serialize into the store; the URI comes from the bytes' digest."""
         if self._local_root is None:
             buffer = io.BytesIO()
             serialize(buffer)
@@ -190,7 +204,7 @@ class ArtifactStore:
     def put_bytes(self, data: bytes, kind: str, suffix: str) -> str:
         if self._local_root is not None:
             return self._put(kind, suffix, lambda fh: fh.write(data))
-        uri = self._uri(kind, sha256_bytes(data), suffix)
+        uri = self._uri(kind, content_digest(data), suffix)
         fs, path = _remote_fs(uri)
         if not fs.exists(path):
             # An object-store PUT is atomic: readers see the whole object or none.
@@ -250,7 +264,7 @@ class ArtifactStore:
 
     @staticmethod
     def digest_of(uri: str) -> str:
-        """The sha256 of an artifact's bytes, read from its content-addressed name."""
+        """The digest of an artifact's bytes, read from its content-addressed name."""
         return uri.rsplit("/", 1)[-1].split(".", 1)[0]
 
     def put_object(self, obj: Any, kind: str) -> str:

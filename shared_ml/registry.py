@@ -70,7 +70,7 @@ class ModelRegistry:
         self,
         *,
         model_uri: str,
-        model_sha256: str,
+        model_digest: str,
         config_fingerprint: str,
         metrics: dict[str, float],
         gate_passed: bool,
@@ -82,7 +82,7 @@ class ModelRegistry:
             index = self._read()
             for entry in index["versions"]:
                 if (
-                    entry["model_sha256"] == model_sha256
+                    entry.get("model_digest") == model_digest  # older entries: sha256, no match
                     and entry["config_fingerprint"] == config_fingerprint
                 ):
                     return RegistrationResult(
@@ -117,7 +117,7 @@ class ModelRegistry:
                 {
                     "version": version,
                     "model_uri": model_uri,
-                    "model_sha256": model_sha256,
+                    "model_digest": model_digest,
                     "config_fingerprint": config_fingerprint,
                     "metrics": metrics,
                     "gate_passed": gate_passed,

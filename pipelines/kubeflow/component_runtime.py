@@ -13,7 +13,7 @@ How KFP artifacts and the shared_ml store relate:
 - ``execute_step`` writes the step's outputs to shared_ml's content-addressed store, as in every
   tool; their bytes are then copied into the KFP output artifacts' paths, so KFP owns the data
   flow, lineage and caching. Each output artifact's metadata records the store URI and the
-  sha256 of the bytes, linking the two.
+  BLAKE3 digest of the bytes (its name in the store), linking the two.
 - The evaluate step's ``Metrics`` artifact gets both: ``log_metric`` for the KFP UI and the
   metrics JSON as its file, because the local cache treats an artifact without a file as a miss.
 """
@@ -28,7 +28,7 @@ from typing import Any
 
 from kfp import dsl
 
-from shared_ml.artifacts import ArtifactStore, sha256_bytes
+from shared_ml.artifacts import ArtifactStore, content_digest
 from shared_ml.config import PipelineConfig, config_from_json
 from shared_ml.execution import execute_step
 from shared_ml.notify import failure_payload, post_webhook
@@ -79,7 +79,7 @@ def run_step(
             for metric, value in result["metadata"].get("metrics", {}).items():
                 artifact.log_metric(metric, value)
         else:
-            artifact.metadata.update({"store_uri": uri, "sha256": sha256_bytes(data)})
+            artifact.metadata.update({"store_uri": uri, "blake3": content_digest(data)})
     return result
 
 

@@ -12,10 +12,10 @@ def register(config: PipelineConfig, model: str, transformer: str, metrics: str)
     store = ArtifactStore(config.storage.artifact_root)
     evaluation = store.get_json(metrics)
     registry = ModelRegistry(config.storage.registry_root, config.name)
-    model_sha256 = ArtifactStore.digest_of(model)
+    model_digest = ArtifactStore.digest_of(model)
     result = registry.register(
         model_uri=model,
-        model_sha256=model_sha256,
+        model_digest=model_digest,
         config_fingerprint=config.ml_fingerprint(),
         metrics=evaluation["metrics"],
         gate_passed=evaluation["gate_passed"],
@@ -24,7 +24,7 @@ def register(config: PipelineConfig, model: str, transformer: str, metrics: str)
     )
     entry_uri = store.put_json(
         # No absolute paths inside: the same model registers to the same bytes anywhere.
-        {"registry": config.name, "version": result.version, "model_sha256": model_sha256},
+        {"registry": config.name, "version": result.version, "model_digest": model_digest},
         "registry_entries",
     )
     return StepOutput(

@@ -64,7 +64,7 @@ def train(config: PipelineConfig, train_set: str) -> StepOutput:
         outputs={"model": uri},
         metadata={
             "estimator": config.model.estimator,
-            "model_sha256": ArtifactStore.digest_of(uri),
+            "model_digest": ArtifactStore.digest_of(uri),
             "train_rows": int(data["X"].shape[0]),
         },
     )

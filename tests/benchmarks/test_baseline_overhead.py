@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from benchmarks.baseline_overhead import (
+    full_collections,
     import_cost,
     main,
     plain_import_statements,
@@ -70,3 +71,10 @@ def test_the_import_cost_compares_the_plain_imports_with_shared_mls_added() -> N
     costs = import_cost(repeat=1)  # every statement really imports: a typo fails the spawn
     plain, added = costs.values()
     assert plain > 0 and isinstance(added, float)
+
+
+def test_full_collections_are_counted_in_a_real_run_of_each_side() -> None:
+    counts = full_collections(CONFIGS / "synthetic.yaml", 2000)
+    assert set(counts) == {"shared_ml", "plain"}
+    # Importing pandas and scikit-learn alone triggers full collections on either side.
+    assert all(isinstance(n, int) and n >= 1 for n in counts.values())

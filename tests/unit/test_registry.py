@@ -20,7 +20,7 @@ from tests.unit.helpers import small_config
 def register(registry: ModelRegistry, sha: str, f1: float, gate: bool = True):
     return registry.register(
         model_uri=f"mem://{sha}",
-        model_sha256=sha,
+        model_digest=sha,
         config_fingerprint="cfg",
         metrics={"f1": f1},
         gate_passed=gate,
@@ -36,7 +36,7 @@ def test_champion_challenger_rules(tmp_path: Path) -> None:
     worse = register(registry, "c", 0.60)
     assert not worse.promoted and worse.champion_version == 2
     better = register(registry, "d", 0.90)
-    assert better.promoted and registry.champion()["model_sha256"] == "d"
+    assert better.promoted and registry.champion()["model_digest"] == "d"
     tie = register(registry, "e", 0.90)
     assert not tie.promoted, "a challenger must beat the champion, not equal it"
 
@@ -100,7 +100,7 @@ def test_parallel_pipelines_keep_registry_consistent(tmp_path: Path) -> None:
     index = json.loads((tmp_path / "var" / "registry" / "orchbench-ml" / "index.json").read_text())
     versions = [v["version"] for v in index["versions"]]
     assert versions == list(range(1, len(versions) + 1))
-    keys = {(v["model_sha256"], v["config_fingerprint"]) for v in index["versions"]}
+    keys = {(v["model_digest"], v["config_fingerprint"]) for v in index["versions"]}
     assert len(keys) == len(versions) == 4  # seeds 1-4; the duplicates reused a version
     assert index["champion"] in versions
     champion = next(v for v in index["versions"] if v["version"] == index["champion"])

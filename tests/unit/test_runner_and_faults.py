@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -139,3 +140,20 @@ def test_kill_fault_sigkills_the_process_mid_step(tmp_path: Path) -> None:
     # The second attempt in the same run is past kill_attempts and completes.
     again = run_baseline_process("killed-run", env)
     assert again.returncode == 0, again.stderr
+
+
+def test_the_cli_pauses_the_collector_only_inside_the_block_and_restores_its_state() -> None:
+    from shared_ml.__main__ import cyclic_gc_paused
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), cyclic_gc_paused():
+        assert not gc.isenabled()
+        raise RuntimeError("an import failed")
+    assert gc.isenabled()  # re-enabled even when the block raised
+    gc.disable()
+    try:
+        with cyclic_gc_paused():
+            pass
+        assert not gc.isenabled()  # a caller's own pause is left alone
+    finally:
+        gc.enable()

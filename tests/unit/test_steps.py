@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared_ml.artifacts import ArtifactStore, atomic_write_text, clear_memo, sha256_bytes
+from shared_ml.artifacts import (
+    PARALLEL_HASH_BYTES,
+    ArtifactStore,
+    atomic_write_text,
+    clear_memo,
+    content_digest,
+)
 from shared_ml.config import validate_config
 from shared_ml.errors import ConfigError
 from shared_ml.runner import run_pipeline
@@ -100,12 +106,23 @@ def test_store_on_another_fsspec_filesystem() -> None:
     assert store.put_bytes(b"hello", "blobs", ".txt") == uri
 
 
-def test_streamed_artifacts_are_named_by_the_sha256_of_their_bytes(tmp_path: Path) -> None:
+def test_streamed_artifacts_are_named_by_the_digest_of_their_bytes(tmp_path: Path) -> None:
     store = ArtifactStore(str(tmp_path / "store"))
     frame = pd.DataFrame({"x": np.arange(1000, dtype=float), "c": ["a", "b"] * 500})
     features = {"X": np.random.default_rng(0).random((500, 7)), "y": np.arange(500)}
-    for uri in (store.put_frame(frame), store.put_object(features, "features")):
-        assert ArtifactStore.digest_of(uri) == sha256_bytes(Path(uri).read_bytes())
+    # Pickle hands numpy memory to the writer as typed buffers: float, int32, Fortran order,
+    # and one above the size that is hashed in a second thread.
+    arrays = {
+        "int32": np.arange(999, dtype=np.int32),
+        "fortran": np.asfortranarray(np.random.default_rng(1).random((300, 5))),
+        "large": np.random.default_rng(2).random(PARALLEL_HASH_BYTES // 8 + 3),
+    }
+    uris = [store.put_frame(frame), store.put_object(features, "features")]
+    uris.append(store.put_object(arrays, "features"))
+    for uri in uris:
+        assert ArtifactStore.digest_of(uri) == content_digest(Path(uri).read_bytes())
+    clear_memo()
+    assert np.array_equal(store.get_object(uris[-1])["fortran"], arrays["fortran"])
     assert not list((tmp_path / "store").rglob(".tmp-*"))
 
 
