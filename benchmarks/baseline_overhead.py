@@ -361,7 +361,7 @@ def cost_breakdown(
                 config.data.target,
                 config.seed,
             ),
-            "put_frame: dataset to Parquet, BLAKE3, atomic write": lambda: store.put_frame(frame),
+            "put_frame: dataset to Arrow IPC, BLAKE3, atomic write": lambda: store.put_frame(frame),
             "put_object: training features pickled, BLAKE3, atomic write": lambda: store.put_object(
                 features, "features"
             ),
@@ -396,7 +396,7 @@ def plain_import_statements() -> list[str]:
 
 def shared_ml_import_statements() -> list[str]:
     """What a ``python -m shared_ml`` run imports beyond the scientific stack: the CLI, the
-    runner, every step module, and pyarrow.parquet (pandas imports it at the first write)."""
+    config layer, the runner and every step module."""
     from shared_ml.spec import PIPELINE
 
     steps = ", ".join(f"shared_ml.steps.{name}" for name in PIPELINE.step_names)
@@ -406,7 +406,6 @@ def shared_ml_import_statements() -> list[str]:
         "with cyclic_gc_paused():\n    import shared_ml.config",
         "import shared_ml.runner",
         f"import {steps}",
-        "import pyarrow.parquet",
     ]
 
 
@@ -436,8 +435,8 @@ def import_cost(repeat: int = IMPORT_REPEAT) -> dict[str, float]:
         "process start and the plain script's imports (both sides pay these)": round(
             statistics.median(plain_times) * 1000, 1
         ),
-        "imports shared_ml adds: pydantic and the config models, PyYAML, filelock, "
-        "pyarrow.parquet (fresh process)": round(statistics.median(added_times) * 1000, 1),
+        "imports shared_ml adds: pydantic and the config models, PyYAML, filelock, BLAKE3 "
+        "(fresh process)": round(statistics.median(added_times) * 1000, 1),
     }
 
 

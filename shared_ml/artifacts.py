@@ -34,6 +34,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from blake3 import blake3
 
 if TYPE_CHECKING:
@@ -165,6 +166,19 @@ def clear_memo() -> None:
 _FRAMES_ARE_COPY_ON_WRITE = int(pd.__version__.split(".", 1)[0]) >= 3
 
 
+FRAME_SUFFIX = ".arrow"
+_ARROW_MAGIC = b"ARROW1"  # how every Arrow IPC file starts
+
+
+def _frame_from_ipc(table: pa.Table, columns: list[str] | None) -> pd.DataFrame:
+    if columns is not None:
+        missing = [c for c in columns if c not in table.column_names]
+        if missing:
+            raise KeyError(f"columns {missing} are not in the stored frame")
+        table = table.select(columns)
+    return table.to_pandas()
+
+
 class ArtifactStore:
     def __init__(self, root: str) -> None:
         self.root = root.rstrip("/")
@@ -223,25 +237,22 @@ class ArtifactStore:
         with self._open(uri) as fh:
             return fh.read()
 
-    # Typed helpers. Formats are chosen for byte-for-byte determinism: Parquet without
-    # timestamps, pickle protocol 5 (no zip containers, which embed mtimes).
+    # Typed helpers. Formats are chosen for byte-for-byte determinism: Arrow IPC and pickle
+    # protocol 5 carry no timestamps (unlike zip containers, which embed mtimes).
     def put_frame(self, frame: pd.DataFrame, kind: str = "datasets") -> str:
-        # Dictionary-encode only text columns: on floats it costs 4x the write time and
-        # makes the file bigger, not smaller.
-        text_columns = [
-            str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])
-        ]
-        uri = self._put(
-            kind,
-            ".parquet",
-            lambda fh: frame.to_parquet(
-                fh,
-                index=False,
-                engine="pyarrow",
-                use_dictionary=text_columns or False,
-                write_statistics=False,  # no reader here filters on them; 15% of the time
-            ),
-        )
+        """Store a frame as an Arrow IPC file (Feather v2, uncompressed).
+
+        Frames here are intermediate data, only ever read back by the next step: IPC
+        writes in half Parquet's time (no encoding pass) and reads without decoding.
+        Parquet artifacts written by earlier versions still read (``get_frame``).
+        """
+
+        def serialize(fh: IO[bytes]) -> None:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            with pa.ipc.new_file(fh, table.schema) as writer:
+                writer.write_table(table)
+
+        uri = self._put(kind, FRAME_SUFFIX, serialize)
         if _FRAMES_ARE_COPY_ON_WRITE:
             _memoize(uri, frame.copy(deep=False))
         return uri
@@ -252,12 +263,19 @@ class ArtifactStore:
             frame = _read_only(memoized)
             return frame if columns is None else frame[columns]
         path = local_path(uri)
-        if path is not None:
-            # Straight from the file: no extra in-memory copy of the whole dataset.
-            frame = pd.read_parquet(path, engine="pyarrow", columns=columns)
-        else:
-            with self._open(uri) as fh:
+        # The format is told by the file's first bytes, not its name: KFP hands a step its
+        # input artifacts at paths of its own, without our suffix.
+        with self._open(uri) as fh:
+            is_arrow = fh.read(len(_ARROW_MAGIC)) == _ARROW_MAGIC
+            fh.seek(0)
+            if not is_arrow:  # a Parquet dataset from an earlier version
                 frame = pd.read_parquet(fh, engine="pyarrow", columns=columns)
+            elif path is not None:
+                # Mapped, not read: the columns are converted straight from the page cache.
+                with pa.memory_map(path) as source:
+                    frame = _frame_from_ipc(pa.ipc.open_file(source).read_all(), columns)
+            else:
+                frame = _frame_from_ipc(pa.ipc.open_file(fh).read_all(), columns)
         if columns is None and _FRAMES_ARE_COPY_ON_WRITE:
             _memoize(uri, frame.copy(deep=False))
         return frame

@@ -109,7 +109,7 @@ PIPELINE = PipelineSpec(
             inputs={},
             outputs=("dataset",),
             retry=RetryPolicy(max_retries=3, delay_s=1.0, backoff=2.0, max_delay_s=10.0),
-            description="Load the configured source into a Parquet dataset artifact.",
+            description="Load the configured source into a dataset artifact (an Arrow IPC file).",
         ),
         StepSpec(
             "validate",

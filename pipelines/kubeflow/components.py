@@ -21,7 +21,7 @@ component = dsl.component(base_image=SHARED_ML_IMAGE, install_kfp_package=False)
 
 @component
 def ingest(config_json: str, run_id: str, seed: int, dataset: Output[Dataset]):
-    """Load the configured source into a Parquet dataset."""
+    """Load the configured source into a dataset (an Arrow IPC file)."""
     from pipelines.kubeflow.component_runtime import run_step
 
     run_step("ingest", config_json, run_id, seed, inputs={}, outputs={"dataset": dataset})

@@ -1,4 +1,4 @@
-"""Load the configured data source into a Parquet dataset artifact."""
+"""Load the configured data source into a dataset artifact (an Arrow IPC file)."""
 
 from __future__ import annotations
 
