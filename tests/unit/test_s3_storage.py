@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from shared_ml.artifacts import ArtifactStore, clear_memo
 from shared_ml.runner import run_pipeline
 from tests.unit.helpers import small_config
 
@@ -86,6 +87,13 @@ def test_pipeline_with_artifacts_on_s3(s3_env: str, orchbench_home: Path) -> Non
 
     listed = s3fs.S3FileSystem().find("orchbench-test/artifacts")
     assert len(listed) >= 8 and not [p for p in listed if ".tmp-" in p]
+    # Read the dataset back from S3 itself, not from the in-process memo: the remote path
+    # tells the frame's format from its first bytes through a seekable fsspec file.
+    clear_memo()
+    dataset_uri = record.attempts("ingest")[0].outputs["dataset"]
+    dataset = ArtifactStore(f"{s3_env}/artifacts").get_frame(dataset_uri)
+    assert len(dataset) == record.attempts("ingest")[0].metadata["rows"]
+    assert config.data.target in dataset.columns
     again = run_pipeline(config)
     assert again.prediction_hash == record.prediction_hash
     assert len(s3fs.S3FileSystem().find("orchbench-test/artifacts")) == len(listed)
