@@ -48,6 +48,7 @@ MEMORY_TARGET = 1.30
 BREAKDOWN_REPEAT = 5
 IMPORT_REPEAT = 7
 REPO_ROOT = Path(__file__).resolve().parent.parent
+STORAGE_KEYS = ("artifact_root", "registry_root", "runs_root")
 
 
 # --- the hand-written script (runs in its own process; imports scikit-learn only) ----------
@@ -207,30 +208,33 @@ def synthetic_params(config_path: Path, rows: int | None) -> tuple[dict[str, Any
     return raw, params
 
 
+def shared_ml_module_args(raw: dict[str, Any], folder: Path) -> list[str]:
+    """``-m`` arguments of one shared_ml run whose storage is all inside ``folder`` (new)."""
+    import yaml
+
+    storage = {k: str(folder / k.removesuffix("_root")) for k in STORAGE_KEYS}
+    config_file = folder / "config.yaml"
+    folder.mkdir(parents=True)
+    config_file.write_text(yaml.safe_dump({**raw, "storage": storage}), encoding="utf-8")
+    return ["shared_ml", "--config", str(config_file)]
+
+
+def plain_module_args(params: dict[str, Any], folder: Path) -> list[str]:
+    """``-m`` arguments of one plain-script run writing its registry into ``folder``."""
+    worker_params = {**params, "out_dir": str(folder)}
+    return ["benchmarks.baseline_overhead", "--plain-worker", json.dumps(worker_params)]
+
+
 def run_comparison(
     config_path: Path, rows: int | None, repeat: int, work_dir: Path
 ) -> tuple[list[Sample], dict[str, Any]]:
-    import yaml
-
     raw, params = synthetic_params(config_path, rows)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "ORCHBENCH_HOME": str(work_dir)}
     env.pop("ORCHBENCH_FAULTS", None)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # see the module docstring
 
     def shared_ml_side(tag: str) -> tuple[float, float, dict[str, float]]:
-        folder = work_dir / tag
-        config = {
-            **raw,
-            "storage": {
-                "artifact_root": str(folder / "artifacts"),
-                "registry_root": str(folder / "registry"),
-                "runs_root": str(folder / "runs"),
-            },
-        }
-        config_file = folder / "config.yaml"
-        folder.mkdir(parents=True)
-        config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
-        command = [sys.executable, "-m", "shared_ml", "--config", str(config_file)]
+        command = [sys.executable, "-m", *shared_ml_module_args(raw, work_dir / tag)]
         wall, peak, out = measure_child(command, env)
         record = json.loads(Path(out.strip().splitlines()[-1]).read_text(encoding="utf-8"))
         if record["status"] != "success":
@@ -239,14 +243,7 @@ def run_comparison(
         return wall, peak, {**record["metrics"], **{f"step:{k}": v for k, v in steps.items()}}
 
     def plain_side(tag: str) -> tuple[float, float, dict[str, float]]:
-        worker_params = {**params, "out_dir": str(work_dir / tag)}
-        command = [
-            sys.executable,
-            "-m",
-            "benchmarks.baseline_overhead",
-            "--plain-worker",
-            json.dumps(worker_params),
-        ]
+        command = [sys.executable, "-m", *plain_module_args(params, work_dir / tag)]
         wall, peak, out = measure_child(command, env)
         return wall, peak, json.loads(out.strip().splitlines()[-1])
 
@@ -458,21 +455,14 @@ runpy.run_module(module, run_name="__main__", alter_sys=True)
 def full_collections(config_path: Path, rows: int | None) -> dict[str, int]:
     """Full garbage collections during one fresh run of each side: the collector walks
     every object imported so far, so one more of them costs tens of milliseconds."""
-    import yaml
-
     raw, params = synthetic_params(config_path, rows)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     env.pop("ORCHBENCH_FAULTS", None)
     counts = {}
     with tempfile.TemporaryDirectory(prefix="orchbench-gc-") as tmp:
-        folder = Path(tmp)
-        config_file = folder / "config.yaml"
-        storage = {k: str(folder / k) for k in ("artifact_root", "registry_root", "runs_root")}
-        config_file.write_text(yaml.safe_dump({**raw, "storage": storage}), encoding="utf-8")
-        worker_params = json.dumps({**params, "out_dir": str(folder / "plain")})
         for side, module_args in (
-            ("shared_ml", ["shared_ml", "--config", str(config_file)]),
-            ("plain", ["benchmarks.baseline_overhead", "--plain-worker", worker_params]),
+            ("shared_ml", shared_ml_module_args(raw, Path(tmp) / "shared_ml")),
+            ("plain", plain_module_args(params, Path(tmp) / "plain")),
         ):
             done = subprocess.run(
                 [sys.executable, "-c", _COUNT_FULL_COLLECTIONS, *module_args],

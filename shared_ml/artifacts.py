@@ -263,19 +263,17 @@ class ArtifactStore:
             frame = _read_only(memoized)
             return frame if columns is None else frame[columns]
         path = local_path(uri)
-        # The format is told by the file's first bytes, not its name: KFP hands a step its
-        # input artifacts at paths of its own, without our suffix.
-        with self._open(uri) as fh:
-            is_arrow = fh.read(len(_ARROW_MAGIC)) == _ARROW_MAGIC
-            fh.seek(0)
-            if not is_arrow:  # a Parquet dataset from an earlier version
-                frame = pd.read_parquet(fh, engine="pyarrow", columns=columns)
-            elif path is not None:
-                # Mapped, not read: the columns are converted straight from the page cache.
-                with pa.memory_map(path) as source:
-                    frame = _frame_from_ipc(pa.ipc.open_file(source).read_all(), columns)
-            else:
-                frame = _frame_from_ipc(pa.ipc.open_file(fh).read_all(), columns)
+        # A local file is mapped, not read: columns convert straight from the page cache.
+        source = pa.memory_map(path) if path is not None else self._open(uri)
+        with source:
+            # The format is told by the file's first bytes, not its name: KFP hands a step
+            # its input artifacts at paths of its own, without our suffix.
+            is_arrow = source.read(len(_ARROW_MAGIC)) == _ARROW_MAGIC
+            source.seek(0)
+            if is_arrow:
+                frame = _frame_from_ipc(pa.ipc.open_file(source).read_all(), columns)
+            else:  # a Parquet dataset from an earlier version
+                frame = pd.read_parquet(source, engine="pyarrow", columns=columns)
         if columns is None and _FRAMES_ARE_COPY_ON_WRITE:
             _memoize(uri, frame.copy(deep=False))
         return frame
