@@ -1,4 +1,4 @@
-"""``python -m shared_ml --config C [--run-id R] [--seed S]``: one baseline run.
+"""``python -m shared_ml --config C [--run-id R] [--seed S] [--date YYYY-MM-DD]``: one baseline run.
 
 Used by the local adapter so the baseline pays process start and imports like every
 tool. Prints the run record's path as its last line. Exit 0 on success, 1 when the
@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True)
     parser.add_argument("--run-id")
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--date", help="the run's logical date (default: today)")
     args = parser.parse_args(argv)
     with cyclic_gc_paused():
         from shared_ml.config import load_config
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     from shared_ml.runner import run_pipeline
 
     try:
-        config = load_config(args.config, seed=args.seed)
+        config = load_config(args.config, seed=args.seed).for_partition(args.date)
     except ConfigError as err:
         print(f"error: invalid config: {err}", file=sys.stderr)
         return 2

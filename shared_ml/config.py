@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import string
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -41,6 +43,10 @@ class SyntheticSource(_Strict):
     classes: int = Field(2, ge=2, le=20)
     informative_fraction: float = Field(0.5, gt=0, le=1)
     class_separation: float = Field(1.0, gt=0)
+    # None: the sample ignores the run's date. A number: each logical date draws its own
+    # sample, and the features' means move by `drift` per day after `drift_origin`.
+    drift: float | None = Field(None, ge=0, le=10)
+    drift_origin: date = date(2026, 1, 1)
 
     @model_validator(mode="after")
     def _enough_informative(self) -> SyntheticSource:
@@ -53,9 +59,16 @@ class SyntheticSource(_Strict):
         return self
 
 
+URL_PLACEHOLDERS = ("ds", "ds_nodash")
+
+
 class FileSource(_Strict):
     kind: Literal["file"] = "file"
-    url: str = Field(..., min_length=1, description="CSV or Parquet at any fsspec URL")
+    url: str = Field(
+        ...,
+        min_length=1,
+        description="CSV or Parquet at any fsspec URL; {ds} or {ds_nodash} pick the run's partition",
+    )
     format: Literal["csv", "parquet", "auto"] = "auto"
     storage_options: dict[str, Any] = Field(default_factory=dict)
 
@@ -69,6 +82,30 @@ class FileSource(_Strict):
             return "csv"
         raise ValueError(f"cannot infer the format of {self.url!r}; set data.format")
 
+    @field_validator("url")
+    @classmethod
+    def _known_placeholders(cls, url: str) -> str:
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(url) if name is not None]
+        except ValueError as err:
+            raise ValueError(f"malformed placeholder: {err}") from None
+        unknown = sorted(set(fields) - set(URL_PLACEHOLDERS))
+        if unknown:
+            raise ValueError(f"unknown placeholder(s) {unknown}; expected {list(URL_PLACEHOLDERS)}")
+        return url
+
+    @property
+    def partitioned(self) -> bool:
+        return any(f"{{{name}}}" in self.url for name in URL_PLACEHOLDERS)
+
+    def url_for(self, logical_date: date | None) -> str:
+        """The URL of one date's partition (the URL itself when it has no placeholder)."""
+        if not self.partitioned:
+            return self.url
+        if logical_date is None:
+            raise ConfigError("data.source.url", "a templated URL needs the run's logical date")
+        return self.url.format(ds=logical_date.isoformat(), ds_nodash=f"{logical_date:%Y%m%d}")
+
 
 DataSource = Annotated[BundledSource | SyntheticSource | FileSource, Field(discriminator="kind")]
 
@@ -78,7 +115,27 @@ class DataConfig(_Strict):
     target: str = Field("target", min_length=1, description="label column")
 
 
+class ColumnRule(_Strict):
+    """The declared schema of one column (or of every column matching it, with ``regex``)."""
+
+    dtype: Literal["int", "float", "str", "bool", "category"]
+    nullable: bool = False
+    allowed: tuple[str | int | float | bool, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+    regex: bool = False  # the key is a regular expression over column names
+
+    @model_validator(mode="after")
+    def _range_order(self) -> ColumnRule:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        return self
+
+
 class ValidationConfig(_Strict):
+    columns: dict[str, ColumnRule] = Field(
+        default_factory=dict, description="declared column schema, checked before training"
+    )
     min_rows: int = Field(50, ge=1)
     max_null_fraction: float = Field(0.0, ge=0, le=1)
     required_columns: tuple[str, ...] = ()
@@ -93,11 +150,61 @@ class PreprocessConfig(_Strict):
     scale_numeric: bool = True
 
 
-class ModelConfig(_Strict):
-    estimator: Literal["logistic_regression", "random_forest", "gradient_boosting"] = (
-        "logistic_regression"
-    )
+Estimator = Literal["logistic_regression", "random_forest", "gradient_boosting"]
+
+
+class CandidateConfig(_Strict):
+    """One model candidate: a branch of the pipeline (train, then evaluate)."""
+
+    name: str = Field(..., pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    estimator: Estimator
     params: dict[str, Any] = Field(default_factory=dict)
+
+
+# Small on purpose: `make demo` and the test suites train these on 2 cores.
+DEFAULT_CANDIDATES = (
+    CandidateConfig(name="logreg", estimator="logistic_regression", params={"max_iter": 1000}),
+    CandidateConfig(
+        name="forest", estimator="random_forest", params={"n_estimators": 50, "max_depth": 6}
+    ),
+    CandidateConfig(name="hgb", estimator="gradient_boosting", params={"max_iter": 50}),
+)
+
+
+class ModelConfig(_Strict):
+    """Either ``candidates`` (one branch each) or a single ``estimator`` with ``params``
+    (one branch, named after the estimator); neither gives ``DEFAULT_CANDIDATES``."""
+
+    estimator: Estimator | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    candidates: tuple[CandidateConfig, ...] | None = Field(None, min_length=1, max_length=16)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> ModelConfig:
+        if self.candidates is not None and (self.estimator is not None or self.params):
+            raise ValueError("set either model.candidates or model.estimator/params, not both")
+        if self.params and self.estimator is None:
+            raise ValueError("model.params needs model.estimator")
+        if self.candidates is not None:
+            names = [c.name for c in self.candidates]
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            if duplicates:
+                raise ValueError(f"duplicate candidate name(s) {duplicates}")
+        return self
+
+    def resolved_candidates(self) -> tuple[CandidateConfig, ...]:
+        if self.candidates is not None:
+            return self.candidates
+        if self.estimator is not None:
+            return (CandidateConfig(name=self.estimator, estimator=self.estimator, params=self.params),)
+        return DEFAULT_CANDIDATES
+
+    def candidate(self, name: str) -> CandidateConfig:
+        for c in self.resolved_candidates():
+            if c.name == name:
+                return c
+        names = [c.name for c in self.resolved_candidates()]
+        raise ConfigError("model.candidates", f"no candidate {name!r}; candidates are {names}")
 
 
 class GateConfig(_Strict):
@@ -113,6 +220,47 @@ class StorageConfig(_Strict):
     artifact_root: str = "var/artifacts"
     registry_root: str = "var/registry"
     runs_root: str = "var/runs"
+
+
+class Partition(_Strict):
+    """The date a run stands for, and the data interval it covers.
+
+    Set by whoever starts the run: the scheduled time, the backfill date, or today for a
+    manual run. It decides which data ``ingest`` reads; it is not part of the ML
+    fingerprint (the model's own digest already differs when the data does).
+    """
+
+    logical_date: date
+    interval_start: datetime
+    interval_end: datetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Partition:
+        if self.interval_end < self.interval_start:
+            raise ValueError("interval_end is before interval_start")
+        return self
+
+    @classmethod
+    def daily(cls, logical_date: date) -> Partition:
+        start = datetime.combine(logical_date, time(0), tzinfo=UTC)
+        return cls(logical_date=logical_date, interval_start=start, interval_end=start + timedelta(days=1))
+
+
+def parse_logical_date(value: str | date, where: str = "logical date") -> date:
+    """``YYYY-MM-DD`` (or an ISO timestamp, whose date is taken) as a date."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).date() if value.tzinfo else value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value) if len(value) == 10 else parse_logical_date(
+            datetime.fromisoformat(value), where
+        )
+    except (TypeError, ValueError):
+        raise ConfigError(where, f"expected a date as YYYY-MM-DD, got {value!r}") from None
+
+
+SCHEDULE_PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@yearly")
 
 
 class FaultSpec(_Strict):
@@ -134,8 +282,11 @@ class PipelineConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
-    schedule: str | None = Field(None, description="cron expression for scheduled runs")
+    schedule: str | None = Field(
+        None, description="cron expression or preset (@hourly, @daily, ...) for scheduled runs"
+    )
     faults: dict[str, FaultSpec] = Field(default_factory=dict)
+    partition: Partition | None = Field(None, description="set per run, not in config files")
 
     @field_validator("faults")
     @classmethod
@@ -150,20 +301,54 @@ class PipelineConfig(_Strict):
     @field_validator("schedule")
     @classmethod
     def _cron_shape(cls, schedule: str | None) -> str | None:
-        if schedule is not None and len(schedule.split()) != 5:
-            raise ValueError("expected a 5-field cron expression such as '0 3 * * *'")
+        if schedule is None:
+            return None
+        schedule = schedule.strip()
+        if schedule.startswith("@"):
+            if schedule not in SCHEDULE_PRESETS:
+                raise ValueError(f"unknown preset {schedule!r}; expected one of {SCHEDULE_PRESETS}")
+            return schedule
+        from croniter import croniter
+
+        if len(schedule.split()) != 5 or not croniter.is_valid(schedule):
+            raise ValueError(
+                "expected a 5-field cron expression such as '0 3 * * *', or a preset "
+                f"({', '.join(SCHEDULE_PRESETS)})"
+            )
         return schedule
 
     @model_validator(mode="after")
     def _estimator_params(self) -> PipelineConfig:
         from shared_ml.steps.train import check_estimator_params
 
-        check_estimator_params(self.model.estimator, self.model.params)
+        explicit = self.model.candidates is not None
+        for index, candidate in enumerate(self.model.resolved_candidates()):
+            where = f"model.candidates.{index}.params" if explicit else "model.params"
+            check_estimator_params(candidate.estimator, candidate.params, where)
         return self
 
+    @property
+    def candidate_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.model.resolved_candidates())
+
+    def for_partition(self, partition: Partition | date | str | None) -> PipelineConfig:
+        """A copy that runs for ``partition`` (a date means that day, 00:00 to 24:00 UTC)."""
+        if partition is None:
+            partition = datetime.now(UTC).date()  # a manual run stands for today
+        if not isinstance(partition, Partition):
+            partition = Partition.daily(parse_logical_date(partition))
+        return self.model_copy(update={"partition": partition})
+
+    @property
+    def logical_date(self) -> date | None:
+        return self.partition.logical_date if self.partition else None
+
     def ml_fingerprint(self) -> str:
-        """Hash of everything that decides the model; storage and faults are excluded."""
-        payload = self.model_dump(mode="json", exclude={"storage", "faults", "schedule"})
+        """Hash of everything that decides the model; storage, faults, the schedule and the
+        partition are excluded (the data a partition brings shows in the model's digest)."""
+        payload = self.model_dump(
+            mode="json", exclude={"storage", "faults", "schedule", "partition"}
+        )
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -21,7 +21,7 @@ from shared_ml.config import PipelineConfig
 from shared_ml.errors import is_retryable
 from shared_ml.faults import apply_faults, count_attempt, faults_for
 from shared_ml.records import StepError, StepRecord, write_step_record
-from shared_ml.spec import PIPELINE
+from shared_ml.spec import PIPELINE, task_key
 from shared_ml.steps import StepOutput
 
 
@@ -99,23 +99,36 @@ def execute_step(
     *,
     run_id: str,
     attempt: int | None = None,
+    branch: str | None = None,
 ) -> dict[str, Any]:
     """Run step ``name``; return ``{"outputs": {...}, "metadata": {...}}`` (JSON-able).
 
-    ``attempt`` is the orchestrator's own try number if it has one; otherwise the durable
-    per-run counter is used. Exceptions propagate unchanged after being recorded, so that
-    each tool's retry machinery sees them (``shared_ml.errors.is_retryable`` tells which).
+    ``branch`` is the candidate of a per-candidate step (``train``, ``evaluate``), passed
+    to the step function as ``candidate``. ``attempt`` is the orchestrator's own try
+    number if it has one; otherwise the durable per-run counter is used. Exceptions
+    propagate unchanged after being recorded, so that each tool's retry machinery sees
+    them (``shared_ml.errors.is_retryable`` tells which).
     """
     function = step_function(name)
+    if PIPELINE.step(name).per_candidate:
+        if branch is None:
+            raise ValueError(f"step {name!r} runs once per candidate: pass branch=<candidate>")
+        inputs = {**inputs, "candidate": branch}
+    elif branch is not None:
+        raise ValueError(f"step {name!r} has no branches, got branch={branch!r}")
+    key = task_key(name, branch)
     fault = faults_for(config, name)
     # The durable counter (a locked file) is only needed to number attempts for a tool
-    # that does not, or to plan injected faults across processes.
+    # that does not, or to plan injected faults across processes. Each branch counts its
+    # own attempts: a fault on `train` hits every candidate's first attempt.
     if attempt is None or fault is not None:
-        durable_attempt = count_attempt(config.storage.runs_root, run_id, name)
+        durable_attempt = count_attempt(config.storage.runs_root, run_id, key)
     else:
         durable_attempt = attempt
     attempt = attempt or durable_attempt
-    record = StepRecord(step=name, attempt=attempt, started_at=datetime.now(UTC), pid=os.getpid())
+    record = StepRecord(
+        step=name, branch=branch, attempt=attempt, started_at=datetime.now(UTC), pid=os.getpid()
+    )
     record_path = write_step_record(config.storage.runs_root, run_id, record)
     started = time.perf_counter()
     try:
@@ -147,10 +160,17 @@ def _finish(record: StepRecord, started: float, peak_rss: int | None) -> None:
         record.peak_rss_mb = round(peak_rss / 2**20, 2)
 
 
-def resolve_inputs(name: str, produced: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
-    """Map a step's input parameters to URIs, given ``{step: outputs}`` of its upstreams."""
-    inputs = {}
+def resolve_inputs(name: str, produced: Mapping[str, Any]) -> dict[str, Any]:
+    """Map a step's input parameters to URIs, given the outputs of its upstreams.
+
+    ``produced[step]`` is that step's outputs (``{output: uri}``); for a per-candidate
+    upstream feeding a plain step (the fan-in) it is the list of every branch's outputs,
+    and the parameter becomes the list of their URIs. A per-candidate step is given its
+    own branch's outputs.
+    """
+    inputs: dict[str, Any] = {}
     for param, ref in PIPELINE.step(name).inputs.items():
         upstream, output = ref.split(".", 1)
-        inputs[param] = produced[upstream][output]
+        given = produced[upstream]
+        inputs[param] = [o[output] for o in given] if isinstance(given, list) else given[output]
     return inputs

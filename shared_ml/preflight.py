@@ -11,14 +11,18 @@ from shared_ml.errors import ConfigError
 from shared_ml.steps.ingest import read_file
 
 
-def file_columns(source: FileSource) -> list[str]:
-    return [str(c) for c in read_file(source, nrows=0).columns]
+def file_columns(source: FileSource, config: PipelineConfig) -> list[str]:
+    return [str(c) for c in read_file(source, nrows=0, logical_date=config.logical_date).columns]
 
 
 def preflight(config: PipelineConfig) -> None:
+    """Check the data of ``config``'s partition (a templated URL without a partition is
+    checked for today's, as a manual run would read)."""
     source = config.data.source
     if isinstance(source, FileSource):
-        columns = file_columns(source)
+        if source.partitioned and config.partition is None:
+            config = config.for_partition(None)
+        columns = file_columns(source, config)
         if config.data.target not in columns:
             raise ConfigError(
                 "data.target",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import platform
 import sys
-from datetime import datetime
+from datetime import date, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
@@ -19,8 +19,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from shared_ml.artifacts import atomic_write_text
+from shared_ml.config import Partition
+from shared_ml.spec import task_key
 
-RUN_RECORD_SCHEMA_VERSION = 1
+RUN_RECORD_SCHEMA_VERSION = 2  # 2: branches, partition, selection, scoring
 Outcome = Literal["running", "success", "failed", "lost"]
 
 
@@ -32,6 +34,7 @@ class StepError(BaseModel):
 
 class StepRecord(BaseModel):
     step: str
+    branch: str | None = None  # the candidate of a per-candidate step
     attempt: int
     started_at: datetime
     ended_at: datetime | None = None
@@ -40,8 +43,13 @@ class StepRecord(BaseModel):
     outcome: Outcome = "running"
     error: StepError | None = None
     pid: int | None = None
-    outputs: dict[str, str] = Field(default_factory=dict)
+    outputs: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """``train[forest]`` for a branch, else the step name."""
+        return task_key(self.step, self.branch)
 
 
 class RunRecord(BaseModel):
@@ -52,13 +60,18 @@ class RunRecord(BaseModel):
     status: Literal["success", "failed", "running"]
     config_fingerprint: str
     seed: int
+    logical_date: date | None = None
+    data_interval: tuple[datetime, datetime] | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
     duration_s: float | None = None
     steps: list[StepRecord] = Field(default_factory=list)
     metrics: dict[str, float] = Field(default_factory=dict)
     prediction_hash: str | None = None
+    selected_candidate: str | None = None
+    candidates: list[dict[str, Any]] = Field(default_factory=list)  # select's ranking
     registry: dict[str, Any] = Field(default_factory=dict)
+    scoring: dict[str, Any] = Field(default_factory=dict)
     versions: dict[str, str] = Field(default_factory=dict)
     tool_details: dict[str, Any] = Field(default_factory=dict)
 
@@ -67,8 +80,9 @@ class RunRecord(BaseModel):
         """Sum of the step execution times of every attempt (for orchestration overhead)."""
         return sum(s.duration_s or 0.0 for s in self.steps)
 
-    def attempts(self, step: str) -> list[StepRecord]:
-        return [s for s in self.steps if s.step == step]
+    def attempts(self, step: str, branch: str | None = None) -> list[StepRecord]:
+        """Every recorded attempt of ``step`` (of one branch, if given)."""
+        return [s for s in self.steps if s.step == step and (branch is None or s.branch == branch)]
 
 
 def runtime_versions(tool_packages: tuple[str, ...] = ()) -> dict[str, str]:
@@ -102,7 +116,7 @@ def new_step_record_path(runs_root: str, run_id: str, step: str, attempt: int) -
 def write_step_record(
     runs_root: str, run_id: str, record: StepRecord, path: Path | None = None
 ) -> Path:
-    path = path or new_step_record_path(runs_root, run_id, record.step, record.attempt)
+    path = path or new_step_record_path(runs_root, run_id, record.key, record.attempt)
     atomic_write_text(path, record.model_dump_json(indent=2))
     return path
 
@@ -115,7 +129,7 @@ def read_step_records(runs_root: str, run_id: str) -> list[StepRecord]:
         StepRecord.model_validate_json(p.read_text(encoding="utf-8"))
         for p in sorted(folder.glob("*.attempt-*.json"))
     ]
-    return sorted(records, key=lambda r: (r.started_at, r.step, r.attempt))
+    return sorted(records, key=lambda r: (r.started_at, r.key, r.attempt))
 
 
 def collect_run_record(
@@ -129,6 +143,7 @@ def collect_run_record(
     status: Literal["success", "failed", "running"] | None = None,
     started_at: datetime | None = None,
     ended_at: datetime | None = None,
+    partition: Partition | None = None,
     tool_packages: tuple[str, ...] = (),
     tool_details: dict[str, Any] | None = None,
 ) -> RunRecord:
@@ -140,17 +155,9 @@ def collect_run_record(
             s.outcome = "lost"  # the process running it died (e.g. SIGKILL)
     if status is None:
         status = "failed" if any(s.outcome == "failed" for s in steps) else "success"
-    metrics: dict[str, float] = {}
-    prediction_hash = None
-    registry: dict[str, Any] = {}
-    for s in steps:
-        if s.outcome != "success":
-            continue
-        if s.step == "evaluate":
-            metrics = s.metadata.get("metrics", {})
-            prediction_hash = s.metadata.get("prediction_hash")
-        if s.step == "register":
-            registry = s.metadata.get("registration", {})
+    # The run's results are the selected candidate's; each step's last success counts.
+    results = {s.step: s.metadata for s in steps if s.outcome == "success" and s.branch is None}
+    selection = results.get("select", {})
     starts = [s.started_at for s in steps]
     ends = [s.ended_at for s in steps if s.ended_at]
     started_at = started_at or (min(starts) if starts else None)
@@ -163,13 +170,18 @@ def collect_run_record(
         status=status,
         config_fingerprint=config_fingerprint,
         seed=seed,
+        logical_date=partition.logical_date if partition else None,
+        data_interval=(partition.interval_start, partition.interval_end) if partition else None,
         started_at=started_at,
         ended_at=ended_at,
         duration_s=duration,
         steps=steps,
-        metrics=metrics,
-        prediction_hash=prediction_hash,
-        registry=registry,
+        metrics=selection.get("metrics", {}),
+        prediction_hash=selection.get("prediction_hash"),
+        selected_candidate=selection.get("selected"),
+        candidates=selection.get("candidates", []),
+        registry=results.get("register", {}).get("registration", {}),
+        scoring=results.get("score", {}),
         versions=runtime_versions(tool_packages),
         tool_details=tool_details or {},
     )

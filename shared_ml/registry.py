@@ -62,6 +62,9 @@ class ModelRegistry:
         with self._lock:
             return self._read()
 
+    def version(self, number: int) -> dict[str, Any] | None:
+        return next((v for v in self.read()["versions"] if v["version"] == number), None)
+
     def champion(self) -> dict[str, Any] | None:
         index = self.read()
         return next((v for v in index["versions"] if v["version"] == index["champion"]), None)
@@ -121,6 +124,10 @@ class ModelRegistry:
                     "config_fingerprint": config_fingerprint,
                     "metrics": metrics,
                     "gate_passed": gate_passed,
+                    # The promotion decision, kept per version: the history of the champion.
+                    "promoted": promoted,
+                    "reason": reason,
+                    "champion_before": index["champion"],
                     "registered_at": datetime.now(UTC).isoformat(),
                     "pid": os.getpid(),
                     **(extra or {}),

@@ -3,6 +3,13 @@
 Each orchestrator's pipeline is written in its own idiom, and a test per tool proves its
 graph (steps and edges) equals ``PIPELINE``. Inputs name ``"<upstream step>.<output>"``;
 edges are derived from them, so the data flow and the dependency graph cannot disagree.
+
+Steps marked ``per_candidate`` fan out: one branch per model candidate of the config
+(Airflow ``expand``, Prefect ``map``, KFP ``ParallelFor``, a pool in the plain runner).
+A per-candidate step consuming another per-candidate step's output reads the same
+branch's; a plain step consuming a per-candidate output receives the list of every
+branch's, in candidate order (the fan-in). ``expand`` turns the spec into the concrete
+task graph of one run, which each tool's test compares with what the tool ran.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ class StepSpec:
     outputs: tuple[str, ...]
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     description: str = ""
+    per_candidate: bool = False  # one branch per model candidate
 
     @property
     def upstream(self) -> frozenset[str]:
@@ -89,6 +97,39 @@ class PipelineSpec:
                     deps.discard(n)
         return tuple(order)
 
+    def collected_inputs(self, name: str) -> frozenset[str]:
+        """Parameters of a plain step that receive a list, one item per candidate branch."""
+        step = self.step(name)
+        if step.per_candidate:
+            return frozenset()
+        return frozenset(
+            param
+            for param, ref in step.inputs.items()
+            if self.step(ref.split(".", 1)[0]).per_candidate
+        )
+
+    def expand(self, candidates: tuple[str, ...] | list[str]) -> dict[str, frozenset[str]]:
+        """The task graph of one run: task key -> upstream task keys.
+
+        A per-candidate step ``train`` becomes ``train[<candidate>]`` for each candidate.
+        """
+        if not candidates:
+            raise ValueError("a run needs at least one model candidate")
+        graph: dict[str, frozenset[str]] = {}
+        for name in self.topological_order:
+            step = self.step(name)
+            for branch in candidates if step.per_candidate else (None,):
+                upstream: set[str] = set()
+                for up in step.upstream:
+                    if not self.step(up).per_candidate:
+                        upstream.add(up)
+                    elif branch is not None:
+                        upstream.add(task_key(up, branch))
+                    else:
+                        upstream.update(task_key(up, c) for c in candidates)
+                graph[task_key(name, branch)] = frozenset(upstream)
+        return graph
+
     def downstream_of(self, name: str) -> frozenset[str]:
         """Every step that (transitively) depends on ``name``."""
         found: set[str] = set()
@@ -97,6 +138,19 @@ class PipelineSpec:
             frontier = {d for (u, d) in self.edges if u in frontier} - found
             found |= frontier
         return frozenset(found)
+
+
+def task_key(step: str, branch: str | None = None) -> str:
+    """``train[rf]`` for a branch of a per-candidate step, else the step name."""
+    return f"{step}[{branch}]" if branch is not None else step
+
+
+def parse_task_key(key: str) -> tuple[str, str | None]:
+    """The inverse of ``task_key``."""
+    if key.endswith("]") and "[" in key:
+        step, branch = key[:-1].split("[", 1)
+        return step, branch
+    return key, None
 
 
 _FAST = RetryPolicy(max_retries=2, delay_s=1.0, backoff=2.0, max_delay_s=10.0)
@@ -130,25 +184,41 @@ PIPELINE = PipelineSpec(
             inputs={"train_set": "preprocess.train_set"},
             outputs=("model",),
             retry=_FAST,
-            description="Fit the configured estimator.",
+            description="Fit one candidate estimator (one branch per candidate).",
+            per_candidate=True,
         ),
         StepSpec(
             "evaluate",
             inputs={"model": "train.model", "test_set": "preprocess.test_set"},
             outputs=("metrics",),
             retry=_FAST,
-            description="Accuracy, F1, ROC AUC, prediction hash and the quality gate.",
+            description="Accuracy, F1, ROC AUC, prediction hash and the gate, per candidate.",
+            per_candidate=True,
+        ),
+        StepSpec(
+            "select",
+            inputs={"models": "train.model", "metrics": "evaluate.metrics"},
+            outputs=("model", "metrics"),
+            retry=_FAST,
+            description="Pick the best candidate on the gate's primary metric (the fan-in).",
         ),
         StepSpec(
             "register",
             inputs={
-                "model": "train.model",
+                "model": "select.model",
                 "transformer": "preprocess.transformer",
-                "metrics": "evaluate.metrics",
+                "metrics": "select.metrics",
             },
             outputs=("registry_entry",),
             retry=RetryPolicy(max_retries=3, delay_s=1.0, backoff=2.0, max_delay_s=10.0),
             description="Version the model; promote it if it passes the gate and beats the champion.",
+        ),
+        StepSpec(
+            "score",
+            inputs={"registry_entry": "register.registry_entry", "dataset": "ingest.dataset"},
+            outputs=("predictions",),
+            retry=_FAST,
+            description="The champion after registration scores the run's partition.",
         ),
     ),
 )

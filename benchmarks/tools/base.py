@@ -125,8 +125,12 @@ class ToolAdapter(ABC):
         seed: int | None = None,
         run_id: str | None = None,
         faults: dict[str, dict[str, Any]] | None = None,
+        logical_date: date | None = None,
     ) -> RunRecord:
-        """Run the ML pipeline end to end through the tool and return its run record."""
+        """Run the ML pipeline end to end through the tool and return its run record.
+
+        ``logical_date`` is the date the run stands for (it picks the data partition);
+        ``None`` means a manual run for today, as the tool itself dates one."""
 
     def resume_pipeline(self, failed: RunRecord, config_path: Path) -> RunRecord:
         """Re-run after a failure, reusing what the tool lets it reuse (cleared tasks,
@@ -138,6 +142,8 @@ class ToolAdapter(ABC):
         raise NotImplementedError(f"{self.name} has no scaling workload")
 
     def backfill(self, config_path: Path, dates: list[date]) -> list[RunRecord]:
+        """Run the pipeline once per date through the tool's own backfill mechanism;
+        return one run record per date, in date order."""
         raise NotImplementedError(f"{self.name} has no backfill")
 
     def task_timings(self, run_id: str) -> list[TaskTiming]:

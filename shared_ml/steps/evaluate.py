@@ -48,7 +48,8 @@ def apply_gate(metrics: dict[str, float], gate: GateConfig) -> list[str]:
     return failures
 
 
-def evaluate(config: PipelineConfig, model: str, test_set: str) -> StepOutput:
+def evaluate(config: PipelineConfig, model: str, test_set: str, candidate: str) -> StepOutput:
+    """Score candidate ``candidate``'s model on the held-out split."""
     store = ArtifactStore(config.storage.artifact_root)
     estimator = store.get_object(model)
     data = store.get_object(test_set)
@@ -57,6 +58,10 @@ def evaluate(config: PipelineConfig, model: str, test_set: str) -> StepOutput:
     metrics = compute_metrics(data["y"], y_pred, proba, list(estimator.classes_))
     failures = apply_gate(metrics, config.gate)
     payload = {
+        "candidate": candidate,
+        # Lets the fan-in match each metrics file to its model whatever order a tool
+        # collects branches in, and by content (KFP hands paths that are not our names).
+        "model_digest": store.content_digest_of(model),
         "metrics": metrics,
         "prediction_hash": prediction_hash(y_pred, proba),
         "gate_passed": not failures,

@@ -87,5 +87,7 @@ def preprocess(config: PipelineConfig, dataset: str, report: str) -> StepOutput:
             "features_out": int(train_matrix.shape[1]),
             "numeric_columns": len(numeric),
             "categorical_columns": len(categorical),
+            # The fan-out that follows: one train/evaluate branch per candidate.
+            "candidates": list(config.candidate_names),
         },
     )

@@ -25,14 +25,16 @@ _ESTIMATORS: dict[str, tuple[str, str, dict[str, Any]]] = {
 }
 
 
-def build_estimator(name: str, params: dict[str, Any], seed: int | None = None) -> ClassifierMixin:
+def build_estimator(
+    name: str, params: dict[str, Any], seed: int | None = None, where: str = "model.params"
+) -> ClassifierMixin:
     module, class_name, defaults = _ESTIMATORS[name]
     estimator = getattr(import_module(module), class_name)(**defaults)
     known = estimator.get_params()
     unknown = sorted(set(params) - set(known))
     if unknown:
         raise ConfigError(
-            f"model.params.{unknown[0]}",
+            f"{where}.{unknown[0]}",
             f"unknown hyperparameter for {name}; expected one of {sorted(known)}",
         )
     estimator.set_params(**params)
@@ -41,9 +43,9 @@ def build_estimator(name: str, params: dict[str, Any], seed: int | None = None) 
     return estimator
 
 
-def check_estimator_params(name: str, params: dict[str, Any]) -> None:
+def check_estimator_params(name: str, params: dict[str, Any], where: str = "model.params") -> None:
     """Fail at config time, not mid-pipeline, on a bad hyperparameter."""
-    estimator = build_estimator(name, params)
+    estimator = build_estimator(name, params, where=where)
     validate = getattr(estimator, "_validate_params", None)
     if validate is None:
         return
@@ -51,19 +53,22 @@ def check_estimator_params(name: str, params: dict[str, Any]) -> None:
         validate()
     except (ValueError, TypeError) as err:
         bad = next((k for k in params if f"'{k}'" in str(err)), None)
-        raise ConfigError(f"model.params.{bad}" if bad else "model.params", str(err)) from None
+        raise ConfigError(f"{where}.{bad}" if bad else where, str(err)) from None
 
 
-def train(config: PipelineConfig, train_set: str) -> StepOutput:
+def train(config: PipelineConfig, train_set: str, candidate: str) -> StepOutput:
+    """Fit candidate ``candidate`` (one branch of the fan-out)."""
+    spec = config.model.candidate(candidate)
     store = ArtifactStore(config.storage.artifact_root)
     data = store.get_object(train_set)
-    estimator = build_estimator(config.model.estimator, config.model.params, seed=config.seed)
+    estimator = build_estimator(spec.estimator, spec.params, seed=config.seed)
     estimator.fit(data["X"], data["y"])
     uri = store.put_object(estimator, "models")
     return StepOutput(
         outputs={"model": uri},
         metadata={
-            "estimator": config.model.estimator,
+            "candidate": candidate,
+            "estimator": spec.estimator,
             "model_digest": ArtifactStore.digest_of(uri),
             "train_rows": int(data["X"].shape[0]),
         },

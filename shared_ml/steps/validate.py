@@ -1,5 +1,8 @@
-"""Data validation: schema, types, nulls, label set and minimum rows.
+"""Data validation: the declared column schema, then types, nulls, label set and rows.
 
+The declared schema (``validation.columns``: dtype, nullable, allowed values, range) is
+checked with pandera, the field's dataframe-schema library, rather than more hand-written
+checks. It is imported only when a config declares columns (about 0.5 s on 2 cores).
 Every failure names the column and the rule, and is non-retryable.
 """
 
@@ -10,13 +13,58 @@ import pandas as pd
 from pandas.api import types as ptypes
 
 from shared_ml.artifacts import ArtifactStore
-from shared_ml.config import PipelineConfig
+from shared_ml.config import ColumnRule, PipelineConfig
 from shared_ml.errors import DataValidationError
 from shared_ml.steps import StepOutput
 
 
+def column_schema(columns: dict[str, ColumnRule]):
+    """The declared columns as a pandera schema (unlisted columns are allowed)."""
+    import pandera.pandas as pa
+
+    dtypes = {"int": pa.Int, "float": pa.Float, "str": pa.String, "bool": pa.Bool}
+    spec = {}
+    for name, rule in columns.items():
+        checks = []
+        if rule.allowed is not None:
+            checks.append(pa.Check.isin(list(rule.allowed)))
+        if rule.min is not None:
+            checks.append(pa.Check.ge(rule.min))
+        if rule.max is not None:
+            checks.append(pa.Check.le(rule.max))
+        spec[name] = pa.Column(
+            pa.Category if rule.dtype == "category" else dtypes[rule.dtype],
+            nullable=rule.nullable,
+            checks=checks,
+            regex=rule.regex,
+        )
+    return pa.DataFrameSchema(spec, strict=False, coerce=False)
+
+
+def check_declared_columns(frame: pd.DataFrame, columns: dict[str, ColumnRule]) -> None:
+    """Raise ``DataValidationError`` naming the first column and rule that failed."""
+    if not columns:
+        return
+    import pandera.errors
+
+    try:
+        column_schema(columns).validate(frame, lazy=True)
+    except pandera.errors.SchemaErrors as err:
+        cases = err.failure_cases
+        first = cases.iloc[0]
+        column = None if pd.isna(first["column"]) else str(first["column"])
+        failed = cases[cases["column"] == first["column"]]
+        examples = sorted({str(v) for v in failed["failure_case"].head(5)})
+        raise DataValidationError(
+            column,
+            f"schema: {first['check']}",
+            f"{len(failed)} failure(s), e.g. {examples}",
+        ) from None
+
+
 def check_frame(frame: pd.DataFrame, config: PipelineConfig) -> dict:
     rules = config.validation
+    check_declared_columns(frame, rules.columns)
     target = config.data.target
     if target not in frame.columns:
         raise DataValidationError(target, "target_present", "the label column is missing")
