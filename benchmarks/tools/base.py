@@ -20,6 +20,12 @@ WorkloadShape = Literal["chain", "fanout"]
 ExecutionModel = Literal["in-process", "process-per-task", "pod-per-step"]
 
 
+class BackfillNotSupported(RuntimeError):
+    """Raised by ``ToolAdapter.backfill`` when the tool cannot backfill in this setting
+    (e.g. Kubeflow Pipelines' local runner has no scheduler). The CLI maps it to exit 2;
+    the message says what to do instead."""
+
+
 @dataclass
 class TaskTiming:
     """One task attempt as the tool itself saw it (from its API or metadata).
