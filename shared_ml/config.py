@@ -196,7 +196,9 @@ class ModelConfig(_Strict):
         if self.candidates is not None:
             return self.candidates
         if self.estimator is not None:
-            return (CandidateConfig(name=self.estimator, estimator=self.estimator, params=self.params),)
+            return (
+                CandidateConfig(name=self.estimator, estimator=self.estimator, params=self.params),
+            )
         return DEFAULT_CANDIDATES
 
     def candidate(self, name: str) -> CandidateConfig:
@@ -243,7 +245,9 @@ class Partition(_Strict):
     @classmethod
     def daily(cls, logical_date: date) -> Partition:
         start = datetime.combine(logical_date, time(0), tzinfo=UTC)
-        return cls(logical_date=logical_date, interval_start=start, interval_end=start + timedelta(days=1))
+        return cls(
+            logical_date=logical_date, interval_start=start, interval_end=start + timedelta(days=1)
+        )
 
 
 def parse_logical_date(value: str | date, where: str = "logical date") -> date:
@@ -253,8 +257,10 @@ def parse_logical_date(value: str | date, where: str = "logical date") -> date:
     if isinstance(value, date):
         return value
     try:
-        return date.fromisoformat(value) if len(value) == 10 else parse_logical_date(
-            datetime.fromisoformat(value), where
+        return (
+            date.fromisoformat(value)
+            if len(value) == 10
+            else parse_logical_date(datetime.fromisoformat(value), where)
         )
     except (TypeError, ValueError):
         raise ConfigError(where, f"expected a date as YYYY-MM-DD, got {value!r}") from None

@@ -47,7 +47,9 @@ def _run_task(
     while True:
         notify(key, "start", attempt)
         try:
-            result = execute_step(step, config, inputs, run_id=run_id, attempt=attempt, branch=branch)
+            result = execute_step(
+                step, config, inputs, run_id=run_id, attempt=attempt, branch=branch
+            )
         except Exception as exc:
             if is_retryable(exc) and attempt <= policy.max_retries:
                 notify(key, "retry", attempt)

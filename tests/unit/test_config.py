@@ -36,8 +36,16 @@ def test_json_config_loads(tmp_path: Path, orchbench_home: Path) -> None:
         ({"seed": -1}, "seed", "greater than or equal to 0"),
         ({"preprocess": {"test_fraction": 1.5}}, "preprocess.test_fraction", "less than 1"),
         ({"model": {"estimator": "svm"}}, "model.estimator", "logistic_regression"),
-        ({"model": {"params": {"depth": 3}}}, "model.params.depth", "unknown hyperparameter"),
-        ({"model": {"params": {"C": -2.0}}}, "model.params.C", "C"),
+        (
+            {"model": {"estimator": "random_forest", "params": {"depth": 3}}},
+            "model.params.depth",
+            "unknown hyperparameter",
+        ),
+        (
+            {"model": {"estimator": "logistic_regression", "params": {"C": -2.0}}},
+            "model.params.C",
+            "C",
+        ),
         (
             {"data": {"source": {"kind": "synthetic", "rows": 5}}},
             "data.source.rows",

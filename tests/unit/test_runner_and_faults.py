@@ -26,10 +26,13 @@ def test_transient_fault_retried_then_succeeds(orchbench_home: Path) -> None:
     config = small_config(faults={"train": {"transient_attempts": 2}})
     record = run_pipeline(config, sleep=delays.append)
     assert record.status == "success"
-    attempts = record.attempts("train")
-    assert [a.outcome for a in attempts] == ["failed", "failed", "success"]
-    assert attempts[0].error and attempts[0].error.retryable
-    assert delays == [1.0, 2.0]  # the spec's policy: 1 s, then backoff x2
+    # A fault on a per-candidate step hits every branch: each retries on its own.
+    for candidate in config.candidate_names:
+        attempts = record.attempts("train", candidate)
+        assert [a.outcome for a in attempts] == ["failed", "failed", "success"]
+        assert attempts[0].error and attempts[0].error.retryable
+    # the spec's policy, per branch: 1 s, then backoff x2
+    assert sorted(delays) == sorted([1.0, 2.0] * len(config.candidate_names))
 
 
 def test_retries_exhausted_fails_run(orchbench_home: Path) -> None:
@@ -44,9 +47,13 @@ def test_non_retryable_fault_fails_at_once(orchbench_home: Path) -> None:
     config = small_config(faults={"evaluate": {"non_retryable": True}})
     record = run_pipeline(config, sleep=lambda s: pytest.fail("must not retry"))
     assert record.status == "failed"
-    (only,) = record.attempts("evaluate")
-    assert only.error and not only.error.retryable
-    assert "non-retryable" in only.error.message
+    # The first failing branch stops the run: no branch is retried, nothing downstream runs.
+    evaluations = record.attempts("evaluate")
+    assert evaluations and len({e.branch for e in evaluations}) == len(evaluations)
+    for only in evaluations:
+        assert only.error and not only.error.retryable
+        assert "non-retryable" in only.error.message
+    assert not record.attempts("select")
 
 
 def test_data_validation_error_is_not_retried(orchbench_home: Path) -> None:

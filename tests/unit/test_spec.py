@@ -4,20 +4,48 @@ from __future__ import annotations
 
 import pytest
 
-from shared_ml.spec import PIPELINE, PipelineSpec, RetryPolicy, StepSpec
+from shared_ml.spec import (
+    PIPELINE,
+    PipelineSpec,
+    RetryPolicy,
+    StepSpec,
+    parse_task_key,
+    task_key,
+)
 
 
 def test_topological_order_respects_edges() -> None:
     order = PIPELINE.topological_order
-    assert order[0] == "ingest" and order[-1] == "register"
+    assert order[0] == "ingest" and order[-1] == "score"
     for upstream, downstream in PIPELINE.edges:
         assert order.index(upstream) < order.index(downstream)
 
 
 def test_edges_derived_from_inputs() -> None:
     assert ("preprocess", "evaluate") in PIPELINE.edges
-    assert ("train", "register") in PIPELINE.edges
-    assert PIPELINE.downstream_of("train") == {"evaluate", "register"}
+    assert ("select", "register") in PIPELINE.edges
+    assert ("ingest", "score") in PIPELINE.edges
+    assert PIPELINE.downstream_of("train") == {"evaluate", "select", "register", "score"}
+
+
+def test_expand_gives_one_branch_per_candidate_and_a_fan_in() -> None:
+    graph = PIPELINE.expand(("a", "b"))
+    assert set(graph) == {
+        "ingest", "validate", "preprocess", "train[a]", "train[b]",
+        "evaluate[a]", "evaluate[b]", "select", "register", "score",
+    }  # fmt: skip
+    assert graph["train[a]"] == {"preprocess"}
+    assert graph["evaluate[b]"] == {"train[b]", "preprocess"}  # its own branch only
+    assert graph["select"] == {"train[a]", "train[b]", "evaluate[a]", "evaluate[b]"}
+    assert PIPELINE.collected_inputs("select") == {"models", "metrics"}
+    assert PIPELINE.collected_inputs("evaluate") == frozenset()
+    with pytest.raises(ValueError, match="at least one"):
+        PIPELINE.expand(())
+
+
+def test_task_keys_round_trip() -> None:
+    assert parse_task_key(task_key("train", "forest")) == ("train", "forest")
+    assert parse_task_key(task_key("select")) == ("select", None)
 
 
 def test_every_step_has_a_function() -> None:

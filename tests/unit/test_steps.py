@@ -21,6 +21,9 @@ from shared_ml.runner import run_pipeline
 from shared_ml.steps.evaluate import evaluate
 from shared_ml.steps.ingest import ingest, make_synthetic
 from shared_ml.steps.preprocess import preprocess
+from shared_ml.steps.register import register
+from shared_ml.steps.score import score
+from shared_ml.steps.select import select
 from shared_ml.steps.train import train
 from shared_ml.steps.validate import validate
 from tests.unit.helpers import small_config, synthetic_config
@@ -35,10 +38,23 @@ def test_steps_chain_by_hand(orchbench_home: Path) -> None:
     # 6 numeric + 2 categorical columns one-hot encoded into 4 levels each
     assert prep.metadata["features_out"] == 6 + 2 * 4
     assert prep.metadata["train_rows"] + prep.metadata["test_rows"] == 2_000
-    model = train(config, prep.outputs["train_set"])
-    scored = evaluate(config, model.outputs["model"], prep.outputs["test_set"])
-    assert set(scored.metadata["metrics"]) == {"accuracy", "f1", "roc_auc"}
-    assert len(scored.metadata["prediction_hash"]) == 64
+    models, evaluations = [], []
+    for candidate in config.candidate_names:
+        model = train(config, prep.outputs["train_set"], candidate)
+        scored = evaluate(config, model.outputs["model"], prep.outputs["test_set"], candidate)
+        assert set(scored.metadata["metrics"]) == {"accuracy", "f1", "roc_auc"}
+        assert len(scored.metadata["prediction_hash"]) == 64
+        models.append(model.outputs["model"])
+        evaluations.append(scored.outputs["metrics"])
+    # The fan-in does not depend on the order a tool collected the branches in.
+    chosen = select(config, models, evaluations)
+    assert select(config, models[::-1], evaluations[::-1]).metadata == chosen.metadata
+    assert chosen.metadata["selected"] in config.candidate_names
+    entry = register(
+        config, chosen.outputs["model"], prep.outputs["transformer"], chosen.outputs["metrics"]
+    )
+    scored = score(config, entry.outputs["registry_entry"], dataset.outputs["dataset"])
+    assert scored.metadata["rows_scored"] == 2_000
 
 
 def test_transformer_fitted_on_training_split_only(orchbench_home: Path) -> None:
