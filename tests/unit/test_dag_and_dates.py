@@ -32,11 +32,10 @@ def _files(root: str) -> set[str]:
 
 
 def test_candidate_branches_overlap_in_the_plain_runner(orchbench_home: Path) -> None:
-    record = run_pipeline(small_config())
+    config = small_config()
+    record = run_pipeline(config)
     assert record.status == "success"
-    trains = [
-        record.attempts("train", c)[0] for c in record.candidates and small_config().candidate_names
-    ]
+    trains = [record.attempts("train", c)[0] for c in config.candidate_names]
     assert len(trains) == 3
     # Overlap is an ordering fact: every branch started before any other branch ended.
     latest_start = max(t.started_at for t in trains)
