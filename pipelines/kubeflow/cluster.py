@@ -1,11 +1,14 @@
 """Submit the committed IR to a KFP cluster through ``kfp.Client(host=...)``.
 
     python -m pipelines.kubeflow.cluster --url http://127.0.0.1:8080 --config C --run-id R
-        [--seed S] [--webhook-url URL] [--timeout 1800] [--no-schedule] [--no-wait]
+        [--seed S] [--date YYYY-MM-DD] [--webhook-url URL] [--timeout 1800] [--no-schedule]
+        [--no-wait]
 
 It uploads the pipeline (once) and a pipeline version named after the IR's content hash (so
 re-submitting an unchanged IR re-uses the version), creates a run, creates the recurring run
-from the config's ``schedule`` (cron), and waits for the run to finish. The last stdout line
+from the config's ``schedule`` (cron), and waits for the run to finish. The run processes
+``--date``'s partition (default: today, resolved here); the recurring run's runs get an empty
+``logical_date`` and each step dates itself (KFP v2 expands no parameter macros, see below). The last stdout line
 is a JSON summary. Exit 0 when the run succeeded, 1 when it did not, 2 when the API cannot be
 reached or the arguments are wrong.
 
@@ -26,12 +29,13 @@ import json
 import sys
 import urllib.error
 import urllib.request
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from shared_ml.config import validate_config
+from shared_ml.config import parse_logical_date, validate_config
 from shared_ml.errors import ConfigError
 
 IR_PATH = Path(__file__).resolve().parent / "orchbench_ml.yaml"
@@ -65,9 +69,18 @@ def cluster_config_json(config_path: str | Path, seed: int | None = None) -> str
     return json.dumps(raw, sort_keys=True)
 
 
-def run_parameters(config_json: str, run_id: str, seed: int, webhook_url: str) -> dict[str, Any]:
-    """The pipeline parameters of one run (the IR's root inputs)."""
-    return {"config_json": config_json, "run_id": run_id, "seed": seed, "webhook_url": webhook_url}
+def run_parameters(
+    config_json: str, run_id: str, seed: int, webhook_url: str, logical_date: str
+) -> dict[str, Any]:
+    """The pipeline parameters of one run (the IR's root inputs). ``logical_date`` is
+    ``YYYY-MM-DD``, or empty for a step to use the day it runs."""
+    return {
+        "config_json": config_json,
+        "run_id": run_id,
+        "seed": seed,
+        "logical_date": logical_date,
+        "webhook_url": webhook_url,
+    }
 
 
 def version_name(ir_text: str) -> str:
@@ -128,8 +141,10 @@ def submit(
     wait: bool = True,
     timeout_s: int = 1800,
     ir_path: Path = IR_PATH,
+    logical_date: date | None = None,
 ) -> dict[str, Any]:
     config_json = cluster_config_json(config_path, seed)
+    run_date = (logical_date or datetime.now(UTC).date()).isoformat()
     config = json.loads(config_json)
     check_reachable(url)
     import kfp
@@ -142,6 +157,7 @@ def submit(
             config,
             config_json,
             run_id,
+            run_date,
             webhook_url,
             schedule,
             wait,
@@ -161,6 +177,7 @@ def _submit_with_client(
     config: dict[str, Any],
     config_json: str,
     run_id: str,
+    run_date: str,
     webhook_url: str,
     schedule: bool,
     wait: bool,
@@ -169,7 +186,7 @@ def _submit_with_client(
 ) -> dict[str, Any]:
     pipeline_id, version_id = _pipeline_and_version(client, ir_path)
     experiment = client.create_experiment(name=EXPERIMENT)
-    params = run_parameters(config_json, run_id, int(config.get("seed", 42)), webhook_url)
+    params = run_parameters(config_json, run_id, int(config.get("seed", 42)), webhook_url, run_date)
     run = client.run_pipeline(
         experiment_id=experiment.experiment_id,
         job_name=run_id,
@@ -183,16 +200,18 @@ def _submit_with_client(
         "pipeline_id": pipeline_id,
         "version_id": version_id,
         "url": url,
+        "logical_date": run_date,
         "status": "running",
     }
     if schedule and config.get("schedule"):
         # KFP v2 does not expand [[RunUUID]]-style macros in recurring-run parameters
-        # (kubeflow/pipelines#12494): scheduled runs share one run id, so caching is off.
+        # (kubeflow/pipelines#12494): scheduled runs share one run id, so caching is off,
+        # and get no date of their own: each step uses the day it runs.
         recurring = client.create_recurring_run(
             experiment_id=experiment.experiment_id,
             job_name=f"{PIPELINE_DISPLAY_NAME}-schedule",
             cron_expression=kfp_cron(config["schedule"]),
-            params={**params, "run_id": f"{PIPELINE_DISPLAY_NAME}-scheduled"},
+            params={**params, "run_id": f"{PIPELINE_DISPLAY_NAME}-scheduled", "logical_date": ""},
             pipeline_id=pipeline_id,
             version_id=version_id,
             enable_caching=False,
@@ -213,11 +232,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True)
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--date", help="the run's logical date, YYYY-MM-DD (default: today)")
     parser.add_argument("--webhook-url", default="")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds to wait for the run")
     parser.add_argument("--no-schedule", action="store_true", help="skip the recurring run")
     parser.add_argument("--no-wait", action="store_true")
     args = parser.parse_args(argv)
+    try:
+        logical_date = parse_logical_date(args.date, "--date") if args.date else None
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         summary = submit(
             args.url,
@@ -228,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             schedule=not args.no_schedule,
             wait=not args.no_wait,
             timeout_s=args.timeout,
+            logical_date=logical_date,
         )
     except ConfigError as err:
         print(f"error: invalid config: {err}", file=sys.stderr)

@@ -38,9 +38,15 @@ from shared_ml.spec import PIPELINE
 TOOL = "kubeflow"
 
 
-def step_config(config_json: str, seed: int) -> PipelineConfig:
-    """The config a component runs with: the pipeline's config parameter, seed applied."""
-    return config_from_json(config_json).with_overrides(seed=seed)
+def step_config(config_json: str, seed: int, logical_date: str) -> PipelineConfig:
+    """The config a component runs with: the pipeline's config parameter, seed applied, and
+    the run's partition set from ``logical_date`` ("YYYY-MM-DD"; empty: today, a manual run).
+
+    The launchers (``run_local``, ``cluster``) pass an explicit date, so every step of a run
+    sees the same one; the empty fallback is for runs that cannot be given one (a cluster's
+    recurring run: KFP v2 does not template its parameters)."""
+    config = config_from_json(config_json).with_overrides(seed=seed)
+    return config.for_partition(logical_date or None)
 
 
 def _write_file_atomically(data: bytes, path: str) -> None:
@@ -56,19 +62,31 @@ def _write_file_atomically(data: bytes, path: str) -> None:
             os.remove(tmp)
 
 
+def input_paths(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Each input artifact's local path; a collected input (a list) becomes a list of paths."""
+    return {
+        name: [item.path for item in given] if isinstance(given, list) else given.path
+        for name, given in inputs.items()
+    }
+
+
 def run_step(
     step: str,
     config_json: str,
     run_id: str,
     seed: int,
-    inputs: Mapping[str, dsl.Artifact],
+    logical_date: str,
+    inputs: Mapping[str, Any],
     outputs: Mapping[str, dsl.Artifact],
+    branch: str | None = None,
 ) -> dict[str, Any]:
-    """Run one spec step through ``execute_step`` and fill the component's output artifacts."""
-    config = step_config(config_json, seed)
-    result = execute_step(
-        step, config, {name: artifact.path for name, artifact in inputs.items()}, run_id=run_id
-    )
+    """Run one spec step through ``execute_step`` and fill the component's output artifacts.
+
+    ``inputs`` maps the spec's parameter names to input artifacts, or to lists of them for
+    the fan-in (``dsl.Collected``); ``branch`` is the candidate of a per-candidate step.
+    """
+    config = step_config(config_json, seed, logical_date)
+    result = execute_step(step, config, input_paths(inputs), run_id=run_id, branch=branch)
     store = ArtifactStore(config.storage.artifact_root)
     for name, artifact in outputs.items():
         uri = result["outputs"][name]
@@ -79,7 +97,9 @@ def run_step(
             for metric, value in result["metadata"].get("metrics", {}).items():
                 artifact.log_metric(metric, value)
         else:
-            artifact.metadata.update({"store_uri": uri, "blake3": content_digest(data)})
+            # select hands over one of its input files, not a store URI: link only the digest.
+            link = {"store_uri": uri} if uri.startswith(store.root + "/") else {}
+            artifact.metadata.update({**link, "blake3": content_digest(data)})
     return result
 
 

@@ -1,12 +1,19 @@
-"""The ML pipeline as a KFP v2 pipeline: the spec's six steps inside an ExitHandler.
+"""The ML pipeline as a KFP v2 pipeline: the spec's DAG inside an ExitHandler.
+
+    ingest -> validate -> preprocess -> ParallelFor(candidates){train -> evaluate}
+           -> select(Collected models, Collected metrics) -> register -> score
 
 The wiring is written out in KFP's own idiom (each task consumes its upstreams' output
-artifacts); ``tests/kubeflow/test_ir.py`` reads the graph back from the compiled IR and checks
-it equals ``shared_ml.spec.PIPELINE``. Retry policies are taken from the spec, never restated.
+artifacts; the candidate branches are a ``dsl.ParallelFor`` over the names ``preprocess``
+returns, and ``select`` receives every branch's outputs through ``dsl.Collected``).
+``tests/kubeflow/test_ir.py`` reads the graph back from the compiled IR, expands the loop
+per candidate and checks it equals ``shared_ml.spec.PIPELINE.expand``. Retry policies are
+taken from the spec, never restated.
 
 Parameters: ``config_json`` (the validated pipeline config as JSON), ``run_id`` (names the
 run's step records, and keys KFP's cache so that a re-run with the same run id resumes),
-``seed`` and ``webhook_url`` (empty: no notification).
+``seed``, ``logical_date`` (``YYYY-MM-DD``, the partition the run processes; empty: today)
+and ``webhook_url`` (empty: no notification).
 """
 
 # No `from __future__ import annotations`: KFP reads the real annotation objects.
@@ -18,12 +25,15 @@ from pipelines.kubeflow.components import (
     notify_on_failure,
     preprocess,
     register,
+    score,
+    select,
     train,
     validate,
 )
 from shared_ml.spec import PIPELINE, RetryPolicy
 
 PIPELINE_NAME = "orchbench-ml"
+LOOP_NAME = "candidates"
 
 
 def duration(seconds: float) -> str:
@@ -52,35 +62,68 @@ def as_spec_step(task: dsl.PipelineTask, step: str) -> dsl.PipelineTask:
     return task
 
 
-@dsl.pipeline(name=PIPELINE_NAME, description="orchbench: ingest -> ... -> register (shared_ml)")
-def orchbench_ml(config_json: str, run_id: str, seed: int = 42, webhook_url: str = ""):
-    common = {"config_json": config_json, "run_id": run_id, "seed": seed}
+@dsl.pipeline(
+    name=PIPELINE_NAME,
+    description="orchbench: ingest -> ... -> train[c], evaluate[c] -> select -> register -> score",
+)
+def orchbench_ml(
+    config_json: str,
+    run_id: str,
+    seed: int = 42,
+    logical_date: str = "",
+    webhook_url: str = "",
+):
+    common = {
+        "config_json": config_json,
+        "run_id": run_id,
+        "seed": seed,
+        "logical_date": logical_date,
+    }
     notify = notify_on_failure(config_json=config_json, run_id=run_id, webhook_url=webhook_url)
     notify.set_caching_options(enable_caching=False)  # always report, never replay a report
     with dsl.ExitHandler(notify, name="run-steps"):
         ingested = as_spec_step(ingest(**common), "ingest")
-        validated = as_spec_step(
-            validate(dataset=ingested.outputs["dataset"], **common), "validate"
-        )
+        dataset = ingested.outputs["dataset"]
+        validated = as_spec_step(validate(dataset=dataset, **common), "validate")
         prepared = as_spec_step(
-            preprocess(
-                dataset=ingested.outputs["dataset"], report=validated.outputs["report"], **common
-            ),
+            preprocess(dataset=dataset, report=validated.outputs["report"], **common),
             "preprocess",
         )
-        trained = as_spec_step(train(train_set=prepared.outputs["train_set"], **common), "train")
-        evaluated = as_spec_step(
-            evaluate(
-                model=trained.outputs["model"], test_set=prepared.outputs["test_set"], **common
+        # One iteration per candidate name that preprocess returns (config order). On a
+        # cluster every iteration is its own pods, all at once unless `parallelism` caps
+        # them; kfp.local runs at most two at a time (its ParallelExecutor's cap).
+        with dsl.ParallelFor(prepared.outputs["Output"], name=LOOP_NAME) as candidate:
+            trained = as_spec_step(
+                train(candidate=candidate, train_set=prepared.outputs["train_set"], **common),
+                "train",
+            )
+            evaluated = as_spec_step(
+                evaluate(
+                    candidate=candidate,
+                    model=trained.outputs["model"],
+                    test_set=prepared.outputs["test_set"],
+                    **common,
+                ),
+                "evaluate",
+            )
+        selected = as_spec_step(
+            select(
+                models=dsl.Collected(trained.outputs["model"]),
+                candidate_metrics=dsl.Collected(evaluated.outputs["metrics"]),
+                **common,
             ),
-            "evaluate",
+            "select",
         )
-        as_spec_step(
+        registered = as_spec_step(
             register(
-                model=trained.outputs["model"],
+                model=selected.outputs["model"],
                 transformer=prepared.outputs["transformer"],
-                metrics=evaluated.outputs["metrics"],
+                metrics=selected.outputs["metrics"],
                 **common,
             ),
             "register",
+        )
+        as_spec_step(
+            score(registry_entry=registered.outputs["registry_entry"], dataset=dataset, **common),
+            "score",
         )

@@ -1,7 +1,7 @@
 """Run the pipeline (or a no-op scaling workload) with KFP's local runner, no cluster, no Docker.
 
     python -m pipelines.kubeflow.run_local pipeline --config C --run-id R [--seed S]
-        [--webhook-url URL]
+        [--date YYYY-MM-DD] [--webhook-url URL]
     python -m pipelines.kubeflow.run_local workload --shape chain|fanout --size N --run-id R
 
 The ML pipeline runs from the committed IR (``orchbench_ml.yaml``): the same document a
@@ -14,8 +14,11 @@ is ever pip-installed. Roots are explicit and project-local, under
   shared by all runs so that a re-run of a run id resumes from the cached steps;
 - ``workspace/<run id>``: the run's workspace, which KFP deletes when the run ends.
 
-The last line printed on stdout is a JSON summary (status, times, kfp version). Exit 0 when
-the run succeeded, 1 when it failed, 2 on a bad config.
+``--date`` is the run's logical date (the partition it processes); without it the run stands
+for today, resolved once here and passed to every step as the ``logical_date`` parameter.
+
+The last line printed on stdout is a JSON summary (status, times, logical date, kfp version).
+Exit 0 when the run succeeded, 1 when it failed, 2 on a bad config or date.
 """
 
 from __future__ import annotations
@@ -26,12 +29,12 @@ import logging
 import re
 import sys
 import warnings
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from shared_ml.config import load_config, orchbench_home
+from shared_ml.config import load_config, orchbench_home, parse_logical_date
 from shared_ml.errors import ConfigError
 
 IR_PATH = Path(__file__).resolve().parent / "orchbench_ml.yaml"
@@ -119,19 +122,29 @@ def run_pipeline(
     webhook_url: str = "",
     root: Path | None = None,
     ir_path: Path = IR_PATH,
+    logical_date: date | None = None,
 ) -> dict[str, Any]:
     from kfp import components
 
-    config = load_config(config_path, seed=seed)
+    # The partition is set here once (today for a manual run), so that every step, and
+    # the run record, stand for the same date even if the run crosses midnight.
+    config = load_config(config_path, seed=seed).for_partition(logical_date)
     pipeline = components.load_component_from_file(str(ir_path))
     arguments = {
-        "config_json": config.model_dump_json(),
+        "config_json": config.model_dump_json(exclude={"partition"}),
         "run_id": run_id,
         "seed": config.seed,
+        "logical_date": config.logical_date.isoformat(),
         "webhook_url": webhook_url,
     }
     summary = run(pipeline, arguments, root or default_root(), run_id)
-    summary.update({"ir": str(ir_path), "runs_root": config.storage.runs_root})
+    summary.update(
+        {
+            "ir": str(ir_path),
+            "runs_root": config.storage.runs_root,
+            "logical_date": arguments["logical_date"],
+        }
+    )
     return summary
 
 
@@ -157,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     ml.add_argument("--config", required=True)
     ml.add_argument("--run-id", required=True)
     ml.add_argument("--seed", type=int)
+    ml.add_argument("--date", help="the run's logical date, YYYY-MM-DD (default: today)")
     ml.add_argument("--webhook-url", default="")
     noop = commands.add_parser("workload", help="the no-op scaling workload")
     noop.add_argument("--shape", choices=("chain", "fanout"), required=True)
@@ -169,9 +183,20 @@ def main(argv: list[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:
         handler.setLevel(logging.INFO if args.verbose else logging.WARNING)
     try:
+        raw_date = getattr(args, "date", None)  # only the pipeline command has --date
+        logical_date = parse_logical_date(raw_date, "--date") if raw_date else None
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
         if args.command == "pipeline":
             summary = run_pipeline(
-                args.config, args.run_id, args.seed, args.webhook_url, root=args.root
+                args.config,
+                args.run_id,
+                args.seed,
+                args.webhook_url,
+                root=args.root,
+                logical_date=logical_date,
             )
         else:
             runs_root = args.runs_root or str(orchbench_home() / "var" / "runs")

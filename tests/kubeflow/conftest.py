@@ -2,13 +2,16 @@
 127.0.0.1, and the few real local KFP runs that several tests inspect.
 
 Local runs are expensive here (each task is a fresh Python process that imports kfp, pandas
-and scikit-learn), so a run is made once per session and each test asserts one property of it.
+and scikit-learn), so a run is made once per session and each test asserts one property of it:
+``clean_run`` on configs/default.yaml, and ``failed_run`` then ``resumed_run`` on
+configs/daily.yaml for one fixed date (the resumed run is the complete daily run).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -19,12 +22,22 @@ from tests.webhook import WebhookReceiver
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
+DAILY_CONFIG = REPO_ROOT / "configs" / "daily.yaml"
+DAILY_DATE = date(2026, 1, 3)
+
+
+def link_partitions(home: Path) -> None:
+    """configs/daily.yaml's relative URL resolves under ORCHBENCH_HOME: give a private home
+    the repo's daily partitions."""
+    (home / "configs").mkdir(exist_ok=True)
+    (home / "configs" / "data").symlink_to(REPO_ROOT / "configs" / "data")
 
 
 @pytest.fixture(scope="session")
 def kfp_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """ORCHBENCH_HOME for the whole session: artifacts, runs and var/kubeflow land in tmp."""
     home = tmp_path_factory.mktemp("kfp-home")
+    link_partitions(home)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ORCHBENCH_HOME", str(home))
         patch.delenv("ORCHBENCH_FAULTS", raising=False)
@@ -47,7 +60,7 @@ def adapter(kfp_home: Path, webhook: WebhookReceiver) -> KubeflowAdapter:
 @pytest.fixture(scope="session")
 def clean_run(kfp_home: Path, webhook: WebhookReceiver) -> RunRecord:
     """A full run through the ``orchbench`` CLI (``--json``), with one transient fault in
-    ``train`` that KFP's retry must absorb. Uses the core env's CLI when it exists (the
+    ``train`` (so in every candidate's branch) that KFP's retry must absorb. Uses the core env's CLI when it exists (the
     normal layout: no kfp there), else this env's copy of the same CLI."""
     import subprocess
     import sys
@@ -66,13 +79,16 @@ def clean_run(kfp_home: Path, webhook: WebhookReceiver) -> RunRecord:
 
 @pytest.fixture(scope="session")
 def failed_run(adapter: KubeflowAdapter) -> RunRecord:
-    """A run whose evaluate step raises a NonRetryableError on every attempt."""
+    """A daily run whose select step (the fan-in) raises a NonRetryableError every time."""
     return adapter.run_pipeline(
-        DEFAULT_CONFIG, run_id="kfp-hard-failure", faults={"evaluate": {"non_retryable": True}}
+        DAILY_CONFIG,
+        run_id="kfp-hard-failure",
+        faults={"select": {"non_retryable": True}},
+        logical_date=DAILY_DATE,
     )
 
 
 @pytest.fixture(scope="session")
 def resumed_run(adapter: KubeflowAdapter, failed_run: RunRecord) -> RunRecord:
-    """The failed run re-submitted, fault gone, caching on."""
-    return adapter.resume_pipeline(failed_run, DEFAULT_CONFIG)
+    """The failed run re-submitted, fault gone, caching on: the complete daily run."""
+    return adapter.resume_pipeline(failed_run, DAILY_CONFIG)

@@ -78,8 +78,9 @@ def test_cron_with_the_wrong_number_of_fields_is_refused() -> None:
 
 def test_run_parameters_are_exactly_the_pipeline_inputs() -> None:
     ir = yaml.safe_load(IR_PATH.read_text(encoding="utf-8"))
-    params = run_parameters("{}", "run-1", 7, "")
+    params = run_parameters("{}", "run-1", 7, "", "2026-01-03")
     assert set(params) == set(ir["root"]["inputDefinitions"]["parameters"])
+    assert params["logical_date"] == "2026-01-03"
 
 
 def test_cluster_config_keeps_storage_relative_and_applies_the_seed(tmp_path: Path) -> None:
@@ -113,6 +114,15 @@ def test_unreachable_host_is_a_clear_error() -> None:
 def test_a_server_that_is_not_kfp_is_a_clear_error(not_kfp_server: str) -> None:
     with pytest.raises(ClusterError, match="answered 404 on /apis/v2beta1/healthz"):
         check_reachable(not_kfp_server)
+
+
+def test_submit_command_refuses_a_bad_date() -> None:
+    command = [sys.executable, "-m", "pipelines.kubeflow.cluster", "--url", closed_port_url()]
+    command += ["--config", str(DEFAULT_CONFIG), "--run-id", "offline", "--date", "2026-13-01"]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "--date" in done.stderr and "YYYY-MM-DD" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_submit_command_exits_2_with_one_line_when_unreachable() -> None:

@@ -1,4 +1,5 @@
-"""The committed IR: its graph is the spec's, it is fresh, deterministic, pinned and install-free."""
+"""The committed IR: its graph is the spec's (the ParallelFor branches and the Collected fan-in
+included), it is fresh, deterministic, pinned and install-free."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ import yaml
 
 from pipelines.kubeflow.compile import IR_PATH, compile_ir
 from pipelines.kubeflow.compile import main as compile_main
-from pipelines.kubeflow.components import SHARED_ML_IMAGE
-from pipelines.kubeflow.pipeline import duration
-from shared_ml.spec import PIPELINE
+from pipelines.kubeflow.components import PARAMETER_NAMES, SHARED_ML_IMAGE
+from pipelines.kubeflow.pipeline import LOOP_NAME, duration
+from shared_ml.config import load_config
+from shared_ml.spec import PIPELINE, task_key
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
 EXIT_STRATEGY = "ALL_UPSTREAM_TASKS_COMPLETED"
 
 
@@ -35,7 +38,7 @@ def is_exit_task(task: dict[str, Any]) -> bool:
 
 def container_tasks(ir: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every task that runs a container, found by walking into nested DAGs (the ExitHandler
-    body is one), minus exit-handler tasks."""
+    body and the ParallelFor body are two), minus exit-handler tasks."""
     found: dict[str, dict[str, Any]] = {}
 
     def walk(dag: dict[str, Any]) -> None:
@@ -50,28 +53,156 @@ def container_tasks(ir: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def test_graph_read_back_from_the_ir_equals_the_spec(ir: dict[str, Any]) -> None:
-    tasks = container_tasks(ir)
-    assert set(tasks) == set(PIPELINE.step_names)
-    edges = set()
-    for name, task in tasks.items():
-        edges |= {(upstream, name) for upstream in task.get("dependentTasks", [])}
-        for artifact in task.get("inputs", {}).get("artifacts", {}).values():
-            edges.add((artifact["taskOutputArtifact"]["producerTask"], name))
-    assert edges == set(PIPELINE.edges)
+def dag_of(ir: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
+    return ir["components"][task["componentRef"]["name"]]["dag"]
+
+
+def exit_handler_body(ir: dict[str, Any]) -> dict[str, Any]:
+    (body,) = [t for t in ir["root"]["dag"]["tasks"].values() if not is_exit_task(t)]
+    return dag_of(ir, body)
+
+
+def the_loop(ir: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The one ParallelFor task of the body: (its task name, its task spec)."""
+    loops = [(n, t) for n, t in exit_handler_body(ir)["tasks"].items() if "parameterIterator" in t]
+    assert len(loops) == 1, loops
+    return loops[0]
+
+
+Source = tuple[str, str, str]  # (producer step, its output, "plain" | "branch" | "collected")
+
+
+def wiring(ir: dict[str, Any]) -> dict[str, dict[str, Source]]:
+    """step -> {spec input name: where its artifact comes from}, read from the IR.
+
+    Inside the loop, a producer in the loop is the same iteration's ("branch"), and a
+    loop input resolves to the outer task that feeds it ("plain"); outside, an input taken
+    from the loop's outputs is every iteration's artifact ("collected", dsl.Collected).
+    """
+    loop_name, loop = the_loop(ir)
+    loop_dag = dag_of(ir, loop)
+    wired: dict[str, dict[str, Source]] = {}
+
+    def spec_name(step: str, parameter: str) -> str:
+        aliases = {kfp: spec for spec, kfp in PARAMETER_NAMES.get(step, {}).items()}
+        return aliases.get(parameter, parameter)
+
+    for name, task in exit_handler_body(ir)["tasks"].items():
+        if name == loop_name:
+            continue
+        wired[name] = {}
+        for parameter, artifact in task.get("inputs", {}).get("artifacts", {}).items():
+            producer = artifact["taskOutputArtifact"]["producerTask"]
+            key = artifact["taskOutputArtifact"]["outputArtifactKey"]
+            if producer == loop_name:
+                (selector,) = loop_dag["outputs"]["artifacts"][key]["artifactSelectors"]
+                source = (selector["producerSubtask"], selector["outputArtifactKey"], "collected")
+            else:
+                source = (producer, key, "plain")
+            wired[name][spec_name(name, parameter)] = source
+    for name, task in loop_dag["tasks"].items():
+        wired[name] = {}
+        for parameter, artifact in task.get("inputs", {}).get("artifacts", {}).items():
+            if "componentInputArtifact" in artifact:
+                outer = loop["inputs"]["artifacts"][artifact["componentInputArtifact"]]
+                produced = outer["taskOutputArtifact"]
+                source = (produced["producerTask"], produced["outputArtifactKey"], "plain")
+            else:
+                produced = artifact["taskOutputArtifact"]
+                source = (produced["producerTask"], produced["outputArtifactKey"], "branch")
+            wired[name][spec_name(name, parameter)] = source
+    return wired
+
+
+def expanded_graph(ir: dict[str, Any], candidates: tuple[str, ...]) -> dict[str, frozenset[str]]:
+    """The task graph KFP runs for ``candidates``: each loop-body task once per iteration."""
+    _, loop = the_loop(ir)
+    in_loop = set(dag_of(ir, loop)["tasks"])
+    graph: dict[str, frozenset[str]] = {}
+    for step, inputs in wiring(ir).items():
+        for branch in candidates if step in in_loop else (None,):
+            upstream: set[str] = set()
+            for producer, _, fan in inputs.values():
+                if fan == "plain":
+                    upstream.add(producer)
+                elif fan == "branch":
+                    upstream.add(task_key(producer, branch))
+                else:
+                    upstream |= {task_key(producer, c) for c in candidates}
+            graph[task_key(step, branch)] = frozenset(upstream)
+    return graph
+
+
+@pytest.mark.parametrize(
+    "candidates",
+    [load_config(DEFAULT_CONFIG).candidate_names, ("logistic_regression",)],
+    ids=["default-config", "single-model"],
+)
+def test_graph_read_back_from_the_ir_equals_the_spec(
+    ir: dict[str, Any], candidates: tuple[str, ...]
+) -> None:
+    assert set(container_tasks(ir)) == set(PIPELINE.step_names)
+    assert expanded_graph(ir, candidates) == PIPELINE.expand(candidates)
+
+
+def test_the_candidate_branches_are_a_parallel_for_over_preprocess_output(
+    ir: dict[str, Any],
+) -> None:
+    _, loop = the_loop(ir)
+    assert loop["taskInfo"]["name"] == LOOP_NAME
+    # Exactly the spec's per-candidate steps run once per iteration.
+    assert set(dag_of(ir, loop)["tasks"]) == {s.name for s in PIPELINE.steps if s.per_candidate}
+    # The items are preprocess's returned list of candidate names, known at run time.
+    items = loop["parameterIterator"]["items"]["inputParameter"]
+    assert loop["inputs"]["parameters"][items]["taskOutputParameter"] == {
+        "outputParameterKey": "Output",
+        "producerTask": "preprocess",
+    }
+    # Each branch task gets the loop item as its `candidate` (execute_step's branch).
+    item = loop["parameterIterator"]["itemInput"]
+    for name, task in dag_of(ir, loop)["tasks"].items():
+        parameter = task["inputs"]["parameters"]["candidate"]
+        assert parameter == {"componentInputParameter": item}, name
+    # No parallelism cap in the IR: on a cluster every candidate runs at once.
+    assert "iteratorPolicy" not in loop
+
+
+def test_the_fan_in_is_collected_into_artifact_lists(ir: dict[str, Any]) -> None:
+    for step in PIPELINE.step_names:
+        collected = {p for p, (_, _, fan) in wiring(ir)[step].items() if fan == "collected"}
+        assert collected == PIPELINE.collected_inputs(step), step
+    inputs = ir["components"]["comp-select"]["inputDefinitions"]["artifacts"]
+    for parameter in PIPELINE.collected_inputs("select"):
+        kfp_name = PARAMETER_NAMES["select"].get(parameter, parameter)
+        assert inputs[kfp_name]["isArtifactList"] is True, parameter
 
 
 def test_each_step_consumes_exactly_the_spec_inputs(ir: dict[str, Any]) -> None:
-    for name, task in container_tasks(ir).items():
-        artifacts = task.get("inputs", {}).get("artifacts", {})
+    for name, inputs in wiring(ir).items():
         consumed = {
-            param: f"{a['taskOutputArtifact']['producerTask']}."
-            f"{a['taskOutputArtifact']['outputArtifactKey']}"
-            for param, a in artifacts.items()
+            param: f"{producer}.{output}" for param, (producer, output, _) in inputs.items()
         }
         assert consumed == PIPELINE.step(name).inputs, name
+    for name, task in container_tasks(ir).items():
         outputs = ir["components"][task["componentRef"]["name"]]["outputDefinitions"]
         assert set(outputs["artifacts"]) == set(PIPELINE.step(name).outputs), name
+
+
+def test_ordering_comes_only_from_the_data(ir: dict[str, Any]) -> None:
+    """No task waits on anything it does not consume: dependentTasks are exactly the
+    producers of its inputs (the loop, for the collected inputs)."""
+    loop_name, loop = the_loop(ir)
+    for dag in (exit_handler_body(ir), dag_of(ir, loop)):
+        for name, task in dag["tasks"].items():
+            artifacts = task.get("inputs", {}).get("artifacts", {}).values()
+            producers = {
+                a["taskOutputArtifact"]["producerTask"]
+                for a in artifacts
+                if "taskOutputArtifact" in a
+            }
+            if name == loop_name:
+                producers.add("preprocess")  # the items: preprocess's returned list
+            assert set(task.get("dependentTasks", [])) == producers, name
 
 
 def test_artifacts_are_typed(ir: dict[str, Any]) -> None:
@@ -84,6 +215,9 @@ def test_artifacts_are_typed(ir: dict[str, Any]) -> None:
     assert output_type("preprocess", "transformer") == "system.Model"
     assert output_type("train", "model") == "system.Model"
     assert output_type("evaluate", "metrics") == "system.Metrics"
+    assert output_type("select", "model") == "system.Model"
+    assert output_type("select", "metrics") == "system.Metrics"
+    assert output_type("score", "predictions") == "system.Dataset"
 
 
 def test_retry_policies_come_from_the_spec(ir: dict[str, Any]) -> None:
@@ -104,12 +238,12 @@ def test_steps_cache_and_the_exit_handler_does_not(ir: dict[str, Any]) -> None:
     assert list(exit_tasks) == ["notify-on-failure"]
     notify = exit_tasks["notify-on-failure"]
     assert notify["cachingOptions"].get("enableCache", False) is False
-    # It watches the DAG that holds every step.
+    # It watches the DAG that holds every step (the loop's, nested in it, included).
     (watched,) = notify["dependentTasks"]
-    body = ir["components"][ir["root"]["dag"]["tasks"][watched]["componentRef"]["name"]]["dag"]
-    assert set(body["tasks"]) == set(PIPELINE.step_names)
+    assert dag_of(ir, ir["root"]["dag"]["tasks"][watched]) == exit_handler_body(ir)
     assert notify["inputs"]["parameters"]["status"]["taskFinalStatus"]["producerTask"] == watched
     assert "webhook_url" in ir["root"]["inputDefinitions"]["parameters"]
+    assert "logical_date" in ir["root"]["inputDefinitions"]["parameters"]
 
 
 def test_committed_ir_is_fresh() -> None:

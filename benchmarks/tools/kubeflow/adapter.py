@@ -10,8 +10,12 @@ The core environment has no kfp, so every operation is a subprocess of ``.venvs/
   pod per step under Argo). Only the end-to-end kind workflow exercises it.
 
 The run record is assembled here from the step records that ``execute_step`` wrote in each
-task (the run id is a pipeline parameter), like every other tool's. KFP's own stdout (task
-logs) is kept in ``<runs_root>/<run id>/kubeflow.log``.
+task (the run id is a pipeline parameter), like every other tool's; its partition is the
+logical date the launcher passed to every step. KFP's own stdout (task logs) is kept in
+``<runs_root>/<run id>/kubeflow.log``.
+
+Backfill is refused (``BackfillNotSupported``): the local runner has no scheduler, and on a
+cluster KFP's way is a recurring run with catchup (docs/kubeflow.md).
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ import json
 import os
 import signal
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from benchmarks.environments import tool_bin, tool_env
 from benchmarks.tools.base import (
+    BackfillNotSupported,
     TaskTiming,
     ToolAdapter,
     WorkloadResult,
@@ -76,21 +81,25 @@ class KubeflowAdapter(ToolAdapter):
         seed: int | None = None,
         run_id: str | None = None,
         faults: dict[str, dict[str, Any]] | None = None,
+        logical_date: date | None = None,
     ) -> RunRecord:
         run_id = run_id or new_run_id("kubeflow")
         if self.target == "cluster":
-            return self._run_on_cluster(config_path, seed, run_id)
-        return self._run_locally(config_path, seed, run_id, faults)
+            return self._run_on_cluster(config_path, seed, run_id, logical_date)
+        return self._run_locally(config_path, seed, run_id, faults, logical_date)
 
     def resume_pipeline(self, failed: RunRecord, config_path: Path) -> RunRecord:
-        """Re-submit the failed run (same run id, seed and parameters) with caching on:
-        KFP's cache returns the steps that succeeded, so only the failed step and its
-        downstream execute again. They show up as new attempts in the record."""
+        """Re-submit the failed run (same run id, seed, date and parameters) with caching
+        on: KFP's cache returns the tasks that succeeded (each candidate branch's too), so
+        only the failed task and its downstream execute again. They show up as new
+        attempts in the record."""
         resumed_at = datetime.now(UTC)
-        record = self._run_locally(config_path, failed.seed, failed.run_id, None)
+        record = self._run_locally(
+            config_path, failed.seed, failed.run_id, None, failed.logical_date
+        )
         record.tool_details["resumed_at"] = resumed_at.isoformat()
         record.tool_details["re_executed"] = sorted(
-            {s.step for s in record.steps if s.started_at >= resumed_at}
+            {s.key for s in record.steps if s.started_at >= resumed_at}
         )
         write_run_record(self._runs_roots[failed.run_id], record)
         return record
@@ -101,15 +110,20 @@ class KubeflowAdapter(ToolAdapter):
         seed: int | None,
         run_id: str,
         faults: dict[str, dict[str, Any]] | None,
+        logical_date: date | None,
     ) -> RunRecord:
         config = load_config(config_path, seed=seed)  # fails fast on a bad config
         command = ["-m", "pipelines.kubeflow.run_local", "pipeline"]
         command += ["--config", str(Path(config_path).resolve()), "--run-id", run_id]
         command += ["--seed", str(config.seed), "--webhook-url", self.webhook_url]
+        if logical_date is not None:
+            command += ["--date", logical_date.isoformat()]
         extra_env = {"ORCHBENCH_FAULTS": json.dumps(faults)} if faults else None
         summary = self._kubeflow_python(command, extra_env, keep_log=True)
         runs_root = summary["runs_root"]
         self._runs_roots[run_id] = runs_root
+        # The date run_local resolved and passed to every step (today for a manual run).
+        config = config.for_partition(summary["logical_date"])
         record = collect_run_record(
             runs_root=runs_root,
             run_id=run_id,
@@ -120,6 +134,7 @@ class KubeflowAdapter(ToolAdapter):
             status=summary["status"],
             started_at=datetime.fromisoformat(summary["started_at"]),
             ended_at=datetime.fromisoformat(summary["ended_at"]),
+            partition=config.partition,
             tool_details={
                 "target": "local",
                 "runner": "kfp.local.SubprocessRunner(use_venv=False)",
@@ -135,11 +150,14 @@ class KubeflowAdapter(ToolAdapter):
         write_run_record(runs_root, record)
         return record
 
-    def _run_on_cluster(self, config_path: Path, seed: int | None, run_id: str) -> RunRecord:
-        config = load_config(config_path, seed=seed)
+    def _run_on_cluster(
+        self, config_path: Path, seed: int | None, run_id: str, logical_date: date | None
+    ) -> RunRecord:
+        config = load_config(config_path, seed=seed).for_partition(logical_date)
         command = ["-m", "pipelines.kubeflow.cluster", "--url", str(self.url)]
         command += ["--config", str(Path(config_path).resolve()), "--run-id", run_id]
         command += ["--seed", str(config.seed), "--webhook-url", self.webhook_url]
+        command += ["--date", config.logical_date.isoformat()]
         started_at = datetime.now(UTC)
         summary = self._kubeflow_python(command, None, keep_log=False)
         # Step records live in the pods' storage; read them if it is shared with us.
@@ -153,14 +171,28 @@ class KubeflowAdapter(ToolAdapter):
             status=summary["status"],
             started_at=started_at,
             ended_at=datetime.now(UTC),
+            partition=config.partition,
             tool_details={"target": "cluster", "execution_model": "pod-per-step", **summary},
+        )
+
+    def backfill(self, config_path: Path, dates: list[date]) -> list[RunRecord]:
+        """Refused: KFP's local runner has no scheduler, hence no backfill of its own, and a
+        loop of manual runs here would not be KFP's mechanism."""
+        load_config(config_path)  # a bad config is still reported as such
+        raise BackfillNotSupported(
+            "kubeflow: backfill is not supported locally (kfp.local has no scheduler). "
+            "On a KFP cluster, backfill with a recurring run that catches up: "
+            "kfp.Client().create_recurring_run(..., start_time=<first date>, "
+            "no_catchup=False); locally, run one date at a time "
+            "(python -m pipelines.kubeflow.run_local pipeline --date YYYY-MM-DD)."
         )
 
     # --- scaling workloads --------------------------------------------------------
     def run_workload(self, shape: WorkloadShape, size: int) -> WorkloadResult:
         """A chain of ``size`` no-op components, or a fan-out of width ``size``, run by the
         local runner. It runs the tasks of a static graph one at a time (only
-        ``dsl.ParallelFor`` runs in parallel locally), each as its own subprocess."""
+        ``dsl.ParallelFor`` iterations run side by side locally, at most two), each as its
+        own subprocess."""
         run_id = new_run_id(f"kubeflow-{shape}{size}")
         runs_root = str(orchbench_home() / WORKLOAD_DIR)
         self._runs_roots[run_id] = runs_root
@@ -192,7 +224,7 @@ class KubeflowAdapter(ToolAdapter):
         steps = read_step_records(runs_root, run_id)
         if steps:
             return [
-                TaskTiming(s.step, s.attempt, s.outcome, None, s.started_at, s.ended_at)
+                TaskTiming(s.key, s.attempt, s.outcome, None, s.started_at, s.ended_at)
                 for s in steps
             ]
         return noop_task_timings(runs_root, run_id)
