@@ -10,6 +10,7 @@ from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 from shared_ml.artifacts import ArtifactStore
 from shared_ml.config import GateConfig, PipelineConfig
 from shared_ml.steps import StepOutput
+from shared_ml.threads import single_threaded_native_pools
 
 
 def prediction_hash(labels: np.ndarray, probabilities: np.ndarray) -> str:
@@ -53,8 +54,9 @@ def evaluate(config: PipelineConfig, model: str, test_set: str, candidate: str) 
     store = ArtifactStore(config.storage.artifact_root)
     estimator = store.get_object(model)
     data = store.get_object(test_set)
-    y_pred = estimator.predict(data["X"])
-    proba = estimator.predict_proba(data["X"])
+    with single_threaded_native_pools():
+        y_pred = estimator.predict(data["X"])
+        proba = estimator.predict_proba(data["X"])
     metrics = compute_metrics(data["y"], y_pred, proba, list(estimator.classes_))
     failures = apply_gate(metrics, config.gate)
     payload = {

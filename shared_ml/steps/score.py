@@ -18,6 +18,7 @@ from shared_ml.config import PipelineConfig
 from shared_ml.errors import RegistryError
 from shared_ml.registry import ModelRegistry
 from shared_ml.steps import StepOutput
+from shared_ml.threads import single_threaded_native_pools
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,9 @@ def score(config: PipelineConfig, registry_entry: str, dataset: str) -> StepOutp
     transformer = store.get_object(champion["transformer_uri"])
     frame = store.get_frame(dataset)
     features = transformer.transform(frame[list(transformer.feature_names_in_)])
-    labels = estimator.predict(features)
-    proba = estimator.predict_proba(features)
+    with single_threaded_native_pools():
+        labels = estimator.predict(features)
+        proba = estimator.predict_proba(features)
     predictions = pd.DataFrame(
         {"row": np.arange(len(frame)), "prediction": labels, "confidence": proba.max(axis=1)}
     )

@@ -11,6 +11,7 @@ from shared_ml.artifacts import ArtifactStore
 from shared_ml.config import PipelineConfig
 from shared_ml.errors import ConfigError
 from shared_ml.steps import StepOutput
+from shared_ml.threads import single_threaded_native_pools
 
 # Defaults chosen for determinism and for a 2-core machine (single-threaded forests).
 # Classes are imported on demand: validating a config must not import every estimator.
@@ -62,7 +63,8 @@ def train(config: PipelineConfig, train_set: str, candidate: str) -> StepOutput:
     store = ArtifactStore(config.storage.artifact_root)
     data = store.get_object(train_set)
     estimator = build_estimator(spec.estimator, spec.params, seed=config.seed)
-    estimator.fit(data["X"], data["y"])
+    with single_threaded_native_pools():
+        estimator.fit(data["X"], data["y"])
     uri = store.put_object(estimator, "models")
     return StepOutput(
         outputs={"model": uri},

@@ -208,3 +208,34 @@ def test_bundled_partitions_are_reproducible(tmp_path: Path) -> None:
     assert len(written) == 14
     for path in written:
         assert filecmp.cmp(path, CONFIGS / "data" / "daily" / path.name, shallow=False), path.name
+
+
+def test_native_pools_are_single_threaded_while_any_window_is_open() -> None:
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    from shared_ml.threads import single_threaded_native_pools
+
+    def openmp_threads() -> set[int]:
+        import sklearn.ensemble  # noqa: F401 - loads scikit-learn's OpenMP runtime
+
+        return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"}
+
+    before = openmp_threads()
+    inner_open, release = threading.Event(), threading.Event()
+
+    def other_branch() -> None:
+        with single_threaded_native_pools():
+            inner_open.set()
+            release.wait(10)
+
+    with single_threaded_native_pools():
+        worker = threading.Thread(target=other_branch)
+        worker.start()
+        inner_open.wait(10)
+    # the first window closed while the other is open: the limit must still hold
+    assert openmp_threads() == {1}
+    release.set()
+    worker.join()
+    assert openmp_threads() == before
