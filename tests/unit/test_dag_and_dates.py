@@ -210,32 +210,30 @@ def test_bundled_partitions_are_reproducible(tmp_path: Path) -> None:
         assert filecmp.cmp(path, CONFIGS / "data" / "daily" / path.name, shallow=False), path.name
 
 
-def test_native_pools_are_single_threaded_while_any_window_is_open() -> None:
+def test_openmp_is_single_threaded_inside_each_branch_window() -> None:
     import threading
 
+    import sklearn.ensemble  # noqa: F401 - loads scikit-learn's OpenMP runtime
     from threadpoolctl import threadpool_info
 
     from shared_ml.threads import single_threaded_native_pools
 
     def openmp_threads() -> set[int]:
-        import sklearn.ensemble  # noqa: F401 - loads scikit-learn's OpenMP runtime
-
         return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"}
 
-    before = openmp_threads()
-    inner_open, release = threading.Event(), threading.Event()
+    seen: dict[str, set[int]] = {}
 
-    def other_branch() -> None:
+    def branch(name: str) -> None:
+        before = openmp_threads()
         with single_threaded_native_pools():
-            inner_open.set()
-            release.wait(10)
+            seen[f"{name} inside"] = openmp_threads()
+        seen[f"{name} after"] = openmp_threads()
+        seen[f"{name} before"] = before
 
-    with single_threaded_native_pools():
-        worker = threading.Thread(target=other_branch)
-        worker.start()
-        inner_open.wait(10)
-    # the first window closed while the other is open: the limit must still hold
-    assert openmp_threads() == {1}
-    release.set()
-    worker.join()
-    assert openmp_threads() == before
+    threads = [threading.Thread(target=branch, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen["a inside"] == seen["b inside"] == {1}
+    assert seen["a after"] == seen["a before"] and seen["b after"] == seen["b before"]
