@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from shared_ml.errors import RegistryError
 from shared_ml.registry import ModelRegistry
@@ -71,6 +72,12 @@ def test_object_store_registry_refused() -> None:
 
 def test_parallel_pipelines_keep_registry_consistent(tmp_path: Path) -> None:
     """Six pipelines in parallel processes (two of them duplicates) share one registry."""
+    # One candidate per run: this is about concurrent registrations, not the fan-out, and
+    # six runs of three branches each on 2 cores would only make it slow.
+    config = yaml.safe_load((CONFIGS / "default.yaml").read_text(encoding="utf-8"))
+    config["model"] = {"estimator": "logistic_regression", "params": {"max_iter": 1000}}
+    config_path = tmp_path / "one-candidate.yaml"
+    config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
     env = {**os.environ, "ORCHBENCH_HOME": str(tmp_path), "PYTHONPATH": str(REPO_ROOT)}
     env.pop("ORCHBENCH_FAULTS", None)
     seeds = [1, 2, 3, 4, 1, 2]
@@ -81,7 +88,7 @@ def test_parallel_pipelines_keep_registry_consistent(tmp_path: Path) -> None:
                 "-m",
                 "shared_ml",
                 "--config",
-                str(CONFIGS / "default.yaml"),
+                str(config_path),
                 "--seed",
                 str(seed),
                 "--run-id",
