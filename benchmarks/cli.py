@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import date, timedelta
 from importlib import import_module
 from importlib.util import find_spec
 from pathlib import Path
@@ -12,11 +13,14 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from benchmarks.environments import EnvironmentMissing
 from benchmarks.tools import TOOLS, default_url, get_adapter
-from shared_ml.config import load_config
+from benchmarks.tools.base import BackfillNotSupported
+from shared_ml.config import load_config, parse_logical_date
 from shared_ml.errors import ConfigError
 from shared_ml.preflight import preflight
 from shared_ml.records import RunRecord
@@ -39,7 +43,7 @@ def _root() -> None:
 
 
 def fail(message: str, code: int) -> None:
-    err_console.print(f"[bold red]error:[/] {message}")
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -60,20 +64,38 @@ def _parse_faults(values: list[str] | None) -> dict[str, dict[str, Any]] | None:
     return faults
 
 
-def print_record(record: RunRecord) -> None:
-    table = Table(title=f"{record.tool} run {record.run_id}: {record.status}")
+def print_record(record: RunRecord, primary: str = "f1") -> None:
+    """The run as a table of task attempts (``train[forest]`` for a branch), then what it
+    chose, registered and scored."""
+    dated = f" for {record.logical_date}" if record.logical_date else ""
+    table = Table(title=f"{record.tool} run {record.run_id}{dated}: {record.status}")
     for column in ("step", "attempt", "outcome", "seconds", "peak RSS MB", "error"):
         table.add_column(column)
     for s in record.steps:
         table.add_row(
-            s.step,
+            Text(s.key),  # not markup: "[forest]" would read as a style tag
             str(s.attempt),
             s.outcome,
             f"{s.duration_s:.3f}" if s.duration_s is not None else "-",
             f"{s.peak_rss_mb:.0f}" if s.peak_rss_mb else "-",
-            (s.error.message[:60] if s.error else ""),
+            Text(s.error.message[:60] if s.error else ""),
         )
     out_console.print(table)
+    if record.data_interval:
+        begin, end = record.data_interval
+        out_console.print(
+            f"logical date: {record.logical_date} (data interval {begin:%Y-%m-%d %H:%M} to "
+            f"{end:%Y-%m-%d %H:%M} UTC)"
+        )
+    if record.candidates:
+        ranking = "; ".join(
+            f"{c['rank']}. {c['candidate']} {primary}={c.get(primary, float('nan')):.4f}"
+            + ("" if c.get("gate_passed", True) else " (failed the gate)")
+            for c in record.candidates
+        )
+        out_console.print(f"candidates: {escape(ranking)}")
+    if record.selected_candidate:
+        out_console.print(f"selected candidate: {record.selected_candidate}")
     if record.metrics:
         metrics = ", ".join(f"{k}={v:.4f}" for k, v in record.metrics.items())
         out_console.print(f"metrics: {metrics}")
@@ -81,8 +103,35 @@ def print_record(record: RunRecord) -> None:
     if record.registry:
         out_console.print(
             f"registry: version {record.registry.get('version')}, "
-            f"promoted={record.registry.get('promoted')} ({record.registry.get('reason')})"
+            f"promoted={record.registry.get('promoted')} ({record.registry.get('reason')}); "
+            f"champion v{record.registry.get('champion_version')}"
         )
+    if record.scoring:
+        scoring = record.scoring
+        out_console.print(
+            f"scoring: {scoring.get('rows_scored')} rows scored by champion "
+            f"v{scoring.get('champion_version')} ({scoring.get('champion_candidate')})"
+            if scoring.get("scored")
+            else f"scoring: nothing scored ({scoring.get('reason', 'no champion')})"
+        )
+
+
+def parse_date_option(value: str | None, option: str) -> date | None:
+    """``YYYY-MM-DD`` or exit 2 naming the option."""
+    if value is None:
+        return None
+    try:
+        return parse_logical_date(value, option)
+    except ConfigError as err:
+        fail(str(err), 2)
+    raise AssertionError("unreachable")
+
+
+def check_choices(tool: str, target: str) -> None:
+    if tool not in TOOLS:
+        fail(f"--tool {tool!r}: expected one of {', '.join(TOOLS)}", 2)
+    if target not in ("local", "cluster"):
+        fail(f"--target {target!r}: expected local or cluster", 2)
 
 
 @app.command()
@@ -104,27 +153,35 @@ def run(
         str | None, typer.Option(help="The tool's API URL, for --target cluster.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run record as JSON.")] = False,
+    logical_date: Annotated[
+        str | None,
+        typer.Option(
+            "--date",
+            help="The run's logical date, YYYY-MM-DD: picks the data partition "
+            "(default: today, as a manual run).",
+        ),
+    ] = None,
 ) -> None:
     """Run the ML pipeline end to end on one tool and print its run record.
 
     Exit codes: 0 success, 1 the pipeline failed, 2 invalid config or arguments.
     """
-    if tool not in TOOLS:
-        fail(f"--tool {tool!r}: expected one of {', '.join(TOOLS)}", 2)
-    if target not in ("local", "cluster"):
-        fail(f"--target {target!r}: expected local or cluster", 2)
+    check_choices(tool, target)
+    day = parse_date_option(logical_date, "--date")
     faults = _parse_faults(fault)
     try:
         loaded = load_config(config, seed=seed)
         if faults:
             loaded = loaded.with_overrides(faults={**loaded.faults, **faults})
-        preflight(loaded)
+        preflight(loaded.for_partition(day))
     except ConfigError as err:
         fail(f"invalid config: {err}", 2)
     try:
         adapter = get_adapter(tool, target=target, url=url or default_url(tool))
         with err_console.status(f"running {loaded.name} on {tool}..."):
-            record = adapter.run_pipeline(config, seed=seed, run_id=run_id, faults=faults)
+            record = adapter.run_pipeline(
+                config, seed=seed, run_id=run_id, faults=faults, logical_date=day
+            )
     except EnvironmentMissing as err:
         fail(str(err), 2)
     except Exception as err:
@@ -136,12 +193,150 @@ def run(
     if as_json:
         sys.stdout.write(record.model_dump_json(indent=2) + "\n")
     else:
-        print_record(record)
+        print_record(record, loaded.gate.primary_metric)
         out_console.print(f"artifacts: {loaded.storage.artifact_root}")
         out_console.print(
             f"run record: {Path(loaded.storage.runs_root) / record.run_id / 'run.json'}"
         )
     raise typer.Exit(0 if record.status == "success" else 1)
+
+
+# A backfill is one run per date: bounded so that a typo in a year cannot start thousands.
+MAX_BACKFILL_DATES = 366
+
+
+def backfill_dates(start: str, end: str) -> list[date]:
+    first = parse_date_option(start, "--start")
+    last = parse_date_option(end, "--end")
+    assert first is not None and last is not None
+    if first > last:
+        fail(f"--start {first} is after --end {last}", 2)
+    count = (last - first).days + 1
+    if count > MAX_BACKFILL_DATES:
+        fail(
+            f"--start {first} --end {last}: {count} dates, at most {MAX_BACKFILL_DATES} "
+            "per backfill (split the range)",
+            2,
+        )
+    return [first + timedelta(days=i) for i in range(count)]
+
+
+def date_line(day: date, record: RunRecord, primary: str) -> str:
+    registry = record.registry
+    value = record.metrics.get(primary)
+    return (
+        f"{day}: {record.status}"
+        + (f", {record.selected_candidate} {primary}={value:.4f}" if value is not None else "")
+        + (
+            f", registry v{registry.get('version')} "
+            f"{'promoted' if registry.get('promoted') else 'not promoted'}"
+            if registry
+            else ""
+        )
+    )
+
+
+def backfill_table(records: list[RunRecord], primary: str, tool: str) -> Table:
+    table = Table(title=f"{tool} backfill: {len(records)} date(s)")
+    for column in (
+        "date",
+        "status",
+        "selected",
+        primary,
+        "registry version",
+        "promoted",
+        "champion",
+    ):
+        table.add_column(column)
+    for r in records:
+        registry = r.registry
+        table.add_row(
+            str(r.logical_date or "-"),
+            r.status,
+            r.selected_candidate or "-",
+            f"{r.metrics[primary]:.4f}" if primary in r.metrics else "-",
+            str(registry.get("version", "-")),
+            ("yes" if registry.get("promoted") else "no") if registry else "-",
+            f"v{registry['champion_version']}" if registry.get("champion_version") else "-",
+        )
+    return table
+
+
+@app.command()
+def backfill(
+    start: Annotated[str, typer.Option("--start", help="First logical date, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option("--end", help="Last logical date, YYYY-MM-DD.")],
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="Pipeline config (YAML or JSON).")
+    ] = Path("configs/daily.yaml"),
+    tool: Annotated[
+        str, typer.Option("--tool", "-t", help=f"One of: {', '.join(TOOLS)}.")
+    ] = "local",
+    target: Annotated[str, typer.Option(help="local (this machine) or cluster.")] = "local",
+    url: Annotated[
+        str | None, typer.Option(help="The tool's API URL, for --target cluster.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one run record per date, as a JSON list.")
+    ] = False,
+) -> None:
+    """Run the pipeline once per date from --start to --end (inclusive), each date on
+    its own data partition, through the tool's own backfill mechanism.
+
+    Every date's partition is checked before anything runs. Exit codes: 0 every date
+    succeeded, 1 a date's run failed, 2 invalid config, dates or arguments, or a tool
+    that cannot backfill here.
+    """
+    check_choices(tool, target)
+    dates = backfill_dates(start, end)
+    try:
+        loaded = load_config(config)
+    except ConfigError as err:
+        fail(f"invalid config: {err}", 2)
+    for day in dates:  # a missing partition stops the backfill before any work
+        try:
+            preflight(loaded.for_partition(day))
+        except ConfigError as err:
+            fail(f"date {day}: {err}", 2)
+    primary = loaded.gate.primary_metric
+    reported: list[date] = []
+
+    def progress(day: date, record: RunRecord) -> None:
+        reported.append(day)
+        err_console.print(
+            f"[{len(reported)}/{len(dates)}] {date_line(day, record, primary)}",
+            markup=False,
+            highlight=False,
+        )
+
+    try:
+        adapter = get_adapter(tool, target=target, url=url or default_url(tool))
+        adapter.on_backfill_progress = progress
+        err_console.print(f"backfilling {len(dates)} date(s), {dates[0]} to {dates[-1]}, on {tool}")
+        with err_console.status(f"backfilling {loaded.name} on {tool}..."):
+            records = adapter.backfill(config, dates)
+    except BackfillNotSupported as err:
+        fail(f"{err} (see docs/{tool}.md)", 2)
+    except (EnvironmentMissing, NotImplementedError) as err:
+        fail(str(err) or f"{tool} has no backfill", 2)
+    except Exception as err:
+        if os.environ.get("ORCHBENCH_DEBUG"):
+            raise
+        fail(f"{tool} backfill did not complete: {type(err).__name__}: {err}", 1)
+    for record in records:  # a tool that reports only at the end: its dates now
+        if record.logical_date not in reported and record.logical_date is not None:
+            progress(record.logical_date, record)
+    if as_json:
+        payload = [json.loads(r.model_dump_json()) for r in records]
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    else:
+        out_console.print(backfill_table(records, primary, tool))
+    got = {r.logical_date for r in records}
+    missing = [d for d in dates if d not in got]
+    if missing:
+        err_console.print(f"[bold red]error:[/] no run record for {', '.join(map(str, missing))}")
+    ok = not missing and all(r.status == "success" for r in records)
+    raise typer.Exit(0 if ok else 1)
 
 
 # Sub-commands owned by each tool's package and by the benchmark harness.

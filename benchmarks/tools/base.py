@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from shared_ml.records import RunRecord
 Profile = Literal["defaults", "tuned"]
 WorkloadShape = Literal["chain", "fanout"]
 ExecutionModel = Literal["in-process", "process-per-task", "pod-per-step"]
+BackfillProgress = Callable[[date, RunRecord], None]
 
 
 class BackfillNotSupported(RuntimeError):
@@ -104,6 +106,8 @@ class ToolAdapter(ABC):
         self.target = target
         self.url = url
         self.profile = profile
+        # Set by a caller that shows progress (the CLI): told as each backfill date ends.
+        self.on_backfill_progress: BackfillProgress | None = None
 
     # --- services -----------------------------------------------------------------
     def start_services(self) -> ServiceInfo | None:
@@ -149,8 +153,15 @@ class ToolAdapter(ABC):
 
     def backfill(self, config_path: Path, dates: list[date]) -> list[RunRecord]:
         """Run the pipeline once per date through the tool's own backfill mechanism;
-        return one run record per date, in date order."""
+        return one run record per date, in date order. An adapter that learns of each
+        date's end as it happens calls ``report_backfill_progress``. A tool that cannot
+        backfill in this setting raises ``BackfillNotSupported`` saying what to do instead."""
         raise NotImplementedError(f"{self.name} has no backfill")
+
+    def report_backfill_progress(self, day: date, record: RunRecord) -> None:
+        callback = getattr(self, "on_backfill_progress", None)  # a subclass may skip __init__
+        if callback is not None:
+            callback(day, record)
 
     def task_timings(self, run_id: str) -> list[TaskTiming]:
         """Per-task queued/start/end times and try numbers from the tool's own API."""

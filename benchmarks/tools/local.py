@@ -36,7 +36,7 @@ from shared_ml.records import (
     write_run_record,
 )
 from shared_ml.runner import new_run_id
-from shared_ml.spec import PIPELINE
+from shared_ml.spec import PIPELINE, parse_task_key, task_key
 
 # How the scaling workloads' no-op tasks are laid out on disk (shared_ml.workloads.noop).
 WORKLOAD_DIR = "var/workloads"
@@ -58,6 +58,7 @@ class LocalAdapter(ToolAdapter):
         seed: int | None = None,
         run_id: str | None = None,
         faults: dict[str, dict[str, Any]] | None = None,
+        logical_date: date | None = None,
     ) -> RunRecord:
         # A fresh process, as every other tool gets, so imports and warm-up count too.
         run_id = run_id or new_run_id("local")
@@ -65,8 +66,11 @@ class LocalAdapter(ToolAdapter):
         command += ["--run-id", run_id]
         if seed is not None:
             command += ["--seed", str(seed)]
+        if logical_date is not None:
+            command += ["--date", logical_date.isoformat()]
         env = tool_env({"ORCHBENCH_FAULTS": json.dumps(faults)} if faults else None)
-        config = load_config(config_path, seed=seed)
+        # The same partition the child picks (no date: a manual run for today).
+        config = load_config(config_path, seed=seed).for_partition(logical_date)
         self._runs_roots[run_id] = config.storage.runs_root
         started_at = datetime.now(UTC)
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
@@ -82,25 +86,31 @@ class LocalAdapter(ToolAdapter):
         return load_run_record(done.stdout.strip().splitlines()[-1])
 
     def resume_pipeline(self, failed: RunRecord, config_path: Path) -> RunRecord:
-        """Continue ``failed`` in the same run id: steps that succeeded keep their
-        (content-addressed) outputs, the failed step and everything after it run again."""
+        """Continue ``failed`` in the same run id: tasks that succeeded keep their
+        (content-addressed) outputs, the failed task and everything after it run again."""
         config = load_config(config_path, seed=failed.seed)
         self._runs_roots[failed.run_id] = config.storage.runs_root
         command = [sys.executable, "-m", "benchmarks.tools.local", "resume"]
         command += ["--config", str(config_path), "--run-id", failed.run_id]
         command += ["--seed", str(failed.seed)]
+        if failed.logical_date is not None:
+            command += ["--date", failed.logical_date.isoformat()]
         done = subprocess.run(command, env=tool_env(), capture_output=True, text=True, check=False)
         if done.returncode not in (0, 1):
             raise RuntimeError(f"local resume failed: {done.stderr.strip()[-2000:]}")
         return load_run_record(done.stdout.strip().splitlines()[-1])
 
     def backfill(self, config_path: Path, dates: list[date]) -> list[RunRecord]:
-        """One run per date, oldest first. Each date trains with seed YYYYMMDD: a distinct,
-        reproducible model per date, and re-running a date registers nothing new."""
+        """One run per date, oldest first, each reading its own date's partition, so each
+        date's promotion decision sees the earlier dates' models. Re-running a date adds
+        nothing: its artifacts are content-addressed and the registry already holds its
+        model (same digest and config fingerprint)."""
         records = []
-        for day in sorted(dates):
+        for day in sorted(set(dates)):
             run_id = f"{new_run_id('local')}-backfill-{day:%Y%m%d}"
-            records.append(self.run_pipeline(config_path, seed=_date_seed(day), run_id=run_id))
+            record = self.run_pipeline(config_path, run_id=run_id, logical_date=day)
+            records.append(record)
+            self.report_backfill_progress(day, record)
         return records
 
     # --- scaling workloads --------------------------------------------------------
@@ -147,16 +157,13 @@ class LocalAdapter(ToolAdapter):
             status=status,  # type: ignore[arg-type]
             started_at=started_at,
             ended_at=datetime.now(UTC),
+            partition=config.partition,
         )
-
-
-def _date_seed(day: date) -> int:
-    return int(f"{day:%Y%m%d}")
 
 
 def _step_timing(step: StepRecord) -> TaskTiming:
     return TaskTiming(
-        task=step.step,
+        task=step.key,
         try_number=step.attempt,
         state=step.outcome,
         queued_at=None,
@@ -166,24 +173,30 @@ def _step_timing(step: StepRecord) -> TaskTiming:
 
 
 # --- what the subprocesses run (python -m benchmarks.tools.local ...) -------------------
-def _resume(config_path: str, run_id: str, seed: int | None) -> int:
+def _resume(config_path: str, run_id: str, seed: int | None, logical_date: str | None) -> int:
+    """Run the tasks of ``run_id`` that have not succeeded yet, one at a time in
+    dependency order, each with its retry policy; reuse the outputs of those that did."""
     from shared_ml.errors import is_retryable
     from shared_ml.execution import execute_step, resolve_inputs
 
-    config = load_config(config_path, seed=seed)
+    config = load_config(config_path, seed=seed).for_partition(logical_date)
     runs_root = config.storage.runs_root
-    earlier = read_step_records(runs_root, run_id)
-    produced = {s.step: s.outputs for s in earlier if s.outcome == "success"}
+    candidates = config.candidate_names
+    produced = {
+        s.key: s.outputs for s in read_step_records(runs_root, run_id) if s.outcome == "success"
+    }
     started_at = datetime.now(UTC)
     status = "success"
-    for name in PIPELINE.topological_order:
-        if name in produced:
+    for key in PIPELINE.expand(candidates):  # in dependency order
+        if key in produced:
             continue  # succeeded before: its artifacts are content-addressed, reuse them
-        policy = PIPELINE.step(name).retry
+        step, branch = parse_task_key(key)
+        inputs = resolve_inputs(step, _upstream_outputs(step, branch, produced, candidates))
+        policy = PIPELINE.step(step).retry
         retries = 0
         while True:
             try:
-                result = execute_step(name, config, resolve_inputs(name, produced), run_id=run_id)
+                result = execute_step(step, config, inputs, run_id=run_id, branch=branch)
             except Exception as exc:
                 if is_retryable(exc) and retries < policy.max_retries:
                     retries += 1
@@ -191,7 +204,7 @@ def _resume(config_path: str, run_id: str, seed: int | None) -> int:
                     continue
                 status = "failed"
                 break
-            produced[name] = result["outputs"]
+            produced[key] = result["outputs"]
             break
         if status == "failed":
             break
@@ -204,10 +217,27 @@ def _resume(config_path: str, run_id: str, seed: int | None) -> int:
         seed=config.seed,
         status=status,
         ended_at=datetime.now(UTC),
+        partition=config.partition,
     )
     record.tool_details["resumed_at"] = started_at.isoformat()
     print(write_run_record(runs_root, record))
     return 0 if status == "success" else 1
+
+
+def _upstream_outputs(
+    step: str, branch: str | None, produced: dict[str, dict], candidates: tuple[str, ...]
+) -> dict[str, Any]:
+    """``resolve_inputs``'s view of what the upstreams produced: a branch sees its own
+    branch's outputs, the fan-in sees the list of every branch's, in candidate order."""
+    upstream: dict[str, Any] = {}
+    for up in PIPELINE.step(step).upstream:
+        if not PIPELINE.step(up).per_candidate:
+            upstream[up] = produced[up]
+        elif branch is not None:
+            upstream[up] = produced[task_key(up, branch)]
+        else:
+            upstream[up] = [produced[task_key(up, c)] for c in candidates]
+    return upstream
 
 
 def _workload(shape: str, size: int, run_id: str, runs_root: str) -> int:
@@ -230,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     resume.add_argument("--config", required=True)
     resume.add_argument("--run-id", required=True)
     resume.add_argument("--seed", type=int)
+    resume.add_argument("--date", help="the failed run's logical date")
     workload = commands.add_parser("workload", help="run a no-op scaling workload")
     workload.add_argument("shape", choices=["chain", "fanout"])
     workload.add_argument("size", type=int)
@@ -237,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     workload.add_argument("--runs-root", required=True)
     args = parser.parse_args(argv)
     if args.command == "resume":
-        return _resume(args.config, args.run_id, args.seed)
+        return _resume(args.config, args.run_id, args.seed, args.date)
     return _workload(args.shape, args.size, args.run_id, args.runs_root)
 
 
