@@ -10,7 +10,9 @@ The deployment ``orchbench-ml/orchbench-ml``:
 - finds the flow by module path (``pipelines.prefect.flow.ml_pipeline``), so any
   environment where the project is installed can run it (the worker's venv, the
   ``orchbench/shared-ml`` image on Kubernetes) without pulling code;
-- has the config's cron ``schedule`` (UTC), when it sets one;
+- has the config's ``schedule`` (UTC), when it sets one: a cron expression or a preset
+  (``@hourly``, ``@daily``, ``@weekly``, ``@monthly``, ``@yearly``), both taken as they are
+  by Prefect's ``CronSchedule`` (its vendored croniter knows the presets);
 - has an event trigger: every ``orchbench.data.updated`` event starts a run;
 - takes the config as its default ``config`` parameter (storage paths stay relative, so
   the worker's ``$ORCHBENCH_HOME`` decides where artifacts go).
@@ -62,20 +64,36 @@ def ensure_process_pool(name: str) -> None:
         )
 
 
-def deploy_pipeline(config_path: str, pool: str, name: str = DEPLOYMENT_NAME) -> str:
+def config_schedules(config: dict[str, Any]) -> list[Any]:
+    """The deployment schedules for a config's ``schedule`` (none when it has none)."""
+    from prefect.schedules import Cron
+
+    schedule = config.get("schedule")
+    return [Cron(schedule.strip(), timezone="UTC")] if schedule else []
+
+
+def deploy_pipeline(
+    config_path: str,
+    pool: str,
+    name: str = DEPLOYMENT_NAME,
+    *,
+    schedules: list[Any] | None = None,
+    event_trigger: bool = True,
+) -> str:
+    """Create or update the deployment; ``schedules`` (``prefect.schedules`` objects)
+    replace the config's own when given; ``event_trigger=False`` leaves out the
+    ``orchbench.data.updated`` trigger (one deployment per event is enough)."""
     from prefect import deploy
     from prefect.events import DeploymentEventTrigger
-    from prefect.schedules import Cron
     from prefect.types.entrypoint import EntrypointType
 
     from pipelines.prefect.flow import ml_pipeline
 
     config = raw_config(config_path)
-    schedule = config.get("schedule")
     deployment = ml_pipeline.to_deployment(
         name=name,
         entrypoint_type=EntrypointType.MODULE_PATH,
-        schedules=[Cron(schedule, timezone="UTC")] if schedule else None,
+        schedules=schedules if schedules is not None else config_schedules(config),
         parameters={"config": config},
         triggers=[
             DeploymentEventTrigger(
@@ -83,7 +101,9 @@ def deploy_pipeline(config_path: str, pool: str, name: str = DEPLOYMENT_NAME) ->
                 expect={DATA_UPDATED_EVENT},
                 match={"prefect.resource.id": "orchbench.*"},
             )
-        ],
+        ]
+        if event_trigger
+        else None,
         tags=["orchbench"],
         description=f"orchbench ML pipeline, config {config_path}",
     )

@@ -1,159 +1,105 @@
-"""The ML pipeline as a Prefect 3 flow: one ``@task`` per step of ``shared_ml.spec.PIPELINE``.
+"""The ML pipeline as a Prefect 3 flow over the tasks of ``pipelines.prefect.tasks``.
 
-Mapping from the spec to Prefect:
+The spec's graph in Prefect's idiom:
 
-- each step is a task named after it, calling ``shared_ml.execution.execute_step``;
-- retries, delays and exponential backoff come from the step's ``RetryPolicy``;
-  ``retry_condition_fn`` refuses to retry ``shared_ml.errors.NonRetryableError``;
-- edges: a task receives its upstream tasks' futures as arguments named after the upstream
-  steps, so Prefect records them as ``task_inputs`` and starts a task as soon as its own
-  upstreams are done (independent branches run concurrently on the thread-pool runner);
-- results are persisted as JSON under a project-local folder, with the cache policy
-  ``(INPUTS - "faults_json") + TASK_SOURCE``: a re-run with the same orchbench run id and
-  config reuses every step that completed, and re-executes the rest. The Prefect flow run
-  id is not part of the key; the orchbench run id is, so a fresh run id is a fresh run.
+    ingest -> validate -> preprocess -> train.map(candidates) -> evaluate.map(...) -> select
+           -> register -> score
+
+- ``train`` and ``evaluate`` are *mapped* over the config's candidate names (one task run
+  per branch, named ``train[<candidate>]``); shared inputs go in as ``unmapped(...)``, and
+  ``evaluate`` is mapped over the ``train`` futures, so branch ``c``'s evaluation waits for
+  branch ``c``'s model only;
+- ``select`` is the fan-in: it receives the lists of every branch's futures;
+- the thread-pool task runner has a thread for every task of the largest run a config can
+  declare, so the branches of one run execute at the same time (scikit-learn releases the
+  GIL for most of its fitting);
+- the run's date: the ``logical_date`` parameter (a backfill), else the flow run's
+  scheduled start time (a scheduled run's slot; a manual run is scheduled "now": today).
+  It becomes the config's partition, which picks the data and is part of every task's
+  cache key.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
+from datetime import UTC, date, datetime
 from typing import Any
 
-from prefect import flow, task
-from prefect.cache_policies import INPUTS, TASK_SOURCE
-from prefect.futures import wait
+from prefect import flow, unmapped
+from prefect.futures import PrefectFuture, wait
 from prefect.runtime import flow_run as current_flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
 
+from pipelines.prefect import tasks
 from pipelines.prefect.notify import notify_failure
 from pipelines.prefect.records import finish_run_record, run_id_for
 from shared_ml.artifacts import clear_memo
-from shared_ml.config import orchbench_home, validate_config
-from shared_ml.errors import is_retryable
-from shared_ml.execution import execute_step, resolve_inputs
-from shared_ml.spec import PIPELINE, RetryPolicy
+from shared_ml.config import ModelConfig, parse_logical_date, validate_config
+from shared_ml.spec import PIPELINE, task_key
 
-RESULTS_ENV = "ORCHBENCH_PREFECT_RESULTS"
 FLOW_NAME = "orchbench-ml"
-# Faults are a test/benchmark knob, not an input of the work: a re-run without the fault
-# must hit the cache for the steps that already succeeded.
-STEP_CACHE_POLICY = (INPUTS - "faults_json") + TASK_SOURCE
 
 
-def result_storage_path() -> Path:
-    """Where task results (and so the resume cache) live: ``$ORCHBENCH_PREFECT_RESULTS``,
-    else ``<ORCHBENCH_HOME>/var/prefect/results``."""
-    explicit = os.environ.get(RESULTS_ENV)
-    return Path(explicit) if explicit else orchbench_home() / "var" / "prefect" / "results"
+def max_candidates() -> int:
+    """The most candidates a config may declare (``model.candidates``'s max_length)."""
+    field = ModelConfig.model_fields["candidates"]
+    return min(m.max_length for m in field.metadata if hasattr(m, "max_length"))
 
 
-def retry_delays(policy: RetryPolicy) -> list[float]:
-    """Prefect takes one delay per retry: the spec's exponential backoff, capped."""
-    return [policy.delay_before_retry(n) for n in range(1, policy.max_retries + 1)]
+# One thread per task of the largest possible run: a submitted task holds its thread
+# while it waits for its upstreams, and no branch should ever wait for a thread.
+TASK_THREADS = len(PIPELINE.expand([f"c{i}" for i in range(max_candidates())]))
 
 
-def retry_unless_non_retryable(task: Any, task_run: Any, state: Any) -> bool:
-    """``retry_condition_fn``: retry everything except ``NonRetryableError``."""
-    exc = state.data if isinstance(state.data, BaseException) else None
-    if exc is None:
-        try:
-            exc = state.result(raise_on_failure=False)
-        except Exception as err:  # the result itself could not be read: treat as transient
-            exc = err
-    return not isinstance(exc, BaseException) or is_retryable(exc)
+def run_logical_date(logical_date: str | None) -> date:
+    """The date this flow run stands for (UTC): the parameter if given, else the day of
+    the flow run's scheduled (expected) start time, else today."""
+    if logical_date:
+        return parse_logical_date(logical_date, "flow parameter 'logical_date'")
+    scheduled = current_flow_run.scheduled_start_time
+    return (scheduled or datetime.now(UTC)).astimezone(UTC).date()
 
 
-def step_options(step: str) -> dict[str, Any]:
-    policy = PIPELINE.step(step).retry
-    return {
-        "name": step,
-        "retries": policy.max_retries,
-        "retry_delay_seconds": retry_delays(policy),
-        "retry_condition_fn": retry_unless_non_retryable,
-        "cache_policy": STEP_CACHE_POLICY,
-        "persist_result": True,
-        "result_storage": result_storage_path(),
-        "result_serializer": "json",
-        "task_run_name": step,
+def submit_pipeline(
+    config_json: str, faults_json: str, run_id: str, candidates: tuple[str, ...]
+) -> dict[str, PrefectFuture]:
+    """Submit every task of one run; return task key (``train[forest]``) -> future."""
+    common = (config_json, faults_json, run_id)
+    shared = [unmapped(value) for value in common]
+    names = list(candidates)
+    ingested = tasks.ingest.submit(*common)
+    validated = tasks.validate.submit(*common, ingest=ingested)
+    preprocessed = tasks.preprocess.submit(*common, ingest=ingested, validate=validated)
+    trained = tasks.train.map(*shared, candidate=names, preprocess=unmapped(preprocessed))
+    evaluated = tasks.evaluate.map(
+        *shared, candidate=names, train=trained, preprocess=unmapped(preprocessed)
+    )
+    selected = tasks.select.submit(*common, train=list(trained), evaluate=list(evaluated))
+    registered = tasks.register.submit(*common, select=selected, preprocess=preprocessed)
+    scored = tasks.score.submit(*common, register=registered, ingest=ingested)
+    futures: dict[str, PrefectFuture] = {
+        "ingest": ingested,
+        "validate": validated,
+        "preprocess": preprocessed,
+        **{task_key("train", c): f for c, f in zip(names, trained, strict=True)},
+        **{task_key("evaluate", c): f for c, f in zip(names, evaluated, strict=True)},
+        "select": selected,
+        "register": registered,
+        "score": scored,
     }
+    expected = PIPELINE.expand(candidates)
+    if set(futures) != set(expected):
+        raise RuntimeError(f"submitted {sorted(futures)}, the spec expands to {sorted(expected)}")
+    return {key: futures[key] for key in expected}  # in the spec's topological order
 
 
-def run_step(
-    step: str, config_json: str, faults_json: str, run_id: str, **upstream: dict[str, Any]
-) -> dict[str, Any]:
-    """Rebuild the config with its faults and hand the step to shared_ml."""
-    data = json.loads(config_json)
-    data["faults"] = json.loads(faults_json)
-    config = validate_config(data, f"config of step {step!r}")
-    produced = {name: result["outputs"] for name, result in upstream.items()}
-    return execute_step(step, config, resolve_inputs(step, produced), run_id=run_id)
-
-
-# One task per spec step. Upstream parameters are named after the upstream step.
-@task(**step_options("ingest"))
-def ingest(config_json: str, faults_json: str, run_id: str) -> dict[str, Any]:
-    return run_step("ingest", config_json, faults_json, run_id)
-
-
-@task(**step_options("validate"))
-def validate(config_json: str, faults_json: str, run_id: str, ingest: dict) -> dict[str, Any]:
-    return run_step("validate", config_json, faults_json, run_id, ingest=ingest)
-
-
-@task(**step_options("preprocess"))
-def preprocess(
-    config_json: str, faults_json: str, run_id: str, ingest: dict, validate: dict
-) -> dict[str, Any]:
-    return run_step(
-        "preprocess", config_json, faults_json, run_id, ingest=ingest, validate=validate
-    )
-
-
-@task(**step_options("train"))
-def train(config_json: str, faults_json: str, run_id: str, preprocess: dict) -> dict[str, Any]:
-    return run_step("train", config_json, faults_json, run_id, preprocess=preprocess)
-
-
-@task(**step_options("evaluate"))
-def evaluate(
-    config_json: str, faults_json: str, run_id: str, train: dict, preprocess: dict
-) -> dict[str, Any]:
-    return run_step(
-        "evaluate", config_json, faults_json, run_id, train=train, preprocess=preprocess
-    )
-
-
-@task(**step_options("register"))
-def register(
-    config_json: str,
-    faults_json: str,
-    run_id: str,
-    train: dict,
-    preprocess: dict,
-    evaluate: dict,
-) -> dict[str, Any]:
-    return run_step(
-        "register",
-        config_json,
-        faults_json,
-        run_id,
-        train=train,
-        preprocess=preprocess,
-        evaluate=evaluate,
-    )
-
-
-STEP_TASKS = {
-    "ingest": ingest,
-    "validate": validate,
-    "preprocess": preprocess,
-    "train": train,
-    "evaluate": evaluate,
-    "register": register,
-}
-if set(STEP_TASKS) != set(PIPELINE.step_names):
-    raise RuntimeError(f"Prefect tasks {sorted(STEP_TASKS)} != spec steps {PIPELINE.step_names}")
+def first_failure(futures: dict[str, PrefectFuture]) -> str | None:
+    """The first task (in graph order) that failed, else the first that did not complete
+    (an upstream failure leaves its downstream tasks NotReady)."""
+    states = {key: future.state for key, future in futures.items()}
+    failed = [k for k, s in states.items() if s.is_failed() or s.is_crashed()]
+    unfinished = [k for k, s in states.items() if not s.is_completed()]
+    return (failed or unfinished or [None])[0]
 
 
 class PipelineStepFailed(RuntimeError):
@@ -162,7 +108,12 @@ class PipelineStepFailed(RuntimeError):
         super().__init__(f"step {step!r} failed: {message}")
 
 
-@flow(name=FLOW_NAME, on_failure=[notify_failure], validate_parameters=True)
+@flow(
+    name=FLOW_NAME,
+    on_failure=[notify_failure],
+    validate_parameters=True,
+    task_runner=ThreadPoolTaskRunner(max_workers=TASK_THREADS),
+)
 def ml_pipeline(
     config: dict[str, Any],
     run_id: str | None = None,
@@ -176,36 +127,33 @@ def ml_pipeline(
     the flow process's ``$ORCHBENCH_HOME``); ``run_id`` is the orchbench run id under which
     steps write their records (default ``prefect-<flow run id>``; re-using it resumes from
     the cache); ``faults`` are merged over the config's own; ``webhook_url`` overrides
-    ``$ORCHBENCH_WEBHOOK_URL`` for the failure notification; ``logical_date`` is the date a
-    scheduled or backfilled run stands for (kept in the run record).
+    ``$ORCHBENCH_WEBHOOK_URL`` for the failure notification; ``logical_date``
+    (``YYYY-MM-DD``) is the date the run stands for, default the scheduled start's day.
     """
     run_id = run_id_for(run_id, current_flow_run.id)
     resolved = validate_config(config, "flow parameter 'config'")
+    resolved = resolved.for_partition(run_logical_date(logical_date))
     all_faults = {
         **{step: spec.model_dump() for step, spec in resolved.faults.items()},
         **(faults or {}),
     }
     config_json = resolved.model_dump_json(exclude={"faults"})
     faults_json = json.dumps(all_faults, sort_keys=True)
-    futures: dict[str, Any] = {}
-    for name in PIPELINE.topological_order:
-        upstream = {up: futures[up] for up in sorted(PIPELINE.step(name).upstream)}
-        futures[name] = STEP_TASKS[name].submit(config_json, faults_json, run_id, **upstream)
+    futures = submit_pipeline(config_json, faults_json, run_id, resolved.candidate_names)
     wait(list(futures.values()))
     clear_memo()  # tasks ran in this process; their artifacts are on disk now
-    failed = next(
-        (name for name in PIPELINE.topological_order if not futures[name].state.is_completed()),
-        None,
-    )
+    failed = first_failure(futures)
+    day = resolved.logical_date.isoformat() if resolved.logical_date else None
     finish_run_record(
         resolved,
         run_id,
         status="failed" if failed else "success",
-        details={"flow_run_id": str(current_flow_run.id), "logical_date": logical_date},
+        details={"flow_run_id": str(current_flow_run.id), "logical_date": day},
     )
     if failed:
         raise PipelineStepFailed(failed, futures[failed].state.message or "no message")
     return {
         "run_id": run_id,
-        "outputs": {name: future.result()["outputs"] for name, future in futures.items()},
+        "logical_date": day,
+        "outputs": {key: future.result()["outputs"] for key, future in futures.items()},
     }

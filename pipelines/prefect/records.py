@@ -36,6 +36,7 @@ def finish_run_record(
         config_fingerprint=config.ml_fingerprint(),
         seed=config.seed,
         status=status,  # type: ignore[arg-type]
+        partition=config.partition,
         tool_packages=("prefect",),
         tool_details=details,
     )
@@ -43,9 +44,10 @@ def finish_run_record(
 
 
 def failed_step(runs_root: str, run_id: str) -> tuple[str | None, str | None]:
-    """The step whose latest attempt failed, and its error message, from the step records."""
+    """The task (``train[forest]`` for a branch) whose latest attempt failed, and its
+    error message, from the step records."""
     failures = [r for r in read_step_records(runs_root, run_id) if r.outcome == "failed"]
     if not failures:
         return None, None
     last = failures[-1]
-    return last.step, (f"{last.error.type}: {last.error.message}" if last.error else None)
+    return last.key, (f"{last.error.type}: {last.error.message}" if last.error else None)

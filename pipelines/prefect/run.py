@@ -1,6 +1,7 @@
 """Run a flow in this process against the Prefect server at ``$PREFECT_API_URL``.
 
     python -m pipelines.prefect.run pipeline --config C --run-id R [--seed S] [--faults JSON]
+        [--date YYYY-MM-DD]
     python -m pipelines.prefect.run workload --shape chain|fanout --size N --run-id R
 
 The last line printed is JSON: ``{"flow_run_id", "state_type", "state_name", "run_id"}``.
@@ -25,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     pipeline.add_argument("--seed", type=int)
     pipeline.add_argument("--faults", help="JSON: {step: FaultSpec fields}")
     pipeline.add_argument("--webhook-url")
+    pipeline.add_argument("--date", help="logical date YYYY-MM-DD (default: today)")
     workload = sub.add_parser("workload", help="a no-op scaling workload")
     workload.add_argument("--shape", choices=("chain", "fanout"), required=True)
     workload.add_argument("--size", type=int, required=True)
@@ -44,11 +46,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     started = time.time()
     if args.what == "pipeline":
-        from shared_ml.config import ConfigError, load_config
+        from shared_ml.config import ConfigError, load_config, parse_logical_date
 
         try:
             config = load_config(args.config, seed=args.seed)
             faults = json.loads(args.faults) if args.faults else None
+            day = parse_logical_date(args.date, "--date") if args.date else None
         except (ConfigError, json.JSONDecodeError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
@@ -59,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             run_id=args.run_id,
             faults=faults,
             webhook_url=args.webhook_url,
+            logical_date=day.isoformat() if day else None,
             return_state=True,
         )
     else:

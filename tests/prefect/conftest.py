@@ -5,6 +5,7 @@ always stopped (process groups, SIGTERM then SIGKILL) at the end."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +19,10 @@ from benchmarks.tools.prefect.services import HOME_ENV, PrefectServices, Service
 
 @pytest.fixture(scope="session")
 def orchbench_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Artifacts, registry, run records and Prefect results of this session only."""
+    """Artifacts, registry, run records and Prefect results of this session only; with a
+    copy of the daily partitions, which configs/daily.yaml names relative to the home."""
     home = tmp_path_factory.mktemp("orchbench-home")
+    shutil.copytree(REPO_ROOT / "configs" / "data" / "daily", home / "configs" / "data" / "daily")
     saved = {k: os.environ.get(k) for k in ("ORCHBENCH_HOME", HOME_ENV, "ORCHBENCH_WEBHOOK_URL")}
     os.environ["ORCHBENCH_HOME"] = str(home)
     os.environ[HOME_ENV] = str(home / "prefect")
@@ -36,6 +39,12 @@ def orchbench_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def config_path() -> Path:
     """The default config (its cron schedule becomes the deployment's schedule)."""
     return REPO_ROOT / "configs" / "default.yaml"
+
+
+@pytest.fixture(scope="session")
+def daily_config_path() -> Path:
+    """The partitioned config: one CSV per logical date."""
+    return REPO_ROOT / "configs" / "daily.yaml"
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,16 @@
-"""Deployment, schedule, manual runs (CLI and API), the event trigger and backfill."""
+"""Deployment, schedules (cron and presets) and a scheduled run that fires, manual runs
+(CLI and API), the event trigger, and backfill by partition: against the real server and
+process worker."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import time
-from datetime import UTC, date, datetime
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +19,34 @@ import yaml
 
 from benchmarks.environments import tool_bin
 from benchmarks.tools.prefect.adapter import PrefectAdapter
-from benchmarks.tools.prefect.client import PrefectClient, parse_time
+from benchmarks.tools.prefect.client import TERMINAL_FLOW_STATES, PrefectClient, parse_time
 from benchmarks.tools.prefect.services import ServicesState, prefect_env
-from shared_ml.config import load_config
+from shared_ml.config import PipelineConfig, load_config
+from shared_ml.records import RunRecord
 from shared_ml.registry import ModelRegistry
+from shared_ml.runner import run_pipeline
+from shared_ml.spec import PIPELINE
 
 DEPLOYMENT = ("orchbench-ml", "orchbench-ml")
+SCHEDULED_DEPLOYMENT = "orchbench-ml-scheduled"
 RUN_TIMEOUT_S = 300
+# 01-03 is the first model (promoted), 01-04 beats it, 01-09 does not: by the plain runner.
+BACKFILL_DATES = [date(2026, 1, 3), date(2026, 1, 4), date(2026, 1, 9)]
+
+
+def _day(timestamp: str) -> date:
+    return parse_time(timestamp).astimezone(UTC).date()
+
+
+def _poll(what: str, probe: Any, timeout_s: float = 120.0) -> Any:
+    """Call ``probe`` every half second until it returns something truthy."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"{what}: not seen within {timeout_s:.0f} s")
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +63,107 @@ def test_deployment_has_the_config_cron_schedule(
     assert schedules[0]["schedule"]["timezone"] == "UTC"
     assert deployment["entrypoint"] == "pipelines.prefect.flow.ml_pipeline"
     assert deployment["work_pool_name"] == "orchbench-process"
+
+
+@pytest.mark.parametrize("preset", ["@hourly", "@daily", "@weekly"])
+def test_prefect_cron_schedules_expand_the_presets_as_croniter_does(preset: str) -> None:
+    """The server's own schedule model (what its scheduler runs) on the config's preset."""
+    from croniter import croniter
+    from prefect.server.schemas.schedules import CronSchedule
+
+    from pipelines.prefect.deploy import config_schedules
+
+    [schedule] = config_schedules({"schedule": preset})
+    start = datetime(2026, 1, 3, 5, 30, tzinfo=UTC)
+    server = CronSchedule(cron=schedule.cron, timezone=schedule.timezone)
+    dates = asyncio.run(server.get_dates(n=3, start=start))
+    reference = croniter(preset, start)
+    assert [d.astimezone(UTC) for d in dates] == [
+        reference.get_next(datetime).astimezone(UTC) for _ in range(3)
+    ]
+
+
+@pytest.fixture(scope="module")
+def scheduled(
+    services: ServicesState, client: PrefectClient, config_path: Path, daily_config_path: Path
+) -> Iterator[dict[str, Any]]:
+    """A deployment of its own, first with configs/daily.yaml's `@daily` (the scheduler
+    must plan its runs at midnight UTC), then with a 10 s interval schedule starting in
+    10 s, until its first scheduled run has started; then paused, and that run awaited."""
+    from prefect.schedules import Interval
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from pipelines.prefect.deploy import DEFAULT_POOL, deploy_pipeline
+
+    def auto_scheduled(deployment_id: str) -> list[dict[str, Any]]:
+        runs = client.read_flow_runs(deployment_id=deployment_id)
+        return [r for r in runs if r["auto_scheduled"]]
+
+    facts: dict[str, Any] = {}
+    with temporary_settings({PREFECT_API_URL: services.api_url}):
+        deployment_id = deploy_pipeline(
+            str(daily_config_path), DEFAULT_POOL, SCHEDULED_DEPLOYMENT, event_trigger=False
+        )
+        try:
+            facts["preset_schedules"] = client.read_deployment_schedules(deployment_id)
+            facts["preset_runs"] = _poll("@daily runs", lambda: auto_scheduled(deployment_id))
+            anchor = datetime.now(UTC) + timedelta(seconds=10)
+            interval = Interval(10, anchor_date=anchor, timezone="UTC")
+            deploy_pipeline(
+                str(config_path),
+                DEFAULT_POOL,
+                SCHEDULED_DEPLOYMENT,
+                schedules=[interval],
+                event_trigger=False,
+            )
+            # The @daily runs were in the future: the update deleted them, none started.
+            started = _poll(
+                "a scheduled run leaving SCHEDULED",
+                lambda: [
+                    r for r in auto_scheduled(deployment_id) if r["state"]["type"] != "SCHEDULED"
+                ],
+                timeout_s=180,
+            )
+            client.pause_deployment(deployment_id)  # no further run
+            facts["runs"] = [
+                client.wait_for_flow_run(r["id"], timeout_s=RUN_TIMEOUT_S) for r in started
+            ]
+            yield facts
+        finally:
+            client.pause_deployment(deployment_id)
+            for run in client.read_flow_runs(deployment_id=deployment_id):
+                if run["state"]["type"] not in TERMINAL_FLOW_STATES | {"SCHEDULED"}:
+                    client.wait_for_flow_run(run["id"], timeout_s=RUN_TIMEOUT_S)
+            client.delete_deployment(deployment_id)
+
+
+def test_daily_preset_is_the_deployment_schedule_and_runs_are_planned_at_midnight(
+    scheduled: dict[str, Any],
+) -> None:
+    [schedule] = scheduled["preset_schedules"]
+    assert schedule["schedule"]["cron"] == "@daily"
+    assert schedule["schedule"]["timezone"] == "UTC"
+    planned = sorted(parse_time(r["expected_start_time"]) for r in scheduled["preset_runs"])
+    assert all(t.astimezone(UTC).time() == datetime.min.time() for t in planned), planned
+    assert all(b - a == timedelta(days=1) for a, b in pairwise(planned))
+
+
+def test_a_scheduled_run_fires_and_its_record_carries_its_scheduled_date(
+    scheduled: dict[str, Any], config_path: Path
+) -> None:
+    runs_root = Path(load_config(config_path).storage.runs_root)
+    for flow_run in scheduled["runs"]:
+        assert flow_run["auto_scheduled"] and flow_run["created_by"]["type"] == "SCHEDULE"
+        assert flow_run["state"]["type"] == "COMPLETED", flow_run["state"]
+        # The flow's own run record (written by the flow run; run id from its id).
+        record = RunRecord.model_validate_json(
+            (runs_root / f"prefect-{flow_run['id']}" / "run.json").read_text()
+        )
+        scheduled_day = _day(flow_run["expected_start_time"])
+        assert record.status == "success"
+        assert record.logical_date == scheduled_day
+        assert record.data_interval is not None
+        assert record.data_interval[0].date() == scheduled_day
 
 
 def test_deployment_has_the_data_updated_event_trigger(
@@ -92,43 +219,125 @@ def test_event_through_the_api_starts_a_deployment_run(
 ) -> None:
     flow_run = client.wait_for_flow_run(triggered_runs["event"], timeout_s=RUN_TIMEOUT_S)
     assert flow_run["state"]["type"] == "COMPLETED", flow_run["state"]
-    assert flow_run["parameters"]["config"]["model"]["estimator"] == "logistic_regression"
+    assert flow_run["parameters"]["config"]["name"] == "orchbench-ml"
 
 
-def test_manual_run_through_the_prefect_cli_completes(
-    client: PrefectClient, triggered_runs: dict[str, str]
+def test_manual_run_through_the_prefect_cli_completes_for_today(
+    client: PrefectClient, triggered_runs: dict[str, str], config_path: Path
 ) -> None:
     flow_run = client.wait_for_flow_run(triggered_runs["cli"], timeout_s=RUN_TIMEOUT_S)
     assert flow_run["state"]["type"] == "COMPLETED", flow_run["state"]
-    names = {t["name"] for t in client.wait_for_task_runs(triggered_runs["cli"], expected=6)}
-    assert len(names) == 6
-
-
-def test_backfill_runs_each_past_date_once_and_is_idempotent_in_the_registry(
-    deployment_adapter: PrefectAdapter, config_path: Path, client: PrefectClient
-) -> None:
-    dates = [date(2026, 1, 1), date(2026, 1, 2)]
     config = load_config(config_path)
-    registry = ModelRegistry(config.storage.registry_root, config.name)
-    versions_before = len(registry.read()["versions"])
+    task_runs = client.wait_for_task_runs(triggered_runs["cli"])
+    assert {t["name"] for t in task_runs} == set(PIPELINE.expand(config.candidate_names))
+    record = json.loads(
+        (Path(config.storage.runs_root) / "prefect-manual-cli" / "run.json").read_text()
+    )
+    # A manual run is scheduled "now": it stands for the day it was created.
+    assert record["logical_date"] == _day(flow_run["expected_start_time"]).isoformat()
 
-    first = deployment_adapter.backfill(config_path, dates)
-    assert [r.status for r in first] == ["success", "success"]
-    assert [r.tool_details["logical_date"] for r in first] == ["2026-01-01", "2026-01-02"]
-    flow_runs = [client.read_flow_run(r.tool_details["flow_run_id"]) for r in first]
-    assert [f["parameters"]["logical_date"] for f in flow_runs] == ["2026-01-01", "2026-01-02"]
-    assert [f["expected_start_time"][:10] for f in flow_runs] == ["2026-01-01", "2026-01-02"]
-    versions_after = registry.read()["versions"]
-    assert len(versions_after) <= versions_before + 1  # the same model: one version at most
 
-    again = deployment_adapter.backfill(config_path, dates)
-    assert [r.tool_details["flow_run_id"] for r in again] == [
-        r.tool_details["flow_run_id"] for r in first
+# --- backfill by partition ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def daily_config(daily_config_path: Path) -> PipelineConfig:
+    return load_config(daily_config_path)
+
+
+@pytest.fixture(scope="module")
+def backfill(deployment_adapter: PrefectAdapter, daily_config_path: Path) -> list[RunRecord]:
+    return deployment_adapter.backfill(daily_config_path, BACKFILL_DATES)
+
+
+@pytest.fixture(scope="module")
+def plain_backfill(
+    daily_config: PipelineConfig, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[list[RunRecord], ModelRegistry]:
+    """The plain runner over the same dates, in order, on storage of its own."""
+    root = tmp_path_factory.mktemp("plain-backfill")
+    storage = daily_config.storage.model_copy(
+        update={
+            "artifact_root": str(root / "artifacts"),
+            "registry_root": str(root / "registry"),
+            "runs_root": str(root / "runs"),
+        }
+    )
+    config = daily_config.model_copy(update={"storage": storage})
+    records = [run_pipeline(config, run_id=f"local-{d}", logical_date=d) for d in BACKFILL_DATES]
+    return records, ModelRegistry(storage.registry_root, config.name)
+
+
+def test_backfill_is_one_deployment_run_per_date_scheduled_at_that_date(
+    backfill: list[RunRecord], client: PrefectClient
+) -> None:
+    assert [r.status for r in backfill] == ["success"] * len(BACKFILL_DATES)
+    assert [r.logical_date for r in backfill] == BACKFILL_DATES
+    assert [r.data_interval[0].date() for r in backfill] == BACKFILL_DATES
+    flow_runs = [client.read_flow_run(r.tool_details["flow_run_id"]) for r in backfill]
+    assert all(f["deployment_id"] and "backfill" in f["tags"] for f in flow_runs)
+    days = [d.isoformat() for d in BACKFILL_DATES]
+    assert [f["parameters"]["logical_date"] for f in flow_runs] == days
+    assert [_day(f["expected_start_time"]) for f in flow_runs] == BACKFILL_DATES
+    # In date order: each run started after the one before it had ended.
+    for before, after in pairwise(flow_runs):
+        assert parse_time(before["end_time"]) <= parse_time(after["start_time"])
+
+
+def test_each_date_equals_the_plain_runner_on_that_date(
+    backfill: list[RunRecord], plain_backfill: tuple[list[RunRecord], ModelRegistry]
+) -> None:
+    baseline, _ = plain_backfill
+    for record, plain in zip(backfill, baseline, strict=True):
+        assert plain.status == "success"
+        assert record.selected_candidate == plain.selected_candidate, record.logical_date
+        assert record.metrics == plain.metrics, record.logical_date
+        assert record.prediction_hash == plain.prediction_hash, record.logical_date
+    # Each date read its own partition: no two dates have the same numbers.
+    assert len({json.dumps(r.metrics, sort_keys=True) for r in backfill}) == len(backfill)
+
+
+def test_registry_records_the_promotion_decision_per_date(
+    backfill: list[RunRecord],
+    plain_backfill: tuple[list[RunRecord], ModelRegistry],
+    daily_config: PipelineConfig,
+) -> None:
+    _, plain_registry = plain_backfill
+    registry = ModelRegistry(daily_config.storage.registry_root, daily_config.name)
+
+    def decisions(index: dict[str, Any]) -> list[tuple]:
+        return [
+            (v["logical_date"], v["candidate"], v["promoted"], v["reason"], v["champion_before"])
+            for v in index["versions"]
+        ]
+
+    assert [v["logical_date"] for v in registry.read()["versions"]] == [
+        d.isoformat() for d in BACKFILL_DATES
     ]
-    assert registry.read()["versions"] == versions_after
-    registrations = [r.registry for r in first]
-    assert all(reg.get("version") for reg in registrations)
-    assert json.dumps(registrations[1]).count("already registered") == 1
+    assert decisions(registry.read()) == decisions(plain_registry.read())
+    assert registry.read()["champion"] == plain_registry.read()["champion"]
+    assert [r.registry.get("promoted") for r in backfill] == [
+        v["promoted"] for v in plain_registry.read()["versions"]
+    ]
+
+
+def test_rerunning_the_backfill_adds_no_run_no_registry_version_and_no_artifact(
+    backfill: list[RunRecord], deployment_adapter: PrefectAdapter, daily_config_path: Path
+) -> None:
+    config = load_config(daily_config_path)
+    registry = ModelRegistry(config.storage.registry_root, config.name)
+    versions = registry.read()["versions"]
+    artifacts = sorted(p for p in Path(config.storage.artifact_root).rglob("*") if p.is_file())
+
+    again = deployment_adapter.backfill(daily_config_path, BACKFILL_DATES)
+    assert [r.tool_details["flow_run_id"] for r in again] == [
+        r.tool_details["flow_run_id"] for r in backfill
+    ]
+    assert all(r.tool_details["reused_flow_run"] for r in again)
+    assert [r.logical_date for r in again] == BACKFILL_DATES
+    assert [r.prediction_hash for r in again] == [r.prediction_hash for r in backfill]
+    assert registry.read()["versions"] == versions
+    assert sorted(p for p in Path(config.storage.artifact_root).rglob("*") if p.is_file()) == (
+        artifacts
+    )
 
 
 def test_kubernetes_work_pool_with_the_committed_template_is_accepted_by_the_server(

@@ -1,18 +1,21 @@
-"""The flow against a real server: its graph is the spec's, its numbers are the baseline's,
-and `orchbench run --tool prefect --json` prints the same run record as the baseline."""
+"""The flow against a real server: its graph is the spec's (mapped branches included), its
+branches run at the same time by Prefect's own clock, its numbers are the plain runner's,
+and `orchbench run --tool prefect --json` prints the run record."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import pytest
 
 from benchmarks.environments import REPO_ROOT
-from benchmarks.tools.prefect.client import PrefectClient, task_graph
+from benchmarks.tools.prefect.client import PrefectClient, parse_time
 from benchmarks.tools.prefect.services import ServicesState
+from benchmarks.tools.prefect.task_runs import branch_intervals, task_graph_of
 from shared_ml.config import load_config
 from shared_ml.records import RunRecord
 from shared_ml.runner import run_pipeline
@@ -46,37 +49,87 @@ def cli_run(services: ServicesState, config_path: Path) -> RunRecord:
     return RunRecord.model_validate_json(done.stdout)
 
 
-def test_cli_prints_a_successful_prefect_run_record(cli_run: RunRecord) -> None:
+@pytest.fixture(scope="module")
+def task_runs(cli_run: RunRecord, client: PrefectClient) -> list[dict]:
+    """The run's task runs as the Prefect API reports them."""
+    return client.read_task_runs(cli_run.tool_details["flow_run_id"])
+
+
+def test_cli_prints_a_successful_prefect_run_record(
+    cli_run: RunRecord, config_path: Path, client: PrefectClient
+) -> None:
+    candidates = load_config(config_path).candidate_names
+    expected = PIPELINE.expand(candidates)
     assert cli_run.tool == "prefect"
     assert cli_run.status == "success"
-    assert [s.step for s in cli_run.steps] == list(PIPELINE.topological_order)
+    assert sorted(s.key for s in cli_run.steps) == sorted(expected)
     assert all(s.outcome == "success" and s.attempt == 1 for s in cli_run.steps)
+    assert {s.branch for s in cli_run.steps if s.step == "train"} == set(candidates)
     assert cli_run.tool_details["flow_run_state"]["type"] == "COMPLETED"
     timings = {t["name"]: t for t in cli_run.tool_details["task_runs"]}
-    assert set(timings) == set(PIPELINE.step_names)
+    assert set(timings) == set(expected)
     assert all(t["start_time"] and t["end_time"] and t["run_count"] == 1 for t in timings.values())
+    # A manual run stands for the day its flow run was scheduled (created): today.
+    flow_run = client.read_flow_run(cli_run.tool_details["flow_run_id"])
+    scheduled_day = parse_time(flow_run["expected_start_time"]).astimezone(UTC).date()
+    assert cli_run.logical_date == scheduled_day
+    assert cli_run.data_interval is not None
+    assert cli_run.data_interval[0].date() == scheduled_day
 
 
 def test_flow_graph_from_the_real_run_equals_the_spec(
-    cli_run: RunRecord, client: PrefectClient
+    task_runs: list[dict], config_path: Path
 ) -> None:
-    task_runs = client.read_task_runs(cli_run.tool_details["flow_run_id"])
-    assert sorted(t["name"] for t in task_runs) == sorted(PIPELINE.step_names)
-    assert task_graph(task_runs) == set(PIPELINE.edges)
+    """task key -> upstream task keys, from each task run's `task_inputs`."""
+    expected = PIPELINE.expand(load_config(config_path).candidate_names)
+    assert task_graph_of(task_runs) == expected
 
 
-def test_metrics_and_prediction_hash_equal_the_plain_python_baseline(
-    cli_run: RunRecord, config_path: Path
+def test_candidate_branches_overlap_in_prefect_task_run_times(
+    task_runs: list[dict], config_path: Path
 ) -> None:
-    baseline = run_pipeline(load_config(config_path), run_id="local-baseline")
+    """Every branch (train[c] start -> evaluate[c] end, Prefect's own timestamps) started
+    before any branch ended: at one moment all of them were running."""
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from pipelines.prefect.flow import TASK_THREADS, ml_pipeline
+
+    candidates = load_config(config_path).candidate_names
+    assert ml_pipeline.task_runner == ThreadPoolTaskRunner(max_workers=TASK_THREADS)
+    assert len(PIPELINE.expand(candidates)) <= TASK_THREADS
+    intervals = branch_intervals(task_runs)
+    assert set(intervals) == set(candidates)
+    latest_start = max(start for start, _ in intervals.values())
+    earliest_end = min(end for _, end in intervals.values())
+    assert latest_start < earliest_end, intervals
+
+
+def test_selection_metrics_and_prediction_hash_equal_the_plain_runner(
+    cli_run: RunRecord, config_path: Path, tmp_path: Path
+) -> None:
+    config = load_config(config_path)
+    private = config.storage.model_copy(
+        update={
+            "artifact_root": str(tmp_path / "artifacts"),
+            "registry_root": str(tmp_path / "registry"),
+            "runs_root": str(tmp_path / "runs"),
+        }
+    )
+    baseline = run_pipeline(
+        config.model_copy(update={"storage": private}),
+        run_id="local-baseline",
+        logical_date=cli_run.logical_date,
+    )
     assert baseline.status == "success"
-    assert cli_run.prediction_hash == baseline.prediction_hash
+    assert cli_run.selected_candidate == baseline.selected_candidate
     assert cli_run.metrics == baseline.metrics
+    assert cli_run.prediction_hash == baseline.prediction_hash
+    assert cli_run.candidates == baseline.candidates
     assert cli_run.config_fingerprint == baseline.config_fingerprint
 
 
 def test_tasks_take_retries_and_backoff_from_the_spec() -> None:
-    from pipelines.prefect.flow import STEP_TASKS, retry_delays
+    from pipelines.prefect.tasks import STEP_TASKS, retry_delays
 
     for name, task in STEP_TASKS.items():
         policy = PIPELINE.step(name).retry
@@ -92,3 +145,4 @@ def test_the_run_record_is_written_where_the_baseline_writes_it(
     written = json.loads((runs_root / cli_run.run_id / "run.json").read_text())
     assert written["tool"] == "prefect"
     assert written["prediction_hash"] == cli_run.prediction_hash
+    assert written["logical_date"] == cli_run.logical_date.isoformat()

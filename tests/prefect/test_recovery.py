@@ -1,5 +1,6 @@
-"""Retries, non-retryable failures, the failure webhook, resume from the cache, and a
-flow-run process killed with SIGKILL under the worker: all against the real server."""
+"""Retries, non-retryable failures (in every branch of `train`), the failure webhook,
+resume from the cache, and a flow-run process killed with SIGKILL under the worker: all
+against the real server."""
 
 from __future__ import annotations
 
@@ -12,12 +13,23 @@ import pytest
 
 from benchmarks.tools.prefect.adapter import PrefectAdapter
 from benchmarks.tools.prefect.client import PrefectClient
+from shared_ml.config import load_config
 from shared_ml.records import RunRecord
-from shared_ml.spec import PIPELINE
+from shared_ml.spec import PIPELINE, parse_task_key
 from tests.webhook import WebhookReceiver
 
 UPSTREAM_OF_TRAIN = {"ingest", "validate", "preprocess"}
-TRAIN_AND_DOWNSTREAM = {"train"} | set(PIPELINE.downstream_of("train"))
+
+
+@pytest.fixture(scope="module")
+def candidates(config_path: Path) -> tuple[str, ...]:
+    return load_config(config_path).candidate_names
+
+
+@pytest.fixture(scope="module")
+def train_and_downstream(candidates: tuple[str, ...]) -> set[str]:
+    """Task keys: every branch of train and evaluate, then select, register, score."""
+    return set(PIPELINE.expand(candidates)) - UPSTREAM_OF_TRAIN
 
 
 @pytest.fixture(scope="module")
@@ -58,15 +70,20 @@ def test_transient_fault_is_retried_and_succeeds(faulty_run: RunRecord) -> None:
     assert attempts[0].error is not None and attempts[0].error.retryable
 
 
-def test_non_retryable_fault_is_not_retried(faulty_run: RunRecord) -> None:
+def test_non_retryable_fault_fails_every_branch_without_retry(
+    faulty_run: RunRecord, candidates: tuple[str, ...]
+) -> None:
     assert faulty_run.status == "failed"
     assert faulty_run.tool_details["flow_run_state"]["type"] == "FAILED"
-    train = _task_runs(faulty_run)["train"]
-    assert train["state"] == "Failed"
-    assert train["run_count"] == 1  # retries=2 in the spec, yet no retry
-    [attempt] = faulty_run.attempts("train")
-    assert attempt.outcome == "failed" and attempt.error and not attempt.error.retryable
-    assert not faulty_run.attempts("evaluate") and not faulty_run.attempts("register")
+    task_runs = _task_runs(faulty_run)
+    for candidate in candidates:  # the fault applies to each branch separately
+        train = task_runs[f"train[{candidate}]"]
+        assert train["state"] == "Failed"
+        assert train["run_count"] == 1  # retries=2 in the spec, yet no retry
+        [attempt] = faulty_run.attempts("train", candidate)
+        assert attempt.outcome == "failed" and attempt.error and not attempt.error.retryable
+    for step in ("evaluate", "select", "register", "score"):
+        assert not faulty_run.attempts(step), step
 
 
 def test_webhook_receives_the_failure_notification(
@@ -75,23 +92,31 @@ def test_webhook_receives_the_failure_notification(
     [payload] = webhook.payloads
     assert payload["orchbench"]["tool"] == "prefect"
     assert payload["orchbench"]["run_id"] == faulty_run.run_id
-    assert payload["orchbench"]["step"] == "train"
+    step = payload["orchbench"]["step"]  # the failed task: one of the train branches
+    assert parse_task_key(step)[0] == "train"
     assert "InjectedNonRetryableError" in payload["orchbench"]["error"]
-    assert "failed in step `train`" in payload["text"]
+    assert f"failed in step `{step}`" in payload["text"]
     assert payload["blocks"][0]["type"] == "section"
 
 
 def test_fixed_rerun_executes_only_the_failed_step_and_its_downstream(
-    faulty_run: RunRecord, fixed_rerun: RunRecord, webhook: WebhookReceiver
+    faulty_run: RunRecord,
+    fixed_rerun: RunRecord,
+    webhook: WebhookReceiver,
+    candidates: tuple[str, ...],
+    train_and_downstream: set[str],
 ) -> None:
     assert fixed_rerun.status == "success"
     assert fixed_rerun.run_id == faulty_run.run_id
+    assert fixed_rerun.logical_date == faulty_run.logical_date
     assert set(fixed_rerun.tool_details["cached_steps"]) == UPSTREAM_OF_TRAIN
-    assert set(fixed_rerun.tool_details["executed_steps"]) == TRAIN_AND_DOWNSTREAM
+    assert set(fixed_rerun.tool_details["executed_steps"]) == train_and_downstream
     # The step records agree: upstream steps ran in the first flow run only.
     assert len(fixed_rerun.attempts("ingest")) == 1
     assert len(fixed_rerun.attempts("validate")) == 2  # the transient failure + success
-    assert [a.outcome for a in fixed_rerun.attempts("train")] == ["failed", "success"]
+    for candidate in candidates:
+        outcomes = [a.outcome for a in fixed_rerun.attempts("train", candidate)]
+        assert outcomes == ["failed", "success"], candidate
     assert fixed_rerun.prediction_hash is not None
     assert len(webhook.payloads) == 1  # the successful re-run sent nothing
 
@@ -114,7 +139,9 @@ def test_sigkilled_flow_run_process_leaves_the_run_crashed(killed_run: RunRecord
     assert state["type"] == "CRASHED", state
     assert "-9" in (state["message"] or "")
     assert killed_run.status == "failed"
-    assert [a.outcome for a in killed_run.attempts("train")] == ["lost"]
+    # Every branch that had started its first attempt died with the process.
+    train = killed_run.attempts("train")
+    assert train and {a.outcome for a in train} == {"lost"} and {a.attempt for a in train} == {1}
     assert {s.step for s in killed_run.steps if s.outcome == "success"} == UPSTREAM_OF_TRAIN
 
 
@@ -123,13 +150,18 @@ def test_rerun_after_the_kill_resumes_from_the_cache_through_the_deployment(
     client: PrefectClient,
     config_path: Path,
     killed_run: RunRecord,
+    candidates: tuple[str, ...],
+    train_and_downstream: set[str],
 ) -> None:
     resumed = deployment_adapter.resume_pipeline(killed_run, config_path)
     assert resumed.status == "success"
     assert set(resumed.tool_details["cached_steps"]) == UPSTREAM_OF_TRAIN
-    assert set(resumed.tool_details["executed_steps"]) == TRAIN_AND_DOWNSTREAM
+    assert set(resumed.tool_details["executed_steps"]) == train_and_downstream
     assert all(len(resumed.attempts(step)) == 1 for step in UPSTREAM_OF_TRAIN)
-    assert [a.outcome for a in resumed.attempts("train")] == ["lost", "success"]
+    lost = {a.branch for a in killed_run.attempts("train")}
+    for candidate in candidates:
+        outcomes = [a.outcome for a in resumed.attempts("train", candidate)]
+        assert outcomes == (["lost", "success"] if candidate in lost else ["success"])
     # Created through the API, picked up by the process worker, completed.
     flow_run = client.read_flow_run(resumed.tool_details["flow_run_id"])
     assert flow_run["deployment_id"] is not None

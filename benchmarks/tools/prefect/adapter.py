@@ -19,7 +19,7 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,6 +29,13 @@ from benchmarks.environments import tool_bin, tool_env
 from benchmarks.tools.base import ServiceInfo, TaskTiming, ToolAdapter, WorkloadResult
 from benchmarks.tools.prefect.client import PrefectClient, parse_time
 from benchmarks.tools.prefect.services import PrefectServices, ServicesState, prefect_env
+from benchmarks.tools.prefect.task_runs import (
+    branch_intervals,
+    flow_run_partition,
+    state_name,
+    summarize_task_run,
+    to_task_timing,
+)
 from shared_ml.config import PipelineConfig, load_config
 from shared_ml.records import RunRecord, collect_run_record, write_run_record
 from shared_ml.runner import new_run_id
@@ -165,16 +172,21 @@ class PrefectAdapter(ToolAdapter):
         seed: int | None = None,
         run_id: str | None = None,
         faults: dict[str, dict[str, Any]] | None = None,
+        logical_date: date | None = None,
     ) -> RunRecord:
         run_id = run_id or new_run_id("prefect")
         config = load_resolved_config(config_path, seed)
         api_url = self.api_url()
         triggered = datetime.now(UTC)
         if self.mode == "deployment":
-            flow_run_id = self._run_deployment(config_path, seed, run_id, faults, api_url)
+            flow_run_id = self._run_deployment(
+                config_path, seed, run_id, faults, api_url, logical_date=logical_date
+            )
         else:
-            flow_run_id = self._run_in_process(config_path, seed, run_id, faults, api_url)
-        return self._record(config, run_id, flow_run_id, triggered, api_url)
+            flow_run_id = self._run_in_process(
+                config_path, seed, run_id, faults, api_url, logical_date
+            )
+        return self._record(config, run_id, flow_run_id, triggered, api_url, logical_date)
 
     def _run_in_process(
         self,
@@ -183,6 +195,7 @@ class PrefectAdapter(ToolAdapter):
         run_id: str,
         faults: dict[str, dict[str, Any]] | None,
         api_url: str,
+        logical_date: date | None = None,
     ) -> str:
         command = [str(tool_bin("prefect", "python")), "-m", "pipelines.prefect.run", "pipeline"]
         command += ["--config", str(Path(config_path).resolve()), "--run-id", run_id]
@@ -190,6 +203,8 @@ class PrefectAdapter(ToolAdapter):
             command += ["--seed", str(seed)]
         if faults:
             command += ["--faults", json.dumps(faults)]
+        if logical_date:
+            command += ["--date", logical_date.isoformat()]
         return self._run_subprocess(command, api_url)["flow_run_id"]
 
     def _run_subprocess(self, command: list[str], api_url: str) -> dict[str, Any]:
@@ -226,19 +241,29 @@ class PrefectAdapter(ToolAdapter):
         *,
         logical_date: date | None = None,
         idempotency_key: str | None = None,
+        backfill: bool = False,
     ) -> str:
+        """Create a flow run of the deployment and wait for it. A dated run is scheduled at
+        its date's midnight (UTC), as the scheduler would have scheduled it; one in the past
+        is due at once."""
         parameters: dict[str, Any] = {"config": raw_config(config_path, seed), "run_id": run_id}
         if faults:
             parameters["faults"] = faults
         if logical_date:
             parameters["logical_date"] = logical_date.isoformat()
+        scheduled = (
+            datetime.combine(logical_date, time(0), tzinfo=UTC)
+            if logical_date and logical_date < datetime.now(UTC).date()
+            else None
+        )
         with PrefectClient(api_url) as client:
             flow_run = client.create_flow_run_from_deployment(
                 self._deployment_id(client),
                 parameters=parameters,
                 name=run_id,
                 idempotency_key=idempotency_key,
-                tags=["orchbench"] + (["backfill"] if logical_date else []),
+                scheduled_time=scheduled,
+                tags=["orchbench"] + (["backfill"] if backfill else []),
             )
             client.wait_for_flow_run(flow_run["id"], timeout_s=RUN_TIMEOUT_S)
         return flow_run["id"]
@@ -250,6 +275,7 @@ class PrefectAdapter(ToolAdapter):
         flow_run_id: str,
         triggered: datetime,
         api_url: str,
+        logical_date: date | None = None,
         extra: dict[str, Any] | None = None,
     ) -> RunRecord:
         self._flow_runs[run_id] = flow_run_id
@@ -260,7 +286,9 @@ class PrefectAdapter(ToolAdapter):
             task_runs = (
                 client.read_task_runs(flow_run_id)
                 if crashed
-                else client.wait_for_task_runs(flow_run_id, expected=len(PIPELINE.steps))
+                else client.wait_for_task_runs(
+                    flow_run_id, expected=len(PIPELINE.expand(config.candidate_names))
+                )
             )
             # Scheduled -> Pending is the worker's pick-up; Pending -> Running is the flow-run
             # process starting (deployment runs only; in-process runs start Running).
@@ -270,6 +298,7 @@ class PrefectAdapter(ToolAdapter):
             ]
         state = flow_run["state"]
         ended = parse_time(flow_run.get("end_time")) or datetime.now(UTC)
+        partition = flow_run_partition(flow_run, logical_date)
         details = {
             "mode": self.mode,
             "profile": self.profile,
@@ -283,10 +312,17 @@ class PrefectAdapter(ToolAdapter):
             },
             "flow_run_start": flow_run.get("start_time"),
             "flow_run_end": flow_run.get("end_time"),
+            "expected_start_time": flow_run.get("expected_start_time"),
+            "logical_date": partition.logical_date.isoformat(),
             "trigger_to_terminal_s": round((ended - triggered).total_seconds(), 3),
             "flow_run_states": states,
             "task_runs": [summarize_task_run(t) for t in task_runs],
-            "cached_steps": sorted(t["name"] for t in task_runs if _state_name(t) == "Cached"),
+            # Prefect's own clock: each candidate branch's first start and last end.
+            "branch_intervals": {
+                branch: [start.isoformat(), end.isoformat()]
+                for branch, (start, end) in sorted(branch_intervals(task_runs).items())
+            },
+            "cached_steps": sorted(t["name"] for t in task_runs if state_name(t) == "Cached"),
             **(extra or {}),
         }
         record = collect_run_record(
@@ -299,6 +335,7 @@ class PrefectAdapter(ToolAdapter):
             status="success" if state["type"] == "COMPLETED" else "failed",
             started_at=triggered,
             ended_at=ended,
+            partition=partition,
             tool_packages=(),
             tool_details=details,
         )
@@ -308,9 +345,11 @@ class PrefectAdapter(ToolAdapter):
         return record
 
     def resume_pipeline(self, failed: RunRecord, config_path: Path) -> RunRecord:
-        """Run again under the same orchbench run id, without faults: the steps that
-        completed come from Prefect's result cache, the rest re-execute."""
-        record = self.run_pipeline(config_path, seed=failed.seed, run_id=failed.run_id)
+        """Run again under the same orchbench run id and date, without faults: the tasks
+        that completed come from Prefect's result cache, the rest re-execute."""
+        record = self.run_pipeline(
+            config_path, seed=failed.seed, run_id=failed.run_id, logical_date=failed.logical_date
+        )
         record.tool_details["resumed_from_flow_run"] = failed.tool_details.get("flow_run_id")
         record.tool_details["executed_steps"] = sorted(
             t["name"] for t in record.tool_details["task_runs"] if t["state"] == "Completed"
@@ -320,40 +359,44 @@ class PrefectAdapter(ToolAdapter):
         return record
 
     def backfill(self, config_path: Path, dates: list[date]) -> list[RunRecord]:
-        """One deployment flow run per date (``logical_date`` parameter, scheduled at that
-        date). Idempotent: each date has an idempotency key and a fixed run id, so asking
-        again returns the same flow run, and the registry returns the existing version."""
+        """One deployment flow run per date, in date order, each scheduled at its date with
+        that date as ``logical_date`` (so the champion history follows the dates, each run
+        starts when the one before has ended). A date whose flow run already completed is
+        not run again: its run id and idempotency key are fixed, so the server hands back
+        the same flow run. A date whose last flow run failed gets a new flow run under
+        the same run id, which resumes from the task cache."""
         config = load_resolved_config(config_path)
         api_url = self.api_url()
-        with PrefectClient(api_url) as client:
-            deployment_id = self._deployment_id(client)
-            created = []
-            for day in dates:
-                run_id = f"prefect-backfill-{day.isoformat()}-{config.ml_fingerprint()[:8]}"
-                flow_run = client.create_flow_run_from_deployment(
-                    deployment_id,
-                    parameters={
-                        "config": raw_config(config_path),
-                        "run_id": run_id,
-                        "logical_date": day.isoformat(),
-                    },
-                    name=run_id,
-                    idempotency_key=f"orchbench-backfill/{run_id}",
-                    scheduled_time=datetime(day.year, day.month, day.day, tzinfo=UTC),
-                    tags=["orchbench", "backfill"],
+        records = []
+        for day in sorted(set(dates)):
+            run_id = f"prefect-backfill-{day.isoformat()}-{config.ml_fingerprint()[:8]}"
+            triggered = datetime.now(UTC)
+            with PrefectClient(api_url) as client:
+                # A flow run of this date still going (an earlier call): let it finish.
+                earlier = [
+                    client.wait_for_flow_run(r["id"], timeout_s=RUN_TIMEOUT_S)
+                    for r in client.read_flow_runs(names=[run_id])
+                ]
+            done = [r["id"] for r in earlier if r["state"]["type"] == "COMPLETED"]
+            flow_run_id = (
+                done[0]
+                if done
+                else self._run_deployment(
+                    config_path,
+                    None,
+                    run_id,
+                    None,
+                    api_url,
+                    logical_date=day,
+                    idempotency_key=f"orchbench-backfill/{run_id}/{len(earlier) + 1}",
+                    backfill=True,
                 )
-                created.append((day, run_id, flow_run["id"], datetime.now(UTC)))
-        return [
-            self._record(
-                config,
-                run_id,
-                flow_run_id,
-                triggered,
-                api_url,
-                {"logical_date": day.isoformat(), "backfill": True},
             )
-            for day, run_id, flow_run_id, triggered in created
-        ]
+            extra = {"backfill": True, "reused_flow_run": bool(done)}
+            records.append(
+                self._record(config, run_id, flow_run_id, triggered, api_url, day, extra)
+            )
+        return records
 
     # --- scaling workloads and timings --------------------------------------------
     def run_workload(self, shape: str, size: int) -> WorkloadResult:
@@ -393,40 +436,3 @@ class PrefectAdapter(ToolAdapter):
                 runs = client.read_flow_runs(names=[run_id], limit=1)
                 flow_run_id = runs[0]["id"] if runs else run_id
             return [to_task_timing(t) for t in client.read_task_runs(flow_run_id)]
-
-
-def _state_name(task_run: dict[str, Any]) -> str | None:
-    return (task_run.get("state") or {}).get("name")
-
-
-def summarize_task_run(task_run: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "name": task_run["name"],
-        "id": task_run["id"],
-        "state": _state_name(task_run),
-        "state_type": (task_run.get("state") or {}).get("type"),
-        "run_count": task_run.get("run_count"),
-        "expected_start_time": task_run.get("expected_start_time"),
-        "start_time": task_run.get("start_time"),
-        "end_time": task_run.get("end_time"),
-        "total_run_time_s": task_run.get("total_run_time"),
-        "upstream": sorted(
-            {
-                i["id"]
-                for inputs in (task_run.get("task_inputs") or {}).values()
-                for i in inputs
-                if i.get("input_type") == "task_run"
-            }
-        ),
-    }
-
-
-def to_task_timing(task_run: dict[str, Any]) -> TaskTiming:
-    return TaskTiming(
-        task=task_run["name"],
-        try_number=task_run.get("run_count") or 0,
-        state=_state_name(task_run) or "unknown",
-        queued_at=parse_time(task_run.get("expected_start_time")),
-        started_at=parse_time(task_run.get("start_time")),
-        ended_at=parse_time(task_run.get("end_time")),
-    )

@@ -103,6 +103,15 @@ class PrefectClient:
     def read_deployment(self, flow_name: str, deployment_name: str) -> dict[str, Any]:
         return self._request("GET", f"/deployments/name/{flow_name}/{deployment_name}")
 
+    def delete_deployment(self, deployment_id: str) -> None:
+        """Delete a deployment; the server deletes its scheduled (not yet started) runs."""
+        self._request("DELETE", f"/deployments/{deployment_id}")
+
+    def pause_deployment(self, deployment_id: str) -> None:
+        """Deactivate its schedules; the server deletes its auto-scheduled runs not yet
+        started."""
+        self._request("POST", f"/deployments/{deployment_id}/pause_deployment")
+
     def read_deployment_schedules(self, deployment_id: str) -> list[dict[str, Any]]:
         return self._request("GET", f"/deployments/{deployment_id}/schedules")
 
@@ -260,16 +269,3 @@ class PrefectClient:
 
     def read_workers(self, pool: str) -> list[dict[str, Any]]:
         return self._request("POST", f"/work_pools/{pool}/workers/filter", json={})
-
-
-def task_graph(task_runs: list[dict[str, Any]]) -> set[tuple[str, str]]:
-    """Edges ``(upstream task name, task name)`` from the task runs' ``task_inputs``."""
-    names = {t["id"]: t["name"] for t in task_runs}
-    edges = set()
-    for t in task_runs:
-        for inputs in (t.get("task_inputs") or {}).values():
-            for item in inputs:
-                upstream = item.get("id")
-                if item.get("input_type") == "task_run" and upstream in names:
-                    edges.add((names[upstream], t["name"]))
-    return edges

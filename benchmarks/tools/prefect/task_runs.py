@@ -1,0 +1,87 @@
+"""What orchbench reads from Prefect's task runs and flow runs (API JSON, no Prefect import):
+summaries for the run record, timings, the task graph from ``task_inputs``, branch
+intervals, and the partition a flow run stands for."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from benchmarks.tools.base import TaskTiming
+from benchmarks.tools.prefect.client import parse_time
+from shared_ml.config import Partition, parse_logical_date
+from shared_ml.spec import parse_task_key
+
+
+def state_name(task_run: dict[str, Any]) -> str | None:
+    return (task_run.get("state") or {}).get("name")
+
+
+def upstream_ids(task_run: dict[str, Any]) -> set[str]:
+    """Ids of the task runs whose results this one received (its ``task_inputs``)."""
+    return {
+        item["id"]
+        for inputs in (task_run.get("task_inputs") or {}).values()
+        for item in inputs
+        if item.get("input_type") == "task_run"
+    }
+
+
+def task_graph_of(task_runs: list[dict[str, Any]]) -> dict[str, frozenset[str]]:
+    """Task run name (``train[forest]``) -> names of its upstream task runs, as Prefect
+    recorded them: the shape of ``PIPELINE.expand(...)``."""
+    names = {t["id"]: t["name"] for t in task_runs}
+    if len(set(names.values())) != len(names):
+        raise ValueError(f"task run names are not unique: {sorted(names.values())}")
+    return {
+        t["name"]: frozenset(names[i] for i in upstream_ids(t) if i in names) for t in task_runs
+    }
+
+
+def branch_intervals(task_runs: list[dict[str, Any]]) -> dict[str, tuple[datetime, datetime]]:
+    """Per candidate branch: the start of its first task run to the end of its last, from
+    Prefect's own ``start_time``/``end_time`` (e.g. ``train[c]`` start -> ``evaluate[c]`` end)."""
+    spans: dict[str, list[datetime]] = {}
+    for t in task_runs:
+        _, branch = parse_task_key(t["name"])
+        start, end = parse_time(t.get("start_time")), parse_time(t.get("end_time"))
+        if branch is None or start is None or end is None:
+            continue
+        spans.setdefault(branch, []).extend((start, end))
+    return {branch: (min(times), max(times)) for branch, times in spans.items()}
+
+
+def summarize_task_run(task_run: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": task_run["name"],
+        "id": task_run["id"],
+        "state": state_name(task_run),
+        "state_type": (task_run.get("state") or {}).get("type"),
+        "run_count": task_run.get("run_count"),
+        "expected_start_time": task_run.get("expected_start_time"),
+        "start_time": task_run.get("start_time"),
+        "end_time": task_run.get("end_time"),
+        "total_run_time_s": task_run.get("total_run_time"),
+        "upstream": sorted(upstream_ids(task_run)),
+    }
+
+
+def to_task_timing(task_run: dict[str, Any]) -> TaskTiming:
+    return TaskTiming(
+        task=task_run["name"],
+        try_number=task_run.get("run_count") or 0,
+        state=state_name(task_run) or "unknown",
+        queued_at=parse_time(task_run.get("expected_start_time")),
+        started_at=parse_time(task_run.get("start_time")),
+        ended_at=parse_time(task_run.get("end_time")),
+    )
+
+
+def flow_run_partition(flow_run: dict[str, Any], logical_date: date | None = None) -> Partition:
+    """The partition a flow run stands for, by the flow's own rule: the ``logical_date``
+    given (or passed as parameter), else the day (UTC) of its scheduled start time."""
+    given = logical_date or (flow_run.get("parameters") or {}).get("logical_date")
+    if given:
+        return Partition.daily(parse_logical_date(given))
+    scheduled = parse_time(flow_run.get("expected_start_time")) or datetime.now(UTC)
+    return Partition.daily(scheduled.astimezone(UTC).date())
