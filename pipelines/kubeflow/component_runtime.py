@@ -9,12 +9,14 @@ How KFP artifacts and the shared_ml store relate:
 
 - A step reads its inputs from the KFP input artifacts' local paths (``artifact.path``), which
   is how KFP hands data to a component both locally and on a cluster (where the launcher
-  downloads them from the pipeline root).
+  downloads them from the pipeline root). A collected input (``Input[List[Model]]`` from
+  ``dsl.Collected``) is a list of artifacts, passed on as the list of their paths.
 - ``execute_step`` writes the step's outputs to shared_ml's content-addressed store, as in every
   tool; their bytes are then copied into the KFP output artifacts' paths, so KFP owns the data
   flow, lineage and caching. Each output artifact's metadata records the store URI and the
-  BLAKE3 digest of the bytes (its name in the store), linking the two.
-- The evaluate step's ``Metrics`` artifact gets both: ``log_metric`` for the KFP UI and the
+  BLAKE3 digest of the bytes (its name in the store), linking the two (select's outputs are
+  copies of its inputs, so they get the digest only).
+- A ``Metrics`` artifact (evaluate's, select's) gets both: ``log_metric`` for the KFP UI and the
   metrics JSON as its file, because the local cache treats an artifact without a file as a miss.
 """
 

@@ -115,7 +115,13 @@ def test_metrics_are_kfp_artifact_files(clean_run: RunRecord) -> None:
     # The cache treats an artifact without a file as a miss: the metrics must be files,
     # one per branch (inside the loop's iterations) and select's.
     pipeline_root = Path(clean_run.tool_details["pipeline_root"])
-    files = [f for f in pipeline_root.rglob("metrics") if f.parent.name in ("evaluate", "select")]
+    assert clean_run.started_at is not None and clean_run.ended_at is not None
+    during = (clean_run.started_at.timestamp(), clean_run.ended_at.timestamp())
+    files = [  # the pipeline root is shared by the session's runs: this run's files only
+        f
+        for f in pipeline_root.rglob("metrics")
+        if f.parent.name in ("evaluate", "select") and during[0] <= f.stat().st_mtime <= during[1]
+    ]
     evaluations = [json.loads(f.read_text()) for f in files]
     by_candidate = {e["candidate"]: e["metrics"] for e in evaluations}
     assert set(by_candidate) == set(load_config(DEFAULT_CONFIG).candidate_names)
