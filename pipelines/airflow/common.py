@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from shared_ml.config import PipelineConfig, load_config, orchbench_home
+from shared_ml.config import (
+    SCHEDULE_PRESETS,
+    Partition,
+    PipelineConfig,
+    load_config,
+    orchbench_home,
+)
 from shared_ml.errors import ConfigError
 from shared_ml.spec import PIPELINE
 
@@ -42,29 +48,73 @@ def resolve_config_path(path: str | os.PathLike[str]) -> Path:
     return REPO_ROOT / candidate
 
 
+def parse_time_config() -> str:
+    """The config file the DAG is parsed with: its schedule and input data are the DAG's
+    triggers, and it is the run's config unless a run's ``config_path`` param says otherwise."""
+    return os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG
+
+
 def parse_time_triggers() -> tuple[str | None, str]:
-    """The cron schedule and the input-data asset URI of the parse-time config.
+    """The schedule (cron or preset) and the input-data asset URI of the parse-time config.
 
     Read straight from the YAML rather than through ``load_config``: full validation
     imports scikit-learn, and every task process re-parses this DAG file before it runs
-    (under a 30 s import timeout). Each task validates the whole config before any work.
+    (under a 30 s import timeout). Each task validates the whole config before any work;
+    here only the schedule's shape is checked (Airflow's timetable checks the cron itself).
     """
-    path = resolve_config_path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+    path = resolve_config_path(parse_time_config())
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as err:
         raise ConfigError(str(path), f"cannot read the DAG's config: {err}") from None
     schedule = raw.get("schedule")
-    if schedule is not None and (not isinstance(schedule, str) or len(schedule.split()) != 5):
-        raise ConfigError(f"{path} -> schedule", f"expected a 5-field cron, got {schedule!r}")
+    if schedule is not None:
+        schedule = str(schedule).strip()
+        preset = schedule.startswith("@")
+        if (preset and schedule not in SCHEDULE_PRESETS) or (
+            not preset and len(schedule.split()) != 5
+        ):
+            raise ConfigError(
+                f"{path} -> schedule",
+                f"expected a 5-field cron or one of {', '.join(SCHEDULE_PRESETS)}, got {schedule!r}",
+            )
     source = (raw.get("data") or {}).get("source") or {}
     return schedule, input_asset_uri(source)
+
+
+def run_partition(
+    logical_date: datetime | None,
+    interval_start: datetime | None,
+    interval_end: datetime | None,
+    run_after: datetime | None,
+) -> Partition:
+    """The partition a DAG run stands for, from Airflow's own dates of that run.
+
+    A run with a logical date (scheduled, backfill, or triggered with one) covers its data
+    interval and reads its logical date's partition. A manual run without one (allowed in
+    Airflow 3, and what a plain trigger makes) stands for the day it runs: ``run_after``.
+    The adapter applies the same rule to the REST API's view of the run (a test keeps the
+    two in step).
+    """
+    if logical_date is None:
+        return Partition.daily(_utc_date(run_after or datetime.now(UTC)))
+    if interval_start is None or interval_end is None:
+        return Partition.daily(_utc_date(logical_date))
+    return Partition(
+        logical_date=_utc_date(logical_date),
+        interval_start=interval_start,
+        interval_end=interval_end,
+    )
+
+
+def _utc_date(moment: datetime) -> date:
+    return moment.astimezone(UTC).date() if moment.tzinfo else moment.date()
 
 
 def run_config(params: dict[str, Any]) -> PipelineConfig:
     """The config of one DAG run: the ``config_path`` and ``seed`` params (a manual run or
     a backfill may override both), plus faults from the run conf (``{"faults": {...}}``)."""
-    path = resolve_config_path(params.get("config_path") or DEFAULT_CONFIG)
+    path = resolve_config_path(params.get("config_path") or parse_time_config())
     config = load_config(path, seed=params.get("seed"))
     faults = params.get("faults") or {}
     if faults:

@@ -1,74 +1,112 @@
-"""The orchbench ML pipeline as an Airflow 3 DAG: one TaskFlow task per spec step.
+"""The orchbench ML pipeline as an Airflow 3 DAG: one TaskFlow task per spec step, and
+one mapped branch per model candidate.
 
-Every task calls ``shared_ml.execution.execute_step`` and returns its small result
-(artifact URIs plus metadata) through XCom; artifacts themselves stay in the store.
-Retries, retry delay and exponential backoff come from each step's ``RetryPolicy`` in
-``shared_ml.spec.PIPELINE``; a non-retryable error becomes ``AirflowFailException`` so
-Airflow fails the task at once, without using its retries.
+```
+ingest -> validate -> preprocess -> [train[c] -> evaluate[c]] per candidate c -> select
+       -> register -> score
+```
 
-Triggers: the config's cron schedule, OR an update of the input data asset (event
-trigger), OR a manual run (UI, CLI, REST) whose params may override the config path,
-the seed and faults (``conf={"faults": {"train": {"transient_attempts": 1}}}``).
+- **Fan-out**: ``preprocess`` returns the run's candidate names (read from the run's
+  config at run time); the task group ``candidate`` (``train`` then ``evaluate``) is
+  expanded over that list with dynamic task mapping, so ``train[i]``/``evaluate[i]``
+  (map index ``i``, shown as the candidate's name) run side by side and ``evaluate[i]``
+  waits only for ``train[i]``. The step result of ``preprocess`` (artifact URIs) travels
+  under the XCom key ``step_result``.
+- **Fan-in**: ``select`` receives every branch's result (Airflow's lazy sequence of the
+  mapped XComs) and picks the best candidate; ``register`` and ``score`` follow.
+- **Dates**: each task sets the run's partition from Airflow's logical date and data
+  interval; a manual run without a logical date stands for the day it runs (``run_after``).
+- **Retries** come from each step's ``RetryPolicy`` in ``shared_ml.spec.PIPELINE``; a
+  non-retryable error becomes ``AirflowFailException`` (fails at once, retries unused).
+
+Triggers: the config's schedule (cron or preset, as a data-interval timetable: a run covers
+one interval and starts when it is over), OR an update of the input data asset, OR a manual run (UI, CLI, REST) whose params may override the config path, the
+seed and faults (``conf={"faults": {"train": {"transient_attempts": 1}}}``), OR a backfill.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import (
     Asset,
     AssetOrTimeSchedule,
-    CronTriggerTimetable,
+    CronDataIntervalTimetable,
     Param,
     conf,
     dag,
     get_current_context,
     task,
+    task_group,
 )
 from airflow.sdk.exceptions import AirflowFailException
 
 from pipelines.airflow.common import (
-    DEFAULT_CONFIG,
     INPUT_ASSET_NAME,
     ML_DAG_ID,
     OWNER,
     TAGS,
+    parse_time_config,
     parse_time_triggers,
     records_run_id,
     retry_arguments,
     run_config,
+    run_partition,
 )
 from pipelines.airflow.notifier import WebhookFailureNotifier
 from shared_ml.errors import is_retryable
 from shared_ml.execution import execute_step, resolve_inputs
+from shared_ml.spec import PIPELINE
 
 StepResult = dict[str, Any]  # {"outputs": {name: uri}, "metadata": {...}}
+STEP_RESULT_KEY = "step_result"  # XCom key of preprocess's step result
 
 _cron, _input_uri = parse_time_triggers()
 input_data = Asset(name=INPUT_ASSET_NAME, uri=_input_uri, group="orchbench")
-# Time OR data: the cron schedule from the config, and every update of the input asset.
+# Time OR data: the config's schedule, and every update of the input asset. A data-interval
+# timetable: a run covers [logical date, next cron time) and starts once that interval is
+# over, so a daily run reads the day it stands for. Backfills need the timetable too.
 schedule = (
-    AssetOrTimeSchedule(timetable=CronTriggerTimetable(_cron, timezone="UTC"), assets=input_data)
+    AssetOrTimeSchedule(
+        timetable=CronDataIntervalTimetable(_cron, timezone="UTC"), assets=input_data
+    )
     if _cron
     else input_data
 )
 
 
-def _run_step(name: str, upstream: dict[str, StepResult]) -> StepResult:
-    """Run one spec step inside an Airflow task: config from params, ids from the context."""
+def _run_step(
+    name: str, upstream: dict[str, StepResult | Sequence[StepResult]], branch: str | None = None
+) -> StepResult:
+    """Run one spec step inside an Airflow task: config and partition from the run, ids
+    from the context. A fan-in upstream is the sequence of every branch's result."""
     context = get_current_context()
+    if branch is not None:
+        context["candidate"] = branch  # type: ignore[typeddict-unknown-key]  # map index label
+    dag_run = context["dag_run"]
     try:
-        config = run_config(dict(context["params"]))
-        inputs = resolve_inputs(
-            name, {step: result["outputs"] for step, result in upstream.items()}
+        partition = run_partition(
+            dag_run.logical_date,
+            dag_run.data_interval_start,
+            dag_run.data_interval_end,
+            dag_run.run_after,
         )
+        config = run_config(dict(context["params"])).for_partition(partition)
+        produced = {
+            step: [r["outputs"] for r in result]
+            if isinstance(result, Sequence)
+            else result["outputs"]
+            for step, result in upstream.items()
+        }
         return execute_step(
             name,
             config,
-            inputs,
-            run_id=records_run_id(context["dag_run"].run_id),
+            resolve_inputs(name, produced),
+            run_id=records_run_id(dag_run.run_id),
             attempt=context["ti"].try_number,
+            branch=branch,
         )
     except Exception as exc:
         if not is_retryable(exc):
@@ -88,16 +126,27 @@ def _executor_config(name: str) -> dict[str, Any]:
 
 
 def _step_task(name: str):
-    """The TaskFlow decorator for step ``name``: its id, retry policy and pod resources."""
-    return task(task_id=name, **retry_arguments(name), **_executor_config(name))
+    """The TaskFlow decorator for step ``name``: its id, retry policy and pod resources;
+    a per-candidate step's map index is labelled with its candidate's name."""
+    branch_label = {"map_index_template": "{{ candidate }}"}
+    return task(
+        task_id=name,
+        **retry_arguments(name),
+        **_executor_config(name),
+        **(branch_label if PIPELINE.step(name).per_candidate else {}),
+    )
 
 
 @dag(
     dag_id=ML_DAG_ID,
-    description="orchbench: ingest -> validate -> preprocess -> train -> evaluate -> register",
+    description="orchbench: ingest -> validate -> preprocess -> train[c] -> evaluate[c] "
+    "(one mapped branch per candidate) -> select -> register -> score",
     schedule=schedule,
-    # No start_date: with catchup off, the first scheduled run is the next cron time,
-    # not an immediate run for the latest past one. Backfills may cover any past range.
+    # No start date, catchup off: once the scheduler sees the DAG it runs the latest
+    # complete interval at once, then one run per interval; missed intervals are not made
+    # up (backfills do that on request). The local services create scheduled and
+    # asset-triggered runs only when started with schedules on (`[scheduler]
+    # use_job_schedule`), so benchmarks see only the runs they trigger.
     catchup=False,
     max_active_runs=int(os.environ.get("ORCHBENCH_AIRFLOW_MAX_ACTIVE_RUNS", "1")),
     tags=TAGS,
@@ -107,7 +156,7 @@ def _step_task(name: str):
     },
     params={
         "config_path": Param(
-            DEFAULT_CONFIG,
+            parse_time_config(),
             type="string",
             minLength=1,
             description="Pipeline config (YAML/JSON); relative to $ORCHBENCH_HOME or the repo.",
@@ -133,29 +182,47 @@ def orchbench_ml() -> None:
         return _run_step("validate", {"ingest": ingest})
 
     @_step_task("preprocess")
-    def preprocess(ingest: StepResult, validate: StepResult) -> StepResult:
-        return _run_step("preprocess", {"ingest": ingest, "validate": validate})
+    def preprocess(ingest: StepResult, validate: StepResult) -> list[str]:
+        """Returns the candidate names (what the branches expand over); the step result
+        goes to the XCom key ``step_result``."""
+        result = _run_step("preprocess", {"ingest": ingest, "validate": validate})
+        get_current_context()["ti"].xcom_push(key=STEP_RESULT_KEY, value=result)
+        return list(result["metadata"]["candidates"])
 
     @_step_task("train")
-    def train(preprocess: StepResult) -> StepResult:
-        return _run_step("train", {"preprocess": preprocess})
+    def train(preprocess: StepResult, candidate: str) -> StepResult:
+        return _run_step("train", {"preprocess": preprocess}, branch=candidate)
 
     @_step_task("evaluate")
-    def evaluate(train: StepResult, preprocess: StepResult) -> StepResult:
-        return _run_step("evaluate", {"train": train, "preprocess": preprocess})
+    def evaluate(train: StepResult, preprocess: StepResult, candidate: str) -> StepResult:
+        return _run_step("evaluate", {"train": train, "preprocess": preprocess}, branch=candidate)
+
+    @task_group(group_id="candidate", prefix_group_id=False)
+    def candidate_branch(candidate: str, prepared: StepResult):
+        """One branch per model candidate: train it, then evaluate it."""
+        model = train(prepared, candidate)
+        return model, evaluate(model, prepared, candidate)
+
+    @_step_task("select")
+    def select(train: Sequence[StepResult], evaluate: Sequence[StepResult]) -> StepResult:
+        return _run_step("select", {"train": list(train), "evaluate": list(evaluate)})
 
     @_step_task("register")
-    def register(train: StepResult, preprocess: StepResult, evaluate: StepResult) -> StepResult:
-        return _run_step(
-            "register", {"train": train, "preprocess": preprocess, "evaluate": evaluate}
-        )
+    def register(select: StepResult, preprocess: StepResult) -> StepResult:
+        return _run_step("register", {"select": select, "preprocess": preprocess})
+
+    @_step_task("score")
+    def score(register: StepResult, ingest: StepResult) -> StepResult:
+        return _run_step("score", {"register": register, "ingest": ingest})
 
     dataset = ingest()
     report = validate(dataset)
-    prepared = preprocess(dataset, report)
-    model = train(prepared)
-    metrics = evaluate(model, prepared)
-    register(model, prepared, metrics)
+    candidates = preprocess(dataset, report)
+    prepared = candidates[STEP_RESULT_KEY]
+    models, metrics = candidate_branch.partial(prepared=prepared).expand(candidate=candidates)
+    chosen = select(models, metrics)
+    entry = register(chosen, prepared)
+    score(entry, dataset)
 
 
 ml_dag = orchbench_ml()

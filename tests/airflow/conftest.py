@@ -3,7 +3,10 @@ ports in a temporary AIRFLOW_HOME, started and always stopped by the project's o
 manager (``benchmarks.tools.airflow.services``). Nothing here mocks Airflow.
 
 Settings differ from the defaults only where a test would otherwise wait minutes: the
-``tuned`` profile, plus a task heartbeat timeout of seconds so a SIGKILLed worker is found.
+``tuned`` profile, a task heartbeat timeout of seconds so a SIGKILLed worker is found, and
+schedules on: with catchup off, the scheduler creates the run of the latest complete
+interval of the ML DAG's schedule (``configs/default.yaml``: ``0 3 * * *``) as soon as it
+sees the DAG, which ``test_triggers`` observes (asset events need schedules on too).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from shared_ml.records import StepRecord, read_step_records  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
+DAILY_CONFIG = REPO_ROOT / "configs" / "daily.yaml"
 ML_DAG = "orchbench_ml"
 
 # Seconds, not minutes: a killed task must be noticed while the test waits.
@@ -70,8 +74,8 @@ class AirflowTestInstance:
     def step_records(self, run_id: str) -> list[StepRecord]:
         return read_step_records(self.config().storage.runs_root, run_id)
 
-    def registry_index(self) -> dict[str, Any]:
-        config = self.config()
+    def registry_index(self, config_path: Path = DEFAULT_CONFIG) -> dict[str, Any]:
+        config = self.config(config_path)
         path = Path(config.storage.registry_root) / config.name / "index.json"
         return json.loads(path.read_text()) if path.exists() else {"versions": []}
 
@@ -87,6 +91,8 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowTestIns
     root = tmp_path_factory.mktemp("airflow-session")
     orchbench_home = root / "orchbench"
     orchbench_home.mkdir()
+    # Relative data URLs (configs/daily.yaml's partitions) resolve against ORCHBENCH_HOME.
+    (orchbench_home / "configs").symlink_to(REPO_ROOT / "configs")
     previous_home = os.environ.get("ORCHBENCH_HOME")
     # This process (baseline runs, record reads) and the Airflow workers share one store.
     os.environ["ORCHBENCH_HOME"] = str(orchbench_home)
@@ -94,6 +100,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowTestIns
         home=root / "airflow_home",
         port=free_port(),
         profile="tuned",
+        schedules=True,
         extra_env={**TEST_SETTINGS, "ORCHBENCH_HOME": str(orchbench_home)},
         health_timeout_s=300,
     )

@@ -4,24 +4,28 @@ Runs are expensive here (each task is its own process), so each module fixture m
 run and several tests read it:
 
 - ``recovered``: a transient fault in ``ingest`` and a SIGKILLed worker in ``validate``,
-  run through ``AirflowAdapter.run_pipeline`` (what ``orchbench run --tool airflow`` does);
+  run through ``AirflowAdapter.run_pipeline`` for a fixed logical date (what ``orchbench
+  run --tool airflow --date D`` does); it also shows the candidate branches running at
+  once and the run's task instances equal to the spec's expanded graph;
 - ``hard_failure``: a non-retryable fault in ``ingest``, with the webhook notifier armed;
-- ``resumed``: ``train`` fails after all its retries, then its failed task is cleared.
+- ``resumed``: ``train`` fails after all its retries (in every branch), then the failed
+  task instances are cleared.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from benchmarks.tools.airflow.adapter import AirflowAdapter
-from benchmarks.tools.airflow.client import AirflowClient, TaskTry
+from benchmarks.tools.airflow.client import AirflowClient, TaskTry, parse_time
 from shared_ml.records import RunRecord
 from shared_ml.runner import run_pipeline
-from shared_ml.spec import PIPELINE
+from shared_ml.spec import PIPELINE, parse_task_key
 from tests.airflow.conftest import (
     DEFAULT_CONFIG,
     ML_DAG,
@@ -32,23 +36,28 @@ from tests.webhook import WebhookReceiver
 
 pytestmark = pytest.mark.slow
 
+RUN_DATE = date(2026, 1, 3)
+
 
 def _run_id(kind: str) -> str:
     return f"test-{kind}-{uuid.uuid4().hex[:8]}"
 
 
 def _latest(tries: list[TaskTry]) -> dict[str, TaskTry]:
+    """The latest try of each task instance, by task key (``train[logreg]``)."""
     latest: dict[str, TaskTry] = {}
     for t in tries:
-        if t.task_id not in latest or t.try_number > latest[t.task_id].try_number:
-            latest[t.task_id] = t
+        if t.key not in latest or t.try_number > latest[t.key].try_number:
+            latest[t.key] = t
     return latest
 
 
 @pytest.fixture(scope="module")
 def baseline(airflow: AirflowTestInstance) -> RunRecord:
-    """The plain-Python pipeline, in this process, same config and seed."""
-    return run_pipeline(airflow.config(DEFAULT_CONFIG), run_id=_run_id("baseline"))
+    """The plain-Python pipeline, in this process, same config, seed and date."""
+    return run_pipeline(
+        airflow.config(DEFAULT_CONFIG), run_id=_run_id("baseline"), logical_date=RUN_DATE
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +70,7 @@ def recovered(airflow: AirflowTestInstance) -> RunRecord:
             "ingest": {"transient_attempts": 1},
             "validate": {"kill_attempts": 1, "kill_after_s": 0.2},
         },
+        logical_date=RUN_DATE,
     )
 
 
@@ -70,19 +80,85 @@ def test_adapter_run_matches_the_plain_python_baseline(
     assert recovered.status == "success", recovered.tool_details
     assert recovered.tool == "airflow"
     assert recovered.config_fingerprint == baseline.config_fingerprint
+    assert recovered.selected_candidate and (
+        recovered.selected_candidate == baseline.selected_candidate
+    )
     assert recovered.metrics and recovered.metrics == baseline.metrics
     assert recovered.prediction_hash and recovered.prediction_hash == baseline.prediction_hash
-    succeeded = {s.step for s in recovered.steps if s.outcome == "success"}
-    assert succeeded == set(PIPELINE.step_names)
+    assert recovered.candidates == baseline.candidates  # the ranking table
+    succeeded = {s.key for s in recovered.steps if s.outcome == "success"}
+    assert succeeded == set(PIPELINE.expand(airflow_candidates(baseline)))
+
+
+def airflow_candidates(record: RunRecord) -> tuple[str, ...]:
+    """The candidate list preprocess produced (what the branches were expanded over)."""
+    (preprocess,) = [s for s in record.steps if s.step == "preprocess" and s.outcome == "success"]
+    return tuple(preprocess.metadata["candidates"])
+
+
+def test_the_run_has_the_date_it_was_given(recovered: RunRecord, baseline: RunRecord) -> None:
+    """`--date D`: Airflow's run has logical date D and the day as its data interval; the
+    record carries them, and ingest ran for that date."""
+    details = recovered.tool_details
+    start = datetime(2026, 1, 3, tzinfo=UTC)
+    assert parse_time(details["logical_date"]) == start
+    assert [parse_time(t) for t in details["data_interval"]] == [start, start + timedelta(days=1)]
+    assert recovered.logical_date == RUN_DATE == baseline.logical_date
+    assert recovered.data_interval == baseline.data_interval
+    (ingest,) = [s for s in recovered.steps if s.step == "ingest" and s.outcome == "success"]
+    assert ingest.metadata["logical_date"] == RUN_DATE.isoformat()
 
 
 def test_adapter_records_airflow_task_timings(recovered: RunRecord) -> None:
     tasks = recovered.tool_details["tasks"]
-    assert {t["task_id"] for t in tasks} == set(PIPELINE.step_names)
+    assert {t["key"] for t in tasks} == set(PIPELINE.expand(airflow_candidates(recovered)))
     for t in tasks:
         if t["state"] == "success":
             assert t["queued_at"] and t["started_at"] and t["ended_at"], t
     assert recovered.tool_details["trigger_to_end_s"] > 0
+
+
+def test_run_graph_equals_the_expanded_spec(recovered: RunRecord, client: AirflowClient) -> None:
+    """Airflow's task instances of the run (mapped ones by map index, labelled with their
+    candidate) are exactly the spec's expanded task graph, and each one started only after
+    every upstream task of that graph had ended."""
+    candidates = client.request(
+        "GET",
+        f"/dags/{ML_DAG}/dagRuns/{recovered.run_id}/taskInstances/preprocess"
+        "/xcomEntries/return_value",
+    )["value"]
+    assert tuple(candidates) == airflow_candidates(recovered)
+    latest = _latest(client.run_tries(ML_DAG, recovered.run_id))
+    graph = PIPELINE.expand(candidates)
+    assert set(latest) == set(graph)
+    for key, task in latest.items():
+        _, branch = parse_task_key(key)
+        if branch is not None:
+            assert task.map_index == candidates.index(branch), key  # expanded in config order
+        for upstream in graph[key]:
+            assert latest[upstream].ended_at <= task.started_at, (upstream, key)
+
+
+def test_candidate_branches_overlap_in_time(
+    recovered: RunRecord, client: AirflowClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One run's branches (train[c] start -> evaluate[c] end, Airflow's own task instance
+    timestamps) run at once: every branch starts before any branch ends."""
+    latest = _latest(client.run_tries(ML_DAG, recovered.run_id))
+    branches = {
+        c: (latest[f"train[{c}]"].started_at, latest[f"evaluate[{c}]"].ended_at)
+        for c in airflow_candidates(recovered)
+    }
+    with capsys.disabled():
+        for c, (start, end) in branches.items():
+            print(f"\nbranch {c}: {start.isoformat()} -> {end.isoformat()}")
+    assert len(branches) >= 3
+    assert max(start for start, _ in branches.values()) < min(end for _, end in branches.values())
+    # The run record keeps one record per branch step, with the same overlap.
+    for c in branches:
+        assert [a.outcome for a in recovered.attempts("train", branch=c)] == ["success"]
+    trains = [recovered.attempts("train", branch=c)[0] for c in branches]
+    assert max(t.started_at for t in trains) < min(t.ended_at for t in trains)  # type: ignore[type-var]
 
 
 def test_transient_fault_is_retried_and_try_2_succeeds(
@@ -192,18 +268,27 @@ def resumed(airflow: AirflowTestInstance) -> dict[str, Any]:
     }
 
 
-def test_train_fails_after_its_retries(resumed: dict[str, Any]) -> None:
+def test_train_fails_after_its_retries_in_every_branch(resumed: dict[str, Any]) -> None:
+    """A fault on `train` hits each candidate's branch: every mapped instance fails."""
     assert resumed["failed"].status == "failed"
-    train = resumed["before"]["train"]
-    assert train.state == "failed"
-    assert train.try_number == PIPELINE.step("train").retry.max_retries + 1
+    candidates = airflow_candidates(resumed["failed"])
+    for c in candidates:
+        train = resumed["before"][f"train[{c}]"]
+        assert train.state == "failed", c
+        assert train.try_number == PIPELINE.step("train").retry.max_retries + 1
 
 
 def test_clearing_the_failed_task_resumes_without_rerunning_upstream(
     resumed: dict[str, Any],
 ) -> None:
     record: RunRecord = resumed["resumed"]
-    assert record.tool_details["cleared_tasks"] == ["evaluate", "register", "train"]
+    assert record.tool_details["cleared_tasks"] == [
+        "evaluate",
+        "register",
+        "score",
+        "select",
+        "train",
+    ]
     assert record.status == "success"
     assert record.run_id == resumed["run_id"]
     for step in ("ingest", "validate", "preprocess"):
@@ -211,8 +296,10 @@ def test_clearing_the_failed_task_resumes_without_rerunning_upstream(
         assert resumed["after_tries"][step].started_at == resumed["before"][step].started_at
         assert [a.outcome for a in record.attempts(step)] == ["success"], step
     retries = PIPELINE.step("train").retry.max_retries
-    train = record.attempts("train")
-    assert [a.outcome for a in train] == ["failed"] * (retries + 1) + ["success"]
-    for step in ("evaluate", "register"):
+    for c in airflow_candidates(record):
+        train = record.attempts("train", branch=c)
+        assert [a.outcome for a in train] == ["failed"] * (retries + 1) + ["success"], c
+        assert [a.outcome for a in record.attempts("evaluate", branch=c)] == ["success"], c
+    for step in ("select", "register", "score"):
         assert [a.outcome for a in record.attempts(step)] == ["success"], step
-    assert record.prediction_hash and record.registry
+    assert record.prediction_hash and record.registry and record.scoring

@@ -1,24 +1,28 @@
-"""How runs start: the CLI with params, an asset event, and a backfill over past dates."""
+"""How runs start: the CLI with params, an asset event, the schedule, and a backfill by
+partition over past dates."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 
 from benchmarks.environments import tool_bin
+from benchmarks.tools.airflow.adapter import AirflowAdapter
 from benchmarks.tools.airflow.adapter import records_run_id as adapter_records_run_id
 from benchmarks.tools.airflow.client import parse_time
 from benchmarks.tools.airflow.services import airflow_env
 from pipelines.airflow.common import INPUT_ASSET_NAME
 from pipelines.airflow.common import records_run_id as dag_records_run_id
-from shared_ml.records import collect_run_record, run_dir
+from shared_ml.config import StorageConfig
+from shared_ml.records import collect_run_record
 from shared_ml.runner import run_pipeline
-from shared_ml.spec import PIPELINE
-from tests.airflow.conftest import DEFAULT_CONFIG, ML_DAG, AirflowTestInstance
+from shared_ml.spec import PIPELINE, parse_task_key
+from tests.airflow.conftest import DAILY_CONFIG, DEFAULT_CONFIG, ML_DAG, AirflowTestInstance
 
 pytestmark = pytest.mark.slow
 
@@ -32,17 +36,6 @@ def _record(airflow: AirflowTestInstance, run_id: str):
         pipeline=ML_DAG,
         config_fingerprint=config.ml_fingerprint(),
         seed=config.seed,
-    )
-
-
-def _rerun_diagnosis(airflow: AirflowTestInstance, run: dict, records: list) -> str:
-    """What Airflow and the record folder say about a run, for a failure message."""
-    tries = airflow.client.run_tries(ML_DAG, run["dag_run_id"])
-    folder = run_dir(airflow.config().storage.runs_root, dag_records_run_id(run["dag_run_id"]))
-    files = sorted(p.name for p in (folder / "steps").glob("*.json"))
-    return (
-        f"run {run}\nrecords {[(s.step, s.attempt, s.started_at) for s in records]}\n"
-        f"tries {[t.as_dict() for t in tries]}\nfiles {files}"
     )
 
 
@@ -107,55 +100,96 @@ def test_input_asset_event_starts_a_run(airflow: AirflowTestInstance) -> None:
     assert event["id"] in {e["id"] for e in upstream["asset_events"]}
 
 
-def test_backfill_runs_each_date_once_and_rerunning_changes_nothing(
-    airflow: AirflowTestInstance,
-) -> None:
+def test_the_schedule_fires_for_its_latest_interval(airflow: AirflowTestInstance) -> None:
+    """Catchup off and no start date: the scheduler made the run of the schedule's latest
+    complete interval (configs/default.yaml: 0 3 * * *) as soon as it saw the DAG. It ran
+    after that interval closed, and its tasks used that interval as the partition."""
     client = airflow.client
-    first, last = date(2025, 1, 1), date(2025, 1, 3)
-    expected = {datetime(2025, 1, d, 3, tzinfo=UTC) for d in (1, 2, 3)}  # cron 0 3 * * *
-    conf = {"config_path": str(DEFAULT_CONFIG)}
 
-    def backfill_runs() -> dict[datetime, dict]:
-        runs = client.dag_runs(ML_DAG, run_type=["backfill"])
-        by_date: dict[datetime, dict] = {}
-        for r in runs:
-            logical = parse_time(r["logical_date"])
-            assert logical not in by_date, f"two backfill runs for {logical}"
-            by_date[logical] = r
-        return by_date
+    def scheduled() -> dict | None:
+        runs = client.dag_runs(ML_DAG, run_type=["scheduled"])
+        return runs[0] if runs else None
 
-    client.run_backfill(ML_DAG, first, last, conf=conf, max_active_runs=3, timeout_s=540)
-    runs = backfill_runs()
-    assert set(runs) == expected
-    assert all(r["state"] == "success" for r in runs.values()), runs
-    registry = airflow.registry_index()
-    assert registry["versions"], "the backfill registered no model"
-    for r in runs.values():
-        record = _record(airflow, r["dag_run_id"])
-        assert [s.attempt for s in record.attempts("register")] == [1]
-
-    # Re-run the same range, re-processing the completed runs: still one run per date, the
-    # same run ids, and the registry gains nothing (registration is idempotent).
-    again = client.run_backfill(
-        ML_DAG,
-        first,
-        last,
-        conf=conf,
-        max_active_runs=3,
-        reprocess_behavior="completed",
-        timeout_s=540,
+    run = client.wait_until(scheduled, 180, "a scheduled run of orchbench_ml")
+    record = AirflowAdapter(settings=airflow.services.settings).run_record(
+        run["dag_run_id"], DEFAULT_CONFIG
     )
-    rerun = backfill_runs()
-    assert {d: r["dag_run_id"] for d, r in rerun.items()} == {
-        d: r["dag_run_id"] for d, r in runs.items()
-    }
-    assert all(r["state"] == "success" for r in rerun.values()), rerun
-    # Every date was queued again by this re-run and really re-ran all of its steps.
-    created = parse_time(again[0]["created_at"])
-    assert {d for d, r in rerun.items() if parse_time(r["queued_at"]) >= created} == expected
-    for r in rerun.values():
-        record = _record(airflow, r["dag_run_id"])
-        for step in PIPELINE.step_names:
-            executions = record.attempts(step)
-            assert len(executions) == 2, _rerun_diagnosis(airflow, r, executions)
-    assert airflow.registry_index()["versions"] == registry["versions"]
+    done = client.dag_run(ML_DAG, run["dag_run_id"])
+    assert done["state"] == "success" and record.status == "success", record.tool_details
+    start, end = parse_time(done["data_interval_start"]), parse_time(done["data_interval_end"])
+    assert parse_time(done["logical_date"]) == start and start.hour == 3
+    assert end - start == timedelta(days=1)
+    created = parse_time(done["queued_at"])
+    assert end <= created < end + timedelta(days=1)  # the latest interval, once it was over
+    assert parse_time(done["start_date"]) >= end
+    assert record.logical_date == start.date()
+    assert record.data_interval == (start, end)
+    (ingest,) = record.attempts("ingest")
+    assert ingest.metadata["logical_date"] == start.date().isoformat()
+
+
+BACKFILL_DATES = [date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 3)]
+
+
+def _decisions(index: dict) -> list[tuple]:
+    """The promotion decision of each registered version, in registration order."""
+    return [
+        (v["logical_date"], v["candidate"], v["promoted"], v["reason"], v["champion_before"])
+        for v in index["versions"]
+    ]
+
+
+def _files(root: str) -> set[str]:
+    return {str(p) for p in Path(root).rglob("*") if p.is_file()}
+
+
+def test_backfill_by_partition_matches_the_plain_runner_and_reruns_change_nothing(
+    airflow: AirflowTestInstance, tmp_path: Path
+) -> None:
+    """``AirflowAdapter.backfill`` over three days of configs/daily.yaml (an Airflow
+    backfill): one run per date, each on its own partition, equal to the plain runner on
+    that date (selection, metrics, prediction hash), the same promotion decision per date;
+    backfilling the same dates again re-runs every step but adds no version, no artifact."""
+    adapter = AirflowAdapter(settings=airflow.services.settings)
+    records = adapter.backfill(DAILY_CONFIG, BACKFILL_DATES)
+    assert [r.logical_date for r in records] == BACKFILL_DATES
+    assert all(r.status == "success" for r in records), [r.tool_details for r in records]
+    assert {r.tool_details["run_type"] for r in records} == {"backfill"}
+
+    # The plain runner over the same dates, in date order, with a store of its own.
+    config = airflow.config(DAILY_CONFIG)
+    own = {k: str(tmp_path / k) for k in ("artifact_root", "registry_root", "runs_root")}
+    plain_config = config.model_copy(update={"storage": StorageConfig(**own)})
+    plain = [run_pipeline(plain_config, logical_date=d) for d in BACKFILL_DATES]
+    for record, expected in zip(records, plain, strict=True):
+        assert record.selected_candidate == expected.selected_candidate, record.logical_date
+        assert record.metrics == expected.metrics, record.logical_date
+        assert record.prediction_hash == expected.prediction_hash, record.logical_date
+        (ingest,) = record.attempts("ingest")
+        assert ingest.metadata["logical_date"] == record.logical_date.isoformat()
+    assert len({json.dumps(r.metrics, sort_keys=True) for r in records}) == len(BACKFILL_DATES)
+
+    registry = airflow.registry_index(DAILY_CONFIG)
+    plain_registry = json.loads(
+        (Path(own["registry_root"]) / config.name / "index.json").read_text(encoding="utf-8")
+    )
+    decisions = _decisions(registry)
+    assert [d[0] for d in decisions] == [d.isoformat() for d in BACKFILL_DATES]
+    assert decisions == _decisions(plain_registry)
+    assert registry["champion"] == plain_registry["champion"]
+    champion = None
+    for version in registry["versions"]:  # the champion moves only on a promotion
+        assert version["champion_before"] == champion
+        champion = version["version"] if version["promoted"] else champion
+
+    artifacts = _files(config.storage.artifact_root)
+    again = adapter.backfill(DAILY_CONFIG, BACKFILL_DATES)
+    assert [r.run_id for r in again] == [r.run_id for r in records]
+    assert all(r.status == "success" for r in again)
+    for record in again:  # really run again: every step twice under the same run id
+        for key in PIPELINE.expand(config.candidate_names):
+            step, branch = parse_task_key(key)
+            assert len(record.attempts(step, branch)) == 2, (record.logical_date, key)
+        assert record.registry["already_registered"] is True
+    assert airflow.registry_index(DAILY_CONFIG)["versions"] == registry["versions"]
+    assert _files(config.storage.artifact_root) == artifacts

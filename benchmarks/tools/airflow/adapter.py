@@ -1,9 +1,11 @@
 """Airflow behind the ToolAdapter interface: the real scheduler, driven over REST.
 
 ``run_pipeline`` triggers the ``orchbench_ml`` DAG with the orchbench run id as the
-Airflow ``dag_run_id`` (the tasks write their step records under it) and the config path,
-seed and faults as run conf, waits, then assembles the same RunRecord as every other tool
-from the step records, with Airflow's own per-task timings in ``tool_details``.
+Airflow ``dag_run_id`` (the tasks write their step records under it), the config path,
+seed and faults as run conf, and the logical date (with that day as the data interval)
+when one is given; waits, then assembles the same RunRecord as every other tool from the
+step records, with the run's partition and Airflow's own per-task timings.
+``backfill`` makes Airflow backfills (``POST /api/v2/backfills``) over the dates.
 
 Local target: services are started when they are not running (and stopped again after
 the run if this adapter started them; keep them with ``ORCHBENCH_AIRFLOW_KEEP_SERVICES=1``
@@ -18,7 +20,7 @@ import contextlib
 import os
 import re
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,7 +40,7 @@ from benchmarks.tools.base import (
     WorkloadResult,
     WorkloadShape,
 )
-from shared_ml.config import PipelineConfig, load_config
+from shared_ml.config import Partition, PipelineConfig, load_config
 from shared_ml.records import RunRecord, collect_run_record, write_run_record
 from shared_ml.runner import new_run_id
 
@@ -52,6 +54,34 @@ def records_run_id(dag_run_id: str) -> str:
     """The folder name the DAG's tasks use for an Airflow run id (same rule as
     ``pipelines.airflow.common.records_run_id``; a test keeps the two in step)."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", dag_run_id)
+
+
+def run_partition(run: dict[str, Any]) -> Partition:
+    """The partition of a DAG run, from the REST API's view of it: the same rule as the
+    DAG's tasks apply (``pipelines.airflow.common.run_partition``; a test keeps the two in
+    step). A run without a logical date stands for the day of its ``run_after``."""
+    logical = parse_time(run.get("logical_date"))
+    start = parse_time(run.get("data_interval_start"))
+    end = parse_time(run.get("data_interval_end"))
+    if logical is None:
+        after = parse_time(run.get("run_after")) or datetime.now(UTC)
+        return Partition.daily(after.astimezone(UTC).date())
+    if start is None or end is None:
+        return Partition.daily(logical.astimezone(UTC).date())
+    return Partition(
+        logical_date=logical.astimezone(UTC).date(), interval_start=start, interval_end=end
+    )
+
+
+def contiguous_ranges(dates: list[date]) -> list[tuple[date, date]]:
+    """Sorted, deduplicated dates as ranges of consecutive days."""
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(set(dates)):
+        if ranges and day == ranges[-1][1] + timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
 
 
 def workload_dag_id(shape: str, size: int) -> str:
@@ -77,7 +107,7 @@ def _orchbench_home(path: str | None) -> Iterator[None]:
 
 def _timing(t: TaskTry) -> TaskTiming:
     return TaskTiming(
-        task=t.task_id,
+        task=t.key,
         try_number=t.try_number,
         state=t.state or "none",
         queued_at=t.queued_at,
@@ -194,6 +224,7 @@ class AirflowAdapter(ToolAdapter):
         seed: int | None = None,
         run_id: str | None = None,
         faults: dict[str, dict[str, Any]] | None = None,
+        logical_date: date | None = None,
     ) -> RunRecord:
         run_id = run_id or new_run_id("airflow")
         if not SAFE_RUN_ID.match(run_id):
@@ -207,7 +238,16 @@ class AirflowAdapter(ToolAdapter):
             config = self._load_config(config_path, seed)
             client.wait_for_dag(ML_DAG_ID)
             triggered_at = datetime.now(UTC)
-            client.trigger(ML_DAG_ID, run_id=run_id, conf=conf)
+            dated: dict[str, Any] = {}
+            if logical_date is not None:
+                # The day as the data interval, as every other runner dates a run; left to
+                # Airflow, a manual run's interval is the timetable's last one before it.
+                day = Partition.daily(logical_date)
+                dated = {
+                    "logical_date": day.interval_start,
+                    "data_interval": (day.interval_start, day.interval_end),
+                }
+            client.trigger(ML_DAG_ID, run_id=run_id, conf=conf, **dated)
             self._run_dags[run_id] = ML_DAG_ID
             run = client.wait_for_run(ML_DAG_ID, run_id, timeout_s=RUN_TIMEOUT_S)
             return self._record(client, config, run, triggered_at)
@@ -228,6 +268,8 @@ class AirflowAdapter(ToolAdapter):
             "dag_run_id": dag_run_id,
             "run_type": run.get("run_type"),
             "logical_date": run.get("logical_date"),
+            "data_interval": [run.get("data_interval_start"), run.get("data_interval_end")],
+            "run_after": run.get("run_after"),
             "state": run["state"],
             "url": client.url,
             "profile": self._state().profile if self._state() else None,
@@ -252,6 +294,7 @@ class AirflowAdapter(ToolAdapter):
             status="success" if run["state"] == "success" else "failed",
             started_at=started,
             ended_at=ended,
+            partition=run_partition(run),
             tool_details=details,
         )
         if "airflow_version" in details:
@@ -259,6 +302,14 @@ class AirflowAdapter(ToolAdapter):
         if self.target == "local":
             write_run_record(config.storage.runs_root, record)
         return record
+
+    def run_record(self, dag_run_id: str, config_path: Path) -> RunRecord:
+        """The run record of any finished run of the ML DAG (scheduled, asset-triggered,
+        backfilled...), read as ``run_pipeline`` reads its own."""
+        with self._running() as client:
+            config = self._load_config(config_path, None)
+            run = client.wait_for_run(ML_DAG_ID, dag_run_id, timeout_s=RUN_TIMEOUT_S)
+            return self._record(client, config, run, None)
 
     def resume_pipeline(self, failed: RunRecord, config_path: Path) -> RunRecord:
         """Clear the failed tasks of the failed run (and their downstream) and wait; the
@@ -276,28 +327,62 @@ class AirflowAdapter(ToolAdapter):
             return record
 
     def backfill(self, config_path: Path, dates: list[date]) -> list[RunRecord]:
-        """One backfill from the first to the last date; the runs whose logical date falls
-        on one of ``dates`` are returned (the cron decides the logical times in between)."""
+        """Airflow backfills of ``dates``, one per range of consecutive days, one run at a
+        time in date order (each date's promotion decision sees the earlier dates' models).
+
+        The DAG's timetable decides the runs: with a daily schedule there is one per date,
+        whose logical date picks that day's partition. A schedule that plans any other
+        number of runs for a date is refused before anything runs. Dates that ran before
+        are run again (``reprocess_behavior="completed"``, the same Airflow run ids):
+        registration and the artifact store are idempotent, so that adds nothing.
+        """
         if not dates:
             return []
+        conf = {"config_path": str(Path(config_path).resolve())}
         with self._running() as client:
             config = self._load_config(config_path, None)
             client.wait_for_dag(ML_DAG_ID)
-            client.run_backfill(
-                ML_DAG_ID,
-                min(dates),
-                max(dates),
-                conf={"config_path": str(Path(config_path).resolve())},
-                reprocess_behavior="failed",
-                timeout_s=RUN_TIMEOUT_S * len(dates),
-            )
-            wanted = set(dates)
-            runs = [
-                r
+            for first, last in contiguous_ranges(dates):
+                self._check_one_run_per_date(client, first, last, conf)
+                client.run_backfill(
+                    ML_DAG_ID,
+                    first,
+                    last,
+                    conf=conf,
+                    reprocess_behavior="completed",
+                    max_active_runs=1,
+                    timeout_s=RUN_TIMEOUT_S * ((last - first).days + 1),
+                )
+            by_date = {
+                parse_time(r["logical_date"]).astimezone(UTC).date(): r  # type: ignore[union-attr]
                 for r in client.dag_runs(ML_DAG_ID, run_type=["backfill"])
-                if r.get("logical_date") and parse_time(r["logical_date"]).date() in wanted
-            ]
-            return [self._record(client, config, r, None) for r in runs]
+                if r.get("logical_date")
+            }
+            return [self._record(client, config, by_date[d], None) for d in sorted(set(dates))]
+
+    @staticmethod
+    def _check_one_run_per_date(
+        client: AirflowClient, first: date, last: date, conf: dict[str, Any]
+    ) -> None:
+        planned = client.backfill_dry_run(
+            {
+                "dag_id": ML_DAG_ID,
+                "from_date": datetime.combine(first, datetime.min.time(), UTC).isoformat(),
+                "to_date": datetime.combine(last, datetime.max.time(), UTC).isoformat(),
+                "run_backwards": False,
+                "dag_run_conf": conf,
+                "reprocess_behavior": "completed",
+                "max_active_runs": 1,
+            }
+        )
+        days = [p.astimezone(UTC).date() for p in planned]
+        wanted = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+        if sorted(days) != wanted:
+            raise ValueError(
+                f"the {ML_DAG_ID} DAG's schedule plans runs for {[d.isoformat() for d in days]} "
+                f"between {first} and {last}; a backfill by partition needs one run per day "
+                "(a daily schedule in the config the services parse, $ORCHBENCH_AIRFLOW_CONFIG)"
+            )
 
     def task_timings(self, run_id: str) -> list[TaskTiming]:
         dag_id = self._run_dags.get(run_id, ML_DAG_ID)

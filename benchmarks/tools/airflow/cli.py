@@ -18,6 +18,7 @@ from rich.console import Console
 
 from benchmarks.environments import EnvironmentMissing
 from benchmarks.tools.airflow.services import (
+    DEFAULT_PARALLELISM,
     PROFILES,
     AirflowServices,
     ServiceError,
@@ -73,14 +74,35 @@ def up(
         ),
     ] = None,
     parallelism: Annotated[
-        int, typer.Option(min=1, help="[core] parallelism: LocalExecutor worker processes.")
-    ] = 2,
+        int,
+        typer.Option(
+            min=1,
+            help="[core] parallelism and max_active_tasks_per_dag: task slots, and LocalExecutor "
+            "worker processes. At least the number of model candidates, for parallel branches.",
+        ),
+    ] = DEFAULT_PARALLELISM,
+    schedules: Annotated[
+        bool,
+        typer.Option(
+            "--schedules/--no-schedules",
+            help="Let the scheduler create runs by itself: the config's schedule and input-asset "
+            "events ([scheduler] use_job_schedule). Off: only triggered runs and backfills. "
+            "Env: ORCHBENCH_AIRFLOW_SCHEDULES=1.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Start the services (no-op if they already run) and wait until healthy."""
     if profile not in PROFILES:
         _fail(f"--profile {profile!r}: expected one of {', '.join(PROFILES)}")
-    services = _services(home, profile=profile, port=port, db_url=db_url, parallelism=parallelism)
+    services = _services(
+        home,
+        profile=profile,
+        port=port,
+        db_url=db_url,
+        parallelism=parallelism,
+        schedules=schedules or None,
+    )
     try:
         with err.status("starting Airflow...") as status:
             state = services.start(on_progress=lambda message: status.update(message))

@@ -64,10 +64,22 @@ class TaskTry:
     ended_at: datetime | None
     duration_s: float | None
     pid: int | None
+    map_index: int = -1  # -1: not mapped
+    rendered_map_index: str | None = None  # the map index's label (the ML DAG: candidate)
+
+    @property
+    def key(self) -> str:
+        """``train[logreg]`` for a mapped task instance (its label, else its index), else
+        the task id: the spec's task key, for the ML DAG."""
+        if self.map_index < 0:
+            return self.task_id
+        return f"{self.task_id}[{self.rendered_map_index or self.map_index}]"
 
     @classmethod
     def from_api(cls, item: dict[str, Any]) -> TaskTry:
         return cls(
+            map_index=item.get("map_index", -1),
+            rendered_map_index=item.get("rendered_map_index"),
             task_id=item["task_id"],
             try_number=item["try_number"],
             state=item.get("state"),
@@ -81,6 +93,8 @@ class TaskTry:
     def as_dict(self) -> dict[str, Any]:
         return {
             "task_id": self.task_id,
+            "map_index": self.map_index,
+            "key": self.key,
             "try_number": self.try_number,
             "state": self.state,
             "queued_at": self.queued_at.isoformat() if self.queued_at else None,
@@ -228,11 +242,17 @@ class AirflowClient:
         run_id: str | None = None,
         conf: dict[str, Any] | None = None,
         logical_date: datetime | None = None,
+        data_interval: tuple[datetime, datetime] | None = None,
     ) -> dict[str, Any]:
+        """Create a run. Without ``data_interval`` Airflow infers one from the logical date
+        and the timetable (a data-interval timetable: the last complete interval before it)."""
         body: dict[str, Any] = {
             "logical_date": logical_date.isoformat() if logical_date else None,
             "conf": conf or {},
         }
+        if data_interval is not None:
+            body["data_interval_start"] = data_interval[0].isoformat()
+            body["data_interval_end"] = data_interval[1].isoformat()
         if not run_id:
             return self.request("POST", f"/dags/{dag_id}/dagRuns", json=body)
         body["dag_run_id"] = run_id
@@ -277,10 +297,14 @@ class AirflowClient:
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return self._paged(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", "task_instances")
 
-    def task_tries(self, dag_id: str, run_id: str, task_id: str) -> list[TaskTry]:
-        """Every try of one task (earlier tries from the history table, plus the latest)."""
+    def task_tries(
+        self, dag_id: str, run_id: str, task_id: str, map_index: int = -1
+    ) -> list[TaskTry]:
+        """Every try of one task instance (earlier tries from the history table, plus the
+        latest); ``map_index`` picks one instance of a mapped task."""
+        instance = f"{task_id}/{map_index}" if map_index >= 0 else task_id
         items = self._paged(
-            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/tries", "task_instances"
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{instance}/tries", "task_instances"
         )
         return sorted((TaskTry.from_api(i) for i in items), key=lambda t: t.try_number)
 
@@ -293,12 +317,14 @@ class AirflowClient:
             if ti["try_number"] > 1:
                 earlier = [
                     t
-                    for t in self.task_tries(dag_id, run_id, ti["task_id"])
+                    for t in self.task_tries(dag_id, run_id, ti["task_id"], latest.map_index)
                     if t.try_number < latest.try_number
                 ]
+                for t in earlier:  # the history rows may lack the label
+                    t.rendered_map_index = t.rendered_map_index or latest.rendered_map_index
             tries.extend([*earlier, latest])
         return sorted(
-            tries, key=lambda t: (t.started_at or datetime.max.replace(tzinfo=UTC), t.task_id)
+            tries, key=lambda t: (t.started_at or datetime.max.replace(tzinfo=UTC), t.key)
         )
 
     def clear_failed_tasks(

@@ -32,6 +32,7 @@ from filelock import FileLock
 
 from benchmarks.environments import REPO_ROOT, tool_bin, tool_env
 from benchmarks.tools.processes import live_process
+from shared_ml.spec import PIPELINE
 
 Profile = Literal["defaults", "tuned"]
 PROFILES: tuple[Profile, ...] = ("defaults", "tuned")
@@ -39,14 +40,19 @@ COMPONENTS = ("api-server", "scheduler", "dag-processor")
 DEFAULT_HOME = REPO_ROOT / "var" / "airflow"
 DEFAULT_PORT = 8080
 DAGS_FOLDER = REPO_ROOT / "pipelines" / "airflow"
+# At least the number of model candidates of the bundled configs (3), so that one run's
+# candidate branches run at once. Airflow's default, 32, starts 32 LocalExecutor worker
+# processes (about 1.5 GB); each worker is a process, so keep it small on 2 cores.
+DEFAULT_PARALLELISM = 4
 
 # Airflow's defaults except what a 2-core laptop and a project-local install need.
 BASE_SETTINGS = {
     "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-    # The default 32 starts 32 LocalExecutor worker processes (about 1.5 GB).
-    "AIRFLOW__CORE__PARALLELISM": "2",
+    # Task slots (and LocalExecutor worker processes): see DEFAULT_PARALLELISM.
+    "AIRFLOW__CORE__PARALLELISM": str(DEFAULT_PARALLELISM),
+    "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(DEFAULT_PARALLELISM),
     "AIRFLOW__SCHEDULER__CATCHUP_BY_DEFAULT": "False",
     "AIRFLOW__API__WORKERS": "1",
     # Every task process re-parses its DAG file first (default limit 30 s). On a loaded
@@ -81,10 +87,7 @@ TUNED_SETTINGS = {
             "pipelines.airflow.notifier",
             "shared_ml.execution",
             "shared_ml.workloads",
-            *(
-                f"shared_ml.steps.{step}"
-                for step in ("ingest", "validate", "preprocess", "train", "evaluate", "register")
-            ),
+            *(f"shared_ml.steps.{step}" for step in PIPELINE.step_names),
         ]
     ),
 }
@@ -124,7 +127,10 @@ class ServiceSettings:
     port: int = DEFAULT_PORT
     profile: Profile = "defaults"
     db_url: str | None = None  # default: SQLite in AIRFLOW_HOME
-    parallelism: int = 2
+    parallelism: int = DEFAULT_PARALLELISM  # core.parallelism = max_active_tasks_per_dag
+    # [scheduler] use_job_schedule: the scheduler creates runs by itself (the DAGs'
+    # schedules, asset events). Off by default: a benchmark or demo sees only its own runs.
+    schedules: bool = False
     dags_folder: Path = DAGS_FOLDER
     # Extra AIRFLOW__* (or any) variables, applied last: tests shorten heartbeats this way.
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -149,6 +155,8 @@ class ServiceSettings:
             values["profile"] = env["ORCHBENCH_AIRFLOW_PROFILE"]
         if env.get("ORCHBENCH_AIRFLOW_DB_URL"):
             values["db_url"] = env["ORCHBENCH_AIRFLOW_DB_URL"]
+        if env.get("ORCHBENCH_AIRFLOW_SCHEDULES"):
+            values["schedules"] = env["ORCHBENCH_AIRFLOW_SCHEDULES"].lower() in ("1", "true", "yes")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -198,6 +206,7 @@ def airflow_env(settings: ServiceSettings) -> dict[str, str]:
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_folder),
             "AIRFLOW__CORE__PARALLELISM": str(settings.parallelism),
+            "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(settings.parallelism),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{settings.url}/execution/",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(settings.port),
@@ -215,6 +224,7 @@ def airflow_env(settings: ServiceSettings) -> dict[str, str]:
             "no_proxy": "127.0.0.1,localhost",
         }
     )
+    env["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = str(settings.schedules)
     env.update(settings.extra_env)
     return env
 
