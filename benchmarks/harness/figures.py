@@ -35,6 +35,7 @@ SCENARIOS: dict[str, str] = {
     "kill": "Worker killed mid-step",
     "backfill": "Backfill of K dates",
     "restart": "Server restart during a run",
+    "adhoc": "Pipelines vs ad-hoc scripts: the same faults on a plain script and the plain runner",
 }
 RECOVERY_SCENARIOS = ("transient", "resume", "kill", "backfill", "restart")
 

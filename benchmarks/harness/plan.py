@@ -49,12 +49,19 @@ class Plan:
     # Scenarios left out (quick mode): recorded per tool as "skipped", never silently.
     skipped_scenarios: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # The "adhoc" scenario: the script and the plain runner on these configs.
+    adhoc_config: Path = REPO_ROOT / "configs" / "default.yaml"
+    adhoc_daily_config: Path = REPO_ROOT / "configs" / "daily.yaml"
+    adhoc_kill_after_s: float = 0.3
+    adhoc_cases: tuple[str, ...] = ("transient", "kill", "rerun", "backfill")
 
     def describe(self) -> dict[str, Any]:
         data = asdict(self)
         data["output_dir"] = str(self.output_dir)
         data["backfill_origin"] = self.backfill_origin.isoformat()
         data["pipeline_config"] = str(self.pipeline_config)
+        data["adhoc_config"] = str(self.adhoc_config)
+        data["adhoc_daily_config"] = str(self.adhoc_daily_config)
         return data
 
 

@@ -207,6 +207,7 @@ def build_results(
         "recommendations": [],
         "notes": list(plan.get("notes", [])),
         "log": collected.log,
+        "adhoc_comparison": list(getattr(collected, "adhoc", [])),
     }
     results["recommendations"] = recommendations(results)
     return results

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks.harness import setup_cost
+from benchmarks.harness import adhoc, setup_cost
 from benchmarks.harness.figures import FIGURES, SCENARIOS
 from benchmarks.harness.phases import match_tasks, task_phases
 from benchmarks.harness.plan import Plan
@@ -64,6 +64,7 @@ class Collected:
     timelines: list[dict[str, Any]] = field(default_factory=list)
     tools: dict[str, dict[str, Any]] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
+    adhoc: list[dict[str, Any]] = field(default_factory=list)  # the script-vs-runner cases
 
 
 @dataclass
@@ -175,7 +176,7 @@ class Session:
                 events.append(
                     {
                         "run": run_label,
-                        "step": s.step,
+                        "step": s.key,  # train[forest] for a branch
                         "attempt": s.attempt,
                         "outcome": s.outcome,
                         "start_s": (s.started_at - triggered).total_seconds(),
@@ -366,12 +367,12 @@ def scenario_transient(s: Session) -> None:
     record, seconds, triggered, _ = s.timed_run("transient", faults)
     s.record("recovery.transient_completed", 1.0 if record.status == "success" else 0.0)
     s.record("recovery.transient_extra_s", seconds - clean)
-    s.record("recovery.transient_attempts", len(record.steps) - len({x.step for x in record.steps}))
+    s.record("recovery.transient_attempts", len(record.steps) - len({x.key for x in record.steps}))
     s.timeline(triggered, [("run", record)])
 
 
 def _attempt_key(step: StepRecord) -> tuple[str, int, datetime]:
-    return (step.step, step.attempt, step.started_at)
+    return (step.key, step.attempt, step.started_at)
 
 
 def scenario_resume(s: Session) -> None:
@@ -389,9 +390,9 @@ def scenario_resume(s: Session) -> None:
     resumed = s.adapter.resume_pipeline(failed, config)
     resume_s = time.perf_counter() - started
     before = {_attempt_key(x) for x in failed.steps}
-    succeeded_before = {x.step for x in failed.steps if x.outcome == "success"}
+    succeeded_before = {x.key for x in failed.steps if x.outcome == "success"}
     new_attempts = [x for x in resumed.steps if _attempt_key(x) not in before]
-    reexecuted = {x.step for x in new_attempts if x.step in succeeded_before}
+    reexecuted = {x.key for x in new_attempts if x.key in succeeded_before}
     s.record("recovery.resume_completed", 1.0 if resumed.status == "success" else 0.0)
     s.record("recovery.resume_reexecuted_steps", len(reexecuted))
     s.record("recovery.resume_time_lost_s", failed_s + resume_s - clean)
@@ -546,6 +547,25 @@ def scenario_restart(s: Session) -> None:
     )
 
 
+def scenario_adhoc(s: Session) -> None:
+    """The ad-hoc script and the plain runner under the same faults (benchmarks.harness.
+    adhoc): measured once per repetition, in the plain-Python session."""
+    if s.tool != "local":
+        raise NotApplicable("measured in the local session: a plain script vs the plain runner")
+    if s.profile != s.plan.profiles[0]:
+        raise NotApplicable(f"measured once per repetition, at profile {s.plan.profiles[0]}")
+    work = s.work_dir / "adhoc" / f"r{s.repetition}"
+    rows = adhoc.compare(
+        work,
+        s.plan.adhoc_config,
+        s.plan.adhoc_daily_config,
+        adhoc.DAILY_DATES,
+        kill_after_s=s.plan.adhoc_kill_after_s,
+        cases=tuple(s.plan.adhoc_cases),
+    )
+    s.collected.adhoc += [{"repetition": s.repetition, **row} for row in rows]
+
+
 SCENARIO_FUNCTIONS: dict[str, Callable[[Session], None]] = {
     "latency": scenario_latency,
     "scaling": scenario_scaling,
@@ -554,6 +574,7 @@ SCENARIO_FUNCTIONS: dict[str, Callable[[Session], None]] = {
     "kill": scenario_kill,
     "backfill": scenario_backfill,
     "restart": scenario_restart,
+    "adhoc": scenario_adhoc,
 }
 
 

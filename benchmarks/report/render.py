@@ -199,6 +199,59 @@ def scenario_status(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+ADHOC_CASES = {
+    "transient": "transient error on the first training attempt",
+    "kill": "process SIGKILLed mid-training",
+    "rerun": "the same work run again",
+    "backfill": "three-date backfill",
+}
+
+
+def _spread(values: list[float], unit: str = "") -> str:
+    ordered = sorted(values)
+    middle = ordered[len(ordered) // 2]
+    if len(ordered) == 1 or ordered[0] == ordered[-1]:
+        return f"{fmt(middle)}{unit}"
+    return f"{fmt(middle)}{unit} [{fmt(ordered[0])}-{fmt(ordered[-1])}]"
+
+
+def adhoc_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Pipelines vs ad-hoc scripts: one row per (fault case, runner), over repetitions
+    (medians with min-max where they differ; yes/no with the count when they disagree)."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in results.get("adhoc_comparison", []):
+        groups[(row["case"], row["runner"])].append(row)
+    order = list(ADHOC_CASES)
+
+    def yes_no(values: list[Any]) -> str:
+        if all(v is None for v in values):
+            return "-"
+        yes = sum(1 for v in values if v)
+        return "yes" if yes == len(values) else "no" if yes == 0 else f"{yes}/{len(values)} yes"
+
+    return [
+        {
+            "case": ADHOC_CASES.get(case, case),
+            "runner": "ad-hoc script" if runner == "script" else "pipeline (plain runner)",
+            "completed": yes_no([r["completed"] for r in rows]),
+            "human_reruns": _spread([r["human_reruns"] for r in rows]),
+            "work_lost": _spread([r["work_lost_s"] for r in rows], " s"),
+            "steps_redone": _spread([r["steps_redone"] for r in rows]),
+            "duplicates": _spread([r["duplicate_registry_entries"] for r in rows]),
+            "failure_recorded": yes_no([r["failure_recorded"] for r in rows]),
+            "observed": rows[0]["observed"],
+            "n": len(rows),
+        }
+        for (case, runner), rows in sorted(
+            groups.items(),
+            key=lambda item: (
+                order.index(item[0][0]) if item[0][0] in order else 9,
+                item[0][1] != "script",
+            ),
+        )
+    ]
+
+
 def matrix_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     matrix = results["feature_matrix"]
     cells = {(c["feature"], c["tool"]): c for c in matrix["cells"]}
@@ -236,6 +289,7 @@ def context(results: dict[str, Any], charts: dict[str, bytes]) -> dict[str, Any]
         "outcomes": outcome_rows(results),
         "status": scenario_status(results),
         "matrix": matrix_rows(results),
+        "adhoc": adhoc_rows(results),
         "charts": {name: base64.b64encode(png).decode() for name, png in charts.items()},
         "chart_files": {name: f"figures/{name}.png" for name in charts},
         "versions_json": json.dumps(results["versions"], indent=2, sort_keys=True),

@@ -67,6 +67,7 @@ def test_smoke_benchmark(
     plan.kill_after_s = 0.5
     plan.restart_delay_s = 6.0
     plan.run_timeout_s = 300.0
+    plan.adhoc_cases = ("transient",)  # all four: tests/benchmarks/test_adhoc.py
     paths = execute(plan)
 
     results = load_results(paths["results"])  # validates against the schema
@@ -89,6 +90,10 @@ def test_smoke_benchmark(
         assert ok == {*SCENARIOS, "warmup"} - {"restart"}, json.dumps(scenario_outcomes, indent=1)
         assert scenario_outcomes["restart"]["status"] == "not_supported"
         assert {"setup.authoring_lines", "setup.import_s", "setup.venv_size_mb"} <= measured
+        runners = {(row["case"], row["runner"]) for row in results["adhoc_comparison"]}
+        assert runners == {("transient", "script"), ("transient", "pipeline")}
+    else:
+        assert scenario_outcomes["adhoc"]["status"] == "not_applicable"
     markdown = paths["markdown"].read_text(encoding="utf-8")
     html = paths["html"].read_text(encoding="utf-8")
     for scenario, title in SCENARIOS.items():
