@@ -183,8 +183,8 @@ class KubeflowAdapter(ToolAdapter):
             "kubeflow: backfill is not supported locally (kfp.local has no scheduler). "
             "On a KFP cluster, backfill with a recurring run that catches up: "
             "kfp.Client().create_recurring_run(..., start_time=<first date>, "
-            "no_catchup=False); locally, run one date at a time "
-            "(python -m pipelines.kubeflow.run_local pipeline --date YYYY-MM-DD)."
+            "no_catchup=False). Locally, run one date at a time: "
+            "orchbench run --tool kubeflow --date YYYY-MM-DD."
         )
 
     # --- scaling workloads --------------------------------------------------------
