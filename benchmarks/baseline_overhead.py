@@ -10,15 +10,20 @@ Both sides run in fresh processes, interleaved (the order alternates every repet
 each after one untimed warm-up of each side so the OS page cache is equally warm:
 
 - ``shared_ml``: ``python -m shared_ml --config C``, the baseline runner used by the
-  ``local`` adapter (ingest, validate, preprocess, train, evaluate, register, with its
-  content-addressed artifacts, run records and registry), storage in a fresh folder.
+  ``local`` adapter (ingest, validate, preprocess, train, evaluate, select, register,
+  score, with its content-addressed artifacts, run records and registry), storage in a
+  fresh folder. The config has one model candidate, so select has one branch to pick.
 - ``plain``: this module's ``plain_sklearn`` in ``python -m benchmarks.baseline_overhead
   --plain-worker``: the same work written directly against scikit-learn, as someone
   would without shared_ml: data generation, the same data checks (rows, nulls, finite
-  numbers, labels), split, ColumnTransformer, estimator, metrics, and a JSON registry
-  that versions the pickled model and promotes it if it beats the champion. No
-  shared_ml import, no intermediate artifacts, no run records. Its metrics must equal
-  the shared_ml run's (checked), which proves the two did the same work.
+  numbers, labels; the declared column schema with pandera when the config declares
+  ``validation.columns``, as shared_ml's validate step does), split, ColumnTransformer,
+  estimator, metrics, a JSON registry that versions the pickled model and promotes it
+  if it beats the champion, and the champion scoring the whole table (predictions
+  written as an Arrow IPC file, as shared_ml's score step writes them). No shared_ml
+  import, no intermediate artifacts, no run records. Its metrics and the number of rows
+  it scored must equal the shared_ml run's (checked), which proves the two did the same
+  work.
 
 Wall time is measured from spawn to exit (interpreter start and imports included); peak
 memory is the child's ``ru_maxrss`` from ``os.wait4``. Both sides run with up-to-date
@@ -95,6 +100,8 @@ def plain_sklearn(params: dict[str, Any]) -> dict[str, Any]:
     labels = set(np.unique(y).tolist())
     if not labels <= set(params["allowed_labels"]) or len(labels) < 2:
         raise ValueError(f"unexpected labels {labels}")
+    if params["columns"]:
+        plain_column_checks(frame.assign(**{params["target"]: y}), params["columns"])
     x_train, x_test, y_train, y_test = train_test_split(
         frame, y, test_size=params["test_fraction"], random_state=params["seed"], stratify=y
     )
@@ -152,7 +159,43 @@ def plain_sklearn(params: dict[str, Any]) -> dict[str, Any]:
     ):
         registry["champion"] = version
     registry_path.write_text(json.dumps(registry))
-    return metrics
+    # Score: the champion after registration predicts every row of the table.
+    if registry["champion"] != version:
+        transformer, model = pickle.loads((out / f"model-v{registry['champion']}.pkl").read_bytes())
+    matrix = transformer.transform(frame[numeric + categorical]).astype(np.float64)
+    scored = pd.DataFrame(
+        {
+            "row": np.arange(len(frame)),
+            "prediction": model.predict(matrix),
+            "confidence": model.predict_proba(matrix).max(axis=1),
+        }
+    )
+    scored.to_feather(out / f"predictions-v{version}.arrow")
+    return {**metrics, "rows_scored": len(scored)}
+
+
+def plain_column_checks(frame: Any, columns: dict[str, dict[str, Any]]) -> None:
+    """The declared column schema, checked with pandera as a script would write it."""
+    import pandera.pandas as pa
+
+    dtypes = {"int": pa.Int, "float": pa.Float, "str": pa.String, "bool": pa.Bool}
+    schema = {}
+    for name, rule in columns.items():
+        checks = []
+        if rule.get("allowed") is not None:
+            checks.append(pa.Check.isin(list(rule["allowed"])))
+        if rule.get("min") is not None:
+            checks.append(pa.Check.ge(rule["min"]))
+        if rule.get("max") is not None:
+            checks.append(pa.Check.le(rule["max"]))
+        dtype = pa.Category if rule["dtype"] == "category" else dtypes[rule["dtype"]]
+        schema[name] = pa.Column(
+            dtype,
+            nullable=rule.get("nullable", False),
+            checks=checks,
+            regex=rule.get("regex", False),
+        )
+    pa.DataFrameSchema(schema, strict=False, coerce=False).validate(frame, lazy=True)
 
 
 # --- the measurement ---------------------------------------------------------------------
@@ -191,16 +234,25 @@ def synthetic_params(config_path: Path, rows: int | None) -> tuple[dict[str, Any
         raw.setdefault("data", {}).setdefault("source", {})["rows"] = rows
     config = validate_config(raw, str(config_path))
     source = config.data.source
-    if not isinstance(source, SyntheticSource) or config.model.estimator != "logistic_regression":
+    candidates = config.model.resolved_candidates()
+    if (
+        not isinstance(source, SyntheticSource)
+        or source.drift is not None
+        or len(candidates) != 1
+        or candidates[0].estimator != "logistic_regression"
+    ):
         raise SystemExit(
-            f"{config_path}: the comparison needs data.source.kind=synthetic and "
-            "model.estimator=logistic_regression (the plain script implements only those)"
+            f"{config_path}: the comparison needs data.source.kind=synthetic without drift "
+            "and one model, model.estimator=logistic_regression (the plain script "
+            "implements only those)"
         )
     params = {
-        **source.model_dump(exclude={"kind"}),
+        **source.model_dump(mode="json", exclude={"kind", "drift", "drift_origin"}),
         "seed": config.seed,
+        "target": config.data.target,
+        "columns": {k: v.model_dump(mode="json") for k, v in config.validation.columns.items()},
         "test_fraction": config.preprocess.test_fraction,
-        "estimator_params": {"max_iter": 1000, **config.model.params},
+        "estimator_params": {"max_iter": 1000, **candidates[0].params},
         "min_rows": config.validation.min_rows,
         "allowed_labels": list(config.validation.allowed_labels or range(source.classes)),
         "primary_metric": config.gate.primary_metric,
@@ -240,7 +292,8 @@ def run_comparison(
         if record["status"] != "success":
             raise RuntimeError(f"shared_ml run failed: {out}")
         steps = {s["step"]: s["duration_s"] for s in record["steps"]}
-        return wall, peak, {**record["metrics"], **{f"step:{k}": v for k, v in steps.items()}}
+        work = {**record["metrics"], "rows_scored": record["scoring"].get("rows_scored")}
+        return wall, peak, {**work, **{f"step:{k}": v for k, v in steps.items()}}
 
     def plain_side(tag: str) -> tuple[float, float, dict[str, float]]:
         command = [sys.executable, "-m", *plain_module_args(params, work_dir / tag)]

@@ -15,6 +15,7 @@ from benchmarks.baseline_overhead import (
     full_collections,
     import_cost,
     main,
+    plain_column_checks,
     plain_import_statements,
     plain_sklearn,
     synthetic_params,
@@ -23,14 +24,35 @@ from shared_ml.spec import PIPELINE
 from tests.conftest import CONFIGS
 
 
+def with_declared_columns(tmp_path: Path) -> Path:
+    """configs/synthetic.yaml with a declared column schema (if it has none yet), so the
+    comparison covers both sides' pandera checks."""
+    config = yaml.safe_load((CONFIGS / "synthetic.yaml").read_text())
+    config.setdefault("validation", {}).setdefault(
+        "columns",
+        {
+            "^num_\\d{3}$": {"dtype": "float", "nullable": False, "regex": True},
+            "target": {"dtype": "int", "nullable": False, "allowed": [0, 1]},
+        },
+    )
+    path = tmp_path / "synthetic-columns.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 def test_both_sides_reach_the_same_metrics_and_the_figures_are_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "overhead.json"
-    assert main(["--rows", "2000", "--repeat", "1", "--json", str(out)]) == 0
+    config = with_declared_columns(tmp_path)
+    assert (
+        main(["--config", str(config), "--rows", "2000", "--repeat", "1", "--json", str(out)]) == 0
+    )
     result = json.loads(out.read_text())
     summary = result["summary"]
+    # Same metrics and the same number of rows scored by the champion: the same work.
     assert summary["same_metrics"] is True
+    assert summary["metrics"]["shared_ml"]["rows_scored"] == 2000
     assert {s["side"] for s in result["samples"]} == {"shared_ml", "plain"}
     assert result["conditions"]["rows"] == 2000
     assert set(summary["shared_ml_step_seconds_median"]) == set(PIPELINE.step_names)
@@ -46,6 +68,16 @@ def test_plain_registry_promotes_only_a_better_model(tmp_path: Path) -> None:
     registry = json.loads((tmp_path / "registry.json").read_text())
     assert [v["version"] for v in registry["versions"]] == [1, 2]
     assert registry["champion"] == 1  # equal, not better: the champion stays
+
+
+def test_the_plain_column_checks_refuse_text_in_a_numeric_column() -> None:
+    import pandas as pd
+    import pandera.errors
+
+    columns = {"^num_\\d{3}$": {"dtype": "float", "nullable": False, "regex": True}}
+    plain_column_checks(pd.DataFrame({"num_000": [0.5, 1.5]}), columns)
+    with pytest.raises(pandera.errors.SchemaErrors, match="num_000"):
+        plain_column_checks(pd.DataFrame({"num_000": ["a", "b"]}), columns)
 
 
 def test_a_config_the_plain_script_cannot_mirror_is_refused(tmp_path: Path) -> None:
