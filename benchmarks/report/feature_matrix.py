@@ -1,8 +1,10 @@
 """What each tool can do, as far as this repository's tests prove it.
 
 A cell is "proven" only when it names tests that exist (``tests/benchmarks/
-test_feature_matrix.py`` parses the test files and fails otherwise), so the matrix
-cannot claim more than the tests show. "pending" cells name the tests being written
+test_feature_matrix.py`` parses the test files and fails otherwise) and those tests
+observe the behaviour itself (a run that fired, branches that overlapped in the tool's
+own timestamps), not its configuration; a configuration-only check is "not_tested" with
+the check named. So the matrix cannot claim more than the tests show. "pending" cells name the tests being written
 for them; until those exist the report says "not yet proven", never "yes".
 """
 
@@ -30,6 +32,11 @@ class Cell:
 
 
 FEATURES = (
+    Feature(
+        "parallel",
+        "Parallel branches",
+        "Do one run's candidate branches (train[c] -> evaluate[c]) run at the same time?",
+    ),
     Feature("scheduled", "Scheduled trigger", "Does a cron schedule start the pipeline?"),
     Feature("manual", "Manual trigger", "Can a user or API call start a run with parameters?"),
     Feature("event", "Event trigger", "Does an event (new data, an asset update) start a run?"),
@@ -40,7 +47,11 @@ FEATURES = (
         "Does a NonRetryableError fail the step at once, without retries?",
     ),
     Feature("resume", "Resume from failure", "Can a failed run continue without redoing work?"),
-    Feature("backfill", "Backfill", "Can runs for past dates be created and run?"),
+    Feature(
+        "backfill",
+        "Backfill",
+        "Do runs for past dates each process their own partition, idempotently?",
+    ),
     Feature("notifications", "Notifications", "Is a failure posted to a webhook?"),
     Feature("ui", "UI", "Does the tool serve a UI showing the runs?"),
     Feature(
@@ -61,11 +72,17 @@ INFRA = "tests/infra/test_components.py::"
 # tests still being written: the report then says "not yet proven".
 MATRIX: dict[tuple[str, str], Cell] = {
     # --- Airflow ---------------------------------------------------------------------
+    ("parallel", "airflow"): Cell(
+        "proven",
+        "dynamic task mapping (expand) over the candidates; in one run every branch started "
+        "before any ended (Airflow's task-instance timestamps)",
+        (AF + "test_pipeline_runs.py::test_candidate_branches_overlap_in_time",),
+    ),
     ("scheduled", "airflow"): Cell(
         "proven",
-        "the DAG's timetable is the config's cron OR the input asset (DagBag check; no run "
-        "was waited for at 03:00)",
-        (AF + "test_dag_integrity.py::test_ml_dag_triggers_and_params",),
+        "the real scheduler made and ran the run of the schedule's latest interval, whose "
+        "data interval is the run's partition",
+        (AF + "test_triggers.py::test_the_schedule_fires_for_its_latest_interval",),
     ),
     ("manual", "airflow"): Cell(
         "proven",
@@ -101,8 +118,12 @@ MATRIX: dict[tuple[str, str], Cell] = {
     ),
     ("backfill", "airflow"): Cell(
         "proven",
-        "a backfill runs each date once; re-running it changes nothing",
-        (AF + "test_triggers.py::test_backfill_runs_each_date_once_and_rerunning_changes_nothing",),
+        "an Airflow backfill runs each date on its own partition, equal to the plain runner; "
+        "re-running it adds no registry version and no artifact",
+        (
+            AF + "test_triggers.py::"
+            "test_backfill_by_partition_matches_the_plain_runner_and_reruns_change_nothing",
+        ),
     ),
     ("notifications", "airflow"): Cell(
         "proven",
@@ -122,10 +143,20 @@ MATRIX: dict[tuple[str, str], Cell] = {
         ),
     ),
     # --- Prefect ---------------------------------------------------------------------
+    ("parallel", "prefect"): Cell(
+        "proven",
+        "branches submitted to a thread-pool task runner; in one run every branch started "
+        "before any ended (Prefect's task-run timestamps)",
+        (PF + "test_pipeline.py::test_candidate_branches_overlap_in_prefect_task_run_times",),
+    ),
     ("scheduled", "prefect"): Cell(
         "proven",
-        "the deployment carries the config's cron schedule (server-side check)",
-        (PF + "test_deployments.py::test_deployment_has_the_config_cron_schedule",),
+        "a deployment schedule fired on the real server; the run completed with its "
+        "scheduled date as the partition",
+        (
+            PF + "test_deployments.py::"
+            "test_a_scheduled_run_fires_and_its_record_carries_its_scheduled_date",
+        ),
     ),
     ("manual", "prefect"): Cell(
         "proven",
@@ -160,8 +191,11 @@ MATRIX: dict[tuple[str, str], Cell] = {
     ),
     ("backfill", "prefect"): Cell(
         "proven",
-        "runs for past dates run each date once and are idempotent in the registry",
+        "one deployment run per past date, scheduled at that date on its partition; "
+        "re-running the backfill adds no registry version",
         (
+            PF + "test_deployments.py::"
+            "test_backfill_is_one_deployment_run_per_date_scheduled_at_that_date",
             PF + "test_deployments.py::"
             "test_backfill_runs_each_past_date_once_and_is_idempotent_in_the_registry",
         ),
@@ -185,16 +219,27 @@ MATRIX: dict[tuple[str, str], Cell] = {
         ),
     ),
     # --- Kubeflow Pipelines ----------------------------------------------------------
-    ("scheduled", "kubeflow"): Cell(
+    ("parallel", "kubeflow"): Cell(
         "proven",
-        "the config's cron is converted to KFP's recurring-run form (static; recurring runs "
-        "exist only on a cluster)",
+        "dsl.ParallelFor over the candidates with dsl.Collected (IR); the local runner ran "
+        "two of the three branches at once (kfp.local caps its pool at two); on a cluster "
+        "each iteration is its own pod",
+        (
+            KF
+            + "test_ir.py::test_the_candidate_branches_are_a_parallel_for_over_preprocess_output",
+            KF + "test_local_run.py::test_kfp_local_runs_at_most_two_branches_at_once",
+        ),
+    ),
+    ("scheduled", "kubeflow"): Cell(
+        "not_tested",
+        "recurring runs exist only on a cluster; here only the cron conversion to KFP's "
+        "six-field form is checked, and no run is seen to fire",
         (KF + "test_cluster.py::test_cron_gets_the_seconds_field_kfp_expects",),
     ),
     ("manual", "kubeflow"): Cell(
         "proven",
         "a local run (kfp.local) completes and matches the baseline",
-        (KF + "test_local_run.py::test_metrics_and_prediction_hash_equal_the_baseline",),
+        (KF + "test_local_run.py::test_default_config_gives_the_baseline_results",),
     ),
     ("event", "kubeflow"): Cell(
         "unsupported",
@@ -202,8 +247,8 @@ MATRIX: dict[tuple[str, str], Cell] = {
     ),
     ("retries", "kubeflow"): Cell(
         "proven",
-        "set_retry retries a transient fault, locally",
-        (KF + "test_local_run.py::test_a_transient_fault_is_retried_and_succeeds",),
+        "set_retry retries a transient fault in every branch, locally",
+        (KF + "test_local_run.py::test_a_transient_fault_is_retried_in_every_branch",),
     ),
     ("non_retryable", "kubeflow"): Cell(
         "unsupported",
@@ -219,7 +264,10 @@ MATRIX: dict[tuple[str, str], Cell] = {
         ),
     ),
     ("backfill", "kubeflow"): Cell(
-        "not_tested", "recurring runs can catch up on a cluster; nothing runs past dates locally"
+        "unsupported",
+        "not supported locally (kfp.local has no scheduler; `orchbench backfill` exits 2); "
+        "on a cluster, a recurring run with catchup backfills (docs/kubeflow.md)",
+        (KF + "test_commands.py::test_backfill_is_not_supported_locally",),
     ),
     ("notifications", "kubeflow"): Cell(
         "proven",

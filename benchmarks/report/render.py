@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -209,7 +210,7 @@ ADHOC_CASES = {
 
 def _spread(values: list[float], unit: str = "") -> str:
     ordered = sorted(values)
-    middle = ordered[len(ordered) // 2]
+    middle = statistics.median(ordered)
     if len(ordered) == 1 or ordered[0] == ordered[-1]:
         return f"{fmt(middle)}{unit}"
     return f"{fmt(middle)}{unit} [{fmt(ordered[0])}-{fmt(ordered[-1])}]"

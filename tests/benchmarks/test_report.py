@@ -50,6 +50,18 @@ def test_every_tool_figure_and_definition_appears(results: dict, rendered) -> No
         assert "not_supported" in text and "no restart_services" in text
 
 
+def test_the_script_comparison_has_its_own_table(rendered) -> None:
+    markdown, html, _ = rendered
+    for text in (markdown, html):
+        assert "Pipelines vs ad-hoc scripts" in text
+        assert "duplicate registry entries" in text and "failure recorded" in text
+        assert "fixture kill on the script" in text
+    # Two repetitions: the script's work lost differs, so the cell shows the spread.
+    assert "| process SIGKILLed mid-training | ad-hoc script | no | 1 | 0.550 s [0.500-0.600]" in (
+        markdown
+    )
+
+
 def test_execution_models_never_share_a_table(results: dict) -> None:
     tables = figure_tables(results, "latency")
     assert [t["model"] for t in tables] == ["in-process", "process-per-task"]
