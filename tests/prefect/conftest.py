@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,10 @@ from benchmarks.environments import REPO_ROOT
 from benchmarks.tools.prefect.adapter import PrefectAdapter
 from benchmarks.tools.prefect.client import PrefectClient
 from benchmarks.tools.prefect.services import HOME_ENV, PrefectServices, ServicesState, free_port
+from shared_ml.records import RunRecord
+
+# 01-03 is the first model (promoted), 01-04 beats it, 01-09 does not: by the plain runner.
+BACKFILL_DATES = [date(2026, 1, 3), date(2026, 1, 4), date(2026, 1, 9)]
 
 
 @pytest.fixture(scope="session")
@@ -71,3 +76,26 @@ def adapter(services: ServicesState, orchbench_home: Path) -> PrefectAdapter:
 @pytest.fixture(scope="session")
 def deployment_adapter(services: ServicesState, orchbench_home: Path) -> PrefectAdapter:
     return PrefectAdapter(profile="tuned", home=orchbench_home / "prefect", mode="deployment")
+
+
+@pytest.fixture(scope="session")
+def cluster_adapter(
+    services: ServicesState, tmp_path_factory: pytest.TempPathFactory
+) -> PrefectAdapter:
+    """``--target cluster`` pointed at the session's server (its home must stay unused)."""
+    unused = tmp_path_factory.mktemp("cluster-target") / "unused"
+    return PrefectAdapter(target="cluster", url=services.api_url, home=unused)
+
+
+@pytest.fixture(scope="session")
+def backfill_dates() -> list[date]:
+    return list(BACKFILL_DATES)
+
+
+@pytest.fixture(scope="session")
+def backfill(
+    cluster_adapter: PrefectAdapter, daily_config_path: Path, backfill_dates: list[date]
+) -> list[RunRecord]:
+    """configs/daily.yaml backfilled over the dates through the deployment, by the
+    cluster-target adapter (one set of runs serves the backfill and cluster tests)."""
+    return cluster_adapter.backfill(daily_config_path, backfill_dates)

@@ -30,8 +30,6 @@ from shared_ml.spec import PIPELINE
 DEPLOYMENT = ("orchbench-ml", "orchbench-ml")
 SCHEDULED_DEPLOYMENT = "orchbench-ml-scheduled"
 RUN_TIMEOUT_S = 300
-# 01-03 is the first model (promoted), 01-04 beats it, 01-09 does not: by the plain runner.
-BACKFILL_DATES = [date(2026, 1, 3), date(2026, 1, 4), date(2026, 1, 9)]
 
 
 def _day(timestamp: str) -> date:
@@ -88,8 +86,8 @@ def scheduled(
     services: ServicesState, client: PrefectClient, config_path: Path, daily_config_path: Path
 ) -> Iterator[dict[str, Any]]:
     """A deployment of its own, first with configs/daily.yaml's `@daily` (the scheduler
-    must plan its runs at midnight UTC), then with a 10 s interval schedule starting in
-    10 s, until its first scheduled run has started; then paused, and that run awaited."""
+    must plan its runs at midnight UTC), then with a 5 s interval schedule, until one of
+    its scheduled runs has started; then paused (no further run), and what started awaited."""
     from prefect.schedules import Interval
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -107,8 +105,7 @@ def scheduled(
         try:
             facts["preset_schedules"] = client.read_deployment_schedules(deployment_id)
             facts["preset_runs"] = _poll("@daily runs", lambda: auto_scheduled(deployment_id))
-            anchor = datetime.now(UTC) + timedelta(seconds=10)
-            interval = Interval(10, anchor_date=anchor, timezone="UTC")
+            interval = Interval(5, anchor_date=datetime.now(UTC), timezone="UTC")
             deploy_pipeline(
                 str(config_path),
                 DEFAULT_POOL,
@@ -117,16 +114,17 @@ def scheduled(
                 event_trigger=False,
             )
             # The @daily runs were in the future: the update deleted them, none started.
-            started = _poll(
+            _poll(
                 "a scheduled run leaving SCHEDULED",
                 lambda: [
                     r for r in auto_scheduled(deployment_id) if r["state"]["type"] != "SCHEDULED"
                 ],
                 timeout_s=180,
             )
-            client.pause_deployment(deployment_id)  # no further run
+            client.pause_deployment(deployment_id)  # deletes the runs not yet started
             facts["runs"] = [
-                client.wait_for_flow_run(r["id"], timeout_s=RUN_TIMEOUT_S) for r in started
+                client.wait_for_flow_run(r["id"], timeout_s=RUN_TIMEOUT_S)
+                for r in auto_scheduled(deployment_id)
             ]
             yield facts
         finally:
@@ -152,6 +150,7 @@ def test_a_scheduled_run_fires_and_its_record_carries_its_scheduled_date(
     scheduled: dict[str, Any], config_path: Path
 ) -> None:
     runs_root = Path(load_config(config_path).storage.runs_root)
+    assert scheduled["runs"]
     for flow_run in scheduled["runs"]:
         assert flow_run["auto_scheduled"] and flow_run["created_by"]["type"] == "SCHEDULE"
         assert flow_run["state"]["type"] == "COMPLETED", flow_run["state"]
@@ -222,7 +221,7 @@ def test_event_through_the_api_starts_a_deployment_run(
     assert flow_run["parameters"]["config"]["name"] == "orchbench-ml"
 
 
-def test_manual_run_through_the_prefect_cli_completes_for_today(
+def test_manual_run_through_the_prefect_cli_completes(
     client: PrefectClient, triggered_runs: dict[str, str], config_path: Path
 ) -> None:
     flow_run = client.wait_for_flow_run(triggered_runs["cli"], timeout_s=RUN_TIMEOUT_S)
@@ -244,13 +243,10 @@ def daily_config(daily_config_path: Path) -> PipelineConfig:
 
 
 @pytest.fixture(scope="module")
-def backfill(deployment_adapter: PrefectAdapter, daily_config_path: Path) -> list[RunRecord]:
-    return deployment_adapter.backfill(daily_config_path, BACKFILL_DATES)
-
-
-@pytest.fixture(scope="module")
 def plain_backfill(
-    daily_config: PipelineConfig, tmp_path_factory: pytest.TempPathFactory
+    daily_config: PipelineConfig,
+    tmp_path_factory: pytest.TempPathFactory,
+    backfill_dates: list[date],
 ) -> tuple[list[RunRecord], ModelRegistry]:
     """The plain runner over the same dates, in order, on storage of its own."""
     root = tmp_path_factory.mktemp("plain-backfill")
@@ -262,21 +258,23 @@ def plain_backfill(
         }
     )
     config = daily_config.model_copy(update={"storage": storage})
-    records = [run_pipeline(config, run_id=f"local-{d}", logical_date=d) for d in BACKFILL_DATES]
+    records = [run_pipeline(config, run_id=f"local-{d}", logical_date=d) for d in backfill_dates]
     return records, ModelRegistry(storage.registry_root, config.name)
 
 
 def test_backfill_is_one_deployment_run_per_date_scheduled_at_that_date(
-    backfill: list[RunRecord], client: PrefectClient
+    backfill: list[RunRecord],
+    client: PrefectClient,
+    backfill_dates: list[date],
 ) -> None:
-    assert [r.status for r in backfill] == ["success"] * len(BACKFILL_DATES)
-    assert [r.logical_date for r in backfill] == BACKFILL_DATES
-    assert [r.data_interval[0].date() for r in backfill] == BACKFILL_DATES
+    assert [r.status for r in backfill] == ["success"] * len(backfill_dates)
+    assert [r.logical_date for r in backfill] == backfill_dates
+    assert [r.data_interval[0].date() for r in backfill] == backfill_dates
     flow_runs = [client.read_flow_run(r.tool_details["flow_run_id"]) for r in backfill]
     assert all(f["deployment_id"] and "backfill" in f["tags"] for f in flow_runs)
-    days = [d.isoformat() for d in BACKFILL_DATES]
+    days = [d.isoformat() for d in backfill_dates]
     assert [f["parameters"]["logical_date"] for f in flow_runs] == days
-    assert [_day(f["expected_start_time"]) for f in flow_runs] == BACKFILL_DATES
+    assert [_day(f["expected_start_time"]) for f in flow_runs] == backfill_dates
     # In date order: each run started after the one before it had ended.
     for before, after in pairwise(flow_runs):
         assert parse_time(before["end_time"]) <= parse_time(after["start_time"])
@@ -299,6 +297,7 @@ def test_registry_records_the_promotion_decision_per_date(
     backfill: list[RunRecord],
     plain_backfill: tuple[list[RunRecord], ModelRegistry],
     daily_config: PipelineConfig,
+    backfill_dates: list[date],
 ) -> None:
     _, plain_registry = plain_backfill
     registry = ModelRegistry(daily_config.storage.registry_root, daily_config.name)
@@ -310,7 +309,7 @@ def test_registry_records_the_promotion_decision_per_date(
         ]
 
     assert [v["logical_date"] for v in registry.read()["versions"]] == [
-        d.isoformat() for d in BACKFILL_DATES
+        d.isoformat() for d in backfill_dates
     ]
     assert decisions(registry.read()) == decisions(plain_registry.read())
     assert registry.read()["champion"] == plain_registry.read()["champion"]
@@ -319,20 +318,23 @@ def test_registry_records_the_promotion_decision_per_date(
     ]
 
 
-def test_rerunning_the_backfill_adds_no_run_no_registry_version_and_no_artifact(
-    backfill: list[RunRecord], deployment_adapter: PrefectAdapter, daily_config_path: Path
+def test_backfill_runs_each_past_date_once_and_is_idempotent_in_the_registry(
+    backfill: list[RunRecord],
+    deployment_adapter: PrefectAdapter,
+    daily_config_path: Path,
+    backfill_dates: list[date],
 ) -> None:
     config = load_config(daily_config_path)
     registry = ModelRegistry(config.storage.registry_root, config.name)
     versions = registry.read()["versions"]
     artifacts = sorted(p for p in Path(config.storage.artifact_root).rglob("*") if p.is_file())
 
-    again = deployment_adapter.backfill(daily_config_path, BACKFILL_DATES)
+    again = deployment_adapter.backfill(daily_config_path, backfill_dates)
     assert [r.tool_details["flow_run_id"] for r in again] == [
         r.tool_details["flow_run_id"] for r in backfill
     ]
     assert all(r.tool_details["reused_flow_run"] for r in again)
-    assert [r.logical_date for r in again] == BACKFILL_DATES
+    assert [r.logical_date for r in again] == backfill_dates
     assert [r.prediction_hash for r in again] == [r.prediction_hash for r in backfill]
     assert registry.read()["versions"] == versions
     assert sorted(p for p in Path(config.storage.artifact_root).rglob("*") if p.is_file()) == (

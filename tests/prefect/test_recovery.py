@@ -70,7 +70,7 @@ def test_transient_fault_is_retried_and_succeeds(faulty_run: RunRecord) -> None:
     assert attempts[0].error is not None and attempts[0].error.retryable
 
 
-def test_non_retryable_fault_fails_every_branch_without_retry(
+def test_non_retryable_fault_is_not_retried(
     faulty_run: RunRecord, candidates: tuple[str, ...]
 ) -> None:
     assert faulty_run.status == "failed"

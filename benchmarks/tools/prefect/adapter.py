@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from benchmarks.environments import tool_bin, tool_env
 from benchmarks.tools.base import ServiceInfo, TaskTiming, ToolAdapter, WorkloadResult
 from benchmarks.tools.prefect.client import PrefectClient, parse_time
+from benchmarks.tools.prefect.config_files import load_resolved_config, raw_config
 from benchmarks.tools.prefect.services import PrefectServices, ServicesState, prefect_env
 from benchmarks.tools.prefect.task_runs import (
     branch_intervals,
@@ -36,7 +33,7 @@ from benchmarks.tools.prefect.task_runs import (
     summarize_task_run,
     to_task_timing,
 )
-from shared_ml.config import PipelineConfig, load_config
+from shared_ml.config import PipelineConfig
 from shared_ml.records import RunRecord, collect_run_record, write_run_record
 from shared_ml.runner import new_run_id
 from shared_ml.spec import PIPELINE
@@ -49,35 +46,6 @@ Mode = Literal["in-process", "deployment"]
 
 class PrefectRunError(RuntimeError):
     pass
-
-
-@contextlib.contextmanager
-def _orchbench_home() -> Iterator[None]:
-    """Resolve configs against the same ORCHBENCH_HOME the tool processes get."""
-    previous = os.environ.get("ORCHBENCH_HOME")
-    os.environ["ORCHBENCH_HOME"] = tool_env()["ORCHBENCH_HOME"]
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("ORCHBENCH_HOME", None)
-        else:
-            os.environ["ORCHBENCH_HOME"] = previous
-
-
-def load_resolved_config(config_path: Path | str, seed: int | None = None) -> PipelineConfig:
-    with _orchbench_home():
-        return load_config(config_path, seed=seed)
-
-
-def raw_config(config_path: Path | str, seed: int | None = None) -> dict[str, Any]:
-    """The config as written (storage paths relative), for a deployment's parameters."""
-    load_resolved_config(config_path, seed)  # validate first
-    text = Path(config_path).read_text(encoding="utf-8")
-    data = (json.loads(text) if str(config_path).endswith(".json") else yaml.safe_load(text)) or {}
-    if seed is not None:
-        data["seed"] = seed
-    return data
 
 
 class PrefectAdapter(ToolAdapter):
@@ -393,9 +361,9 @@ class PrefectAdapter(ToolAdapter):
                 )
             )
             extra = {"backfill": True, "reused_flow_run": bool(done)}
-            records.append(
-                self._record(config, run_id, flow_run_id, triggered, api_url, day, extra)
-            )
+            record = self._record(config, run_id, flow_run_id, triggered, api_url, day, extra)
+            self.report_backfill_progress(day, record)
+            records.append(record)
         return records
 
     # --- scaling workloads and timings --------------------------------------------
