@@ -12,7 +12,7 @@ date. Progress lines on stderr are all that is left of a run once its terminal i
 ``benchmarks.harness.adhoc`` runs it under the same faults as the tools, set through
 ``$ADHOC_SCRIPT_FAULT`` (the script itself has no fault handling to configure):
 ``transient:<marker file>`` raises on the first training, once; ``kill:<seconds>:<marker
-file>`` SIGKILLs the process that many seconds into training, once.
+file>`` SIGKILLs the process that many seconds into the middle candidate's training, once.
 """
 
 from __future__ import annotations
@@ -133,20 +133,23 @@ def split(frame, target: str, config: dict[str, Any]):
     return transformer, train_x, y_train, transformer.transform(x_test).astype(np.float64), y_test
 
 
-def inject_fault_before_training() -> None:
-    """The harness's faults (see the module docstring); each fires once per marker file."""
-    fault = os.environ.get(FAULT_ENV, "")
-    kind, _, rest = fault.partition(":")
-    if kind == "transient" and not Path(rest).exists():
+def inject_fault(position: int, count: int) -> None:
+    """The harness's faults (see the module docstring), each once per marker file: the
+    transient error on the first candidate's training; the kill in the middle candidate's
+    (after the ones before it were fitted), which sleeps until the signal arrives, as the
+    pipeline's kill fault does, so the kill always lands mid-training."""
+    kind, _, rest = os.environ.get(FAULT_ENV, "").partition(":")
+    if kind == "transient" and position == 0 and not Path(rest).exists():
         Path(rest).write_text("fired")
         raise ConnectionError("transient error on the first training (injected)")
-    if kind == "kill":
+    if kind == "kill" and position == count // 2:
         seconds, _, marker = rest.partition(":")
         if not Path(marker).exists():
             Path(marker).write_text("fired")
             timer = threading.Timer(float(seconds), os.kill, (os.getpid(), signal.SIGKILL))
             timer.daemon = True
             timer.start()
+            time.sleep(float(seconds) + 60)
 
 
 def fit_and_score(candidate: dict[str, Any], seed: int, train_x, y_train, test_x, y_test):
@@ -177,11 +180,12 @@ def run_once(config: dict[str, Any], out: Path, day: str | None) -> dict[str, An
     started = time.perf_counter()
     transformer, train_x, y_train, test_x, y_test = split(frame, target, config)
     say("split", started)
-    inject_fault_before_training()
     primary = config.get("gate", {}).get("primary_metric", "f1")
     results = []
-    for position, candidate in enumerate(candidates_of(config["model"])):
+    candidates = candidates_of(config["model"])
+    for position, candidate in enumerate(candidates):
         started = time.perf_counter()
+        inject_fault(position, len(candidates))
         model, metrics = fit_and_score(candidate, config["seed"], train_x, y_train, test_x, y_test)
         say(f"fit {candidate['name']}", started)
         others = [m for m in METRIC_ORDER if m != primary]

@@ -4,10 +4,12 @@ and on the plain runner (``python -m shared_ml`` through the local adapter).
 Four cases, each on fresh storage:
 
 - transient: an exception on the first training attempt;
-- kill: the process SIGKILLs itself ``kill_after_s`` into training;
+- kill: the process SIGKILLs itself ``kill_after_s`` into training (the script: into
+  its middle candidate, after the ones before it were fitted);
 - rerun: the same work run again after it succeeded (in the transient case's storage);
-- backfill: the dates of a partitioned config, then the same backfill again; the script
-  loops over the dates, re-running everything per date, as a script does.
+- backfill: three dates of a partitioned config; the script loops over them, re-running
+  everything per date, as a script does; the runner goes through the local adapter's
+  backfill. Which model scores each date is compared with the best one seen so far.
 
 What a case records is observed, never assumed: completed work thrown away (the seconds
 of steps that had succeeded and ran again to finish), steps redone, registry entries

@@ -101,8 +101,9 @@ def bench(
         list[str] | None,
         typer.Option(
             "--scenarios",
-            help="setup, latency, scaling, transient, resume, kill, backfill, restart; "
-            "'recovery' = the last five; default all.",
+            help="setup, latency, scaling, transient, resume, kill, backfill, restart, adhoc "
+            "(an ad-hoc script vs the plain runner under the same faults); 'recovery' = "
+            "transient to restart; default all.",
         ),
     ] = None,
     profiles: Annotated[

@@ -232,8 +232,10 @@ _FIGURES = (
         "Transient fault: extra attempts",
         "attempts",
         "transient",
-        "Step attempts beyond one per step in that run (1 means exactly the failed step "
-        "was retried once).",
+        "Task attempts beyond one per task in that run, a task being a step or one branch "
+        "of a per-candidate step (train[c]). The fault fails the first attempt of train in "
+        "every branch, so one retry per candidate (3 on the default config) is the "
+        "expected count.",
     ),
     Figure(
         "recovery.transient_completed",
@@ -249,8 +251,9 @@ _FIGURES = (
         "steps",
         "resume",
         "The train step fails more times than its retries allow, so the run fails; then "
-        "adapter.resume_pipeline(). Counts the steps that had succeeded in the failed run "
-        "and executed again during the resume (0 = a perfect resume).",
+        "adapter.resume_pipeline(). Counts the tasks (steps, or branches of a per-candidate "
+        "step) that had succeeded in the failed run and executed again during the resume "
+        "(0 = a perfect resume).",
     ),
     Figure(
         "recovery.resume_time_lost_s",
