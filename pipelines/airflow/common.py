@@ -147,11 +147,14 @@ def retry_arguments(step: str) -> dict[str, Any]:
 
 
 def input_asset_uri(source: dict[str, Any]) -> str:
-    """The input data (``data.source`` of a config) as an asset URI: a file's own URL, or
-    an ``x-orchbench`` URI for generated data, which has no location of its own."""
+    """The input data (``data.source`` of a config) as an asset URI: a file's own URL (the
+    partitions' folder for a templated one), or an ``x-orchbench`` URI for generated data,
+    which has no location of its own."""
     kind = source.get("kind", "bundled")
     if kind == "file":
         url = str(source.get("url", ""))
+        if "{" in url:  # partitioned ({ds}): the asset is the folder of the partitions
+            url = url[: url.index("{")].rsplit("/", 1)[0] + "/"
         return url if "://" in url else Path(url).resolve().as_uri()
     if kind == "bundled":
         return f"x-orchbench://datasets/bundled/{source.get('name', 'breast_cancer')}"

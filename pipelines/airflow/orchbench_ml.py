@@ -27,7 +27,7 @@ seed and faults (``conf={"faults": {"train": {"transient_attempts": 1}}}``), OR 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import (
@@ -113,6 +113,12 @@ def _run_step(
             # Retrying cannot help (bad config, bad data): fail now, skip the retries.
             raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
         raise
+
+
+def _every_branch(pulled: Sequence[StepResult] | StepResult) -> list[StepResult]:
+    """The fan-in as a list. Airflow pulls a mapped task group's XComs as a list with
+    several branches, but as the value itself when there is only one."""
+    return [pulled] if isinstance(pulled, Mapping) else list(pulled)
 
 
 def _executor_config(name: str) -> dict[str, Any]:
@@ -204,8 +210,12 @@ def orchbench_ml() -> None:
         return model, evaluate(model, prepared, candidate)
 
     @_step_task("select")
-    def select(train: Sequence[StepResult], evaluate: Sequence[StepResult]) -> StepResult:
-        return _run_step("select", {"train": list(train), "evaluate": list(evaluate)})
+    def select(
+        train: Sequence[StepResult] | StepResult, evaluate: Sequence[StepResult] | StepResult
+    ) -> StepResult:
+        return _run_step(
+            "select", {"train": _every_branch(train), "evaluate": _every_branch(evaluate)}
+        )
 
     @_step_task("register")
     def register(select: StepResult, preprocess: StepResult) -> StepResult:

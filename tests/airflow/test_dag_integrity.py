@@ -11,7 +11,7 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk.definitions.taskgroup import MappedTaskGroup
 
-from benchmarks.tools.airflow.adapter import run_partition as adapter_run_partition
+from benchmarks.tools.airflow.runs import run_partition as adapter_run_partition
 from pipelines.airflow.common import CONFIG_ENV
 from pipelines.airflow.common import run_partition as dag_run_partition
 from shared_ml.spec import PIPELINE

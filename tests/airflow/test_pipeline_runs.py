@@ -109,6 +109,16 @@ def test_the_run_has_the_date_it_was_given(recovered: RunRecord, baseline: RunRe
     assert ingest.metadata["logical_date"] == RUN_DATE.isoformat()
 
 
+def test_a_second_run_for_the_same_date_is_refused_clearly(
+    recovered: RunRecord, airflow: AirflowTestInstance
+) -> None:
+    """Airflow keeps one run per logical date: the adapter says so before triggering."""
+    adapter = AirflowAdapter(settings=airflow.services.settings)
+    with pytest.raises(ValueError, match="one run per logical date") as refused:
+        adapter.run_pipeline(DEFAULT_CONFIG, logical_date=RUN_DATE)
+    assert recovered.run_id in str(refused.value) and "orchbench backfill" in str(refused.value)
+
+
 def test_adapter_records_airflow_task_timings(recovered: RunRecord) -> None:
     tasks = recovered.tool_details["tasks"]
     assert {t["key"] for t in tasks} == set(PIPELINE.expand(airflow_candidates(recovered)))

@@ -13,8 +13,8 @@ import pytest
 
 from benchmarks.environments import tool_bin
 from benchmarks.tools.airflow.adapter import AirflowAdapter
-from benchmarks.tools.airflow.adapter import records_run_id as adapter_records_run_id
 from benchmarks.tools.airflow.client import parse_time
+from benchmarks.tools.airflow.runs import records_run_id as adapter_records_run_id
 from benchmarks.tools.airflow.services import airflow_env
 from pipelines.airflow.common import INPUT_ASSET_NAME
 from pipelines.airflow.common import records_run_id as dag_records_run_id

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from benchmarks.tools.airflow.client import AirflowClient, TaskTry, parse_time
+from benchmarks.tools.airflow.runs import contiguous_ranges, records_run_id, run_partition
 from benchmarks.tools.airflow.services import (
     AirflowServices,
     Profile,
@@ -34,6 +35,7 @@ from benchmarks.tools.airflow.services import (
     signals_as_interrupts,
 )
 from benchmarks.tools.base import (
+    BackfillNotSupported,
     ServiceInfo,
     TaskTiming,
     ToolAdapter,
@@ -48,40 +50,6 @@ ML_DAG_ID = "orchbench_ml"
 WORKLOAD_SIZES = (1, 10, 50)
 RUN_TIMEOUT_S = float(os.environ.get("ORCHBENCH_AIRFLOW_RUN_TIMEOUT", "1800"))
 SAFE_RUN_ID = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
-
-
-def records_run_id(dag_run_id: str) -> str:
-    """The folder name the DAG's tasks use for an Airflow run id (same rule as
-    ``pipelines.airflow.common.records_run_id``; a test keeps the two in step)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", dag_run_id)
-
-
-def run_partition(run: dict[str, Any]) -> Partition:
-    """The partition of a DAG run, from the REST API's view of it: the same rule as the
-    DAG's tasks apply (``pipelines.airflow.common.run_partition``; a test keeps the two in
-    step). A run without a logical date stands for the day of its ``run_after``."""
-    logical = parse_time(run.get("logical_date"))
-    start = parse_time(run.get("data_interval_start"))
-    end = parse_time(run.get("data_interval_end"))
-    if logical is None:
-        after = parse_time(run.get("run_after")) or datetime.now(UTC)
-        return Partition.daily(after.astimezone(UTC).date())
-    if start is None or end is None:
-        return Partition.daily(logical.astimezone(UTC).date())
-    return Partition(
-        logical_date=logical.astimezone(UTC).date(), interval_start=start, interval_end=end
-    )
-
-
-def contiguous_ranges(dates: list[date]) -> list[tuple[date, date]]:
-    """Sorted, deduplicated dates as ranges of consecutive days."""
-    ranges: list[tuple[date, date]] = []
-    for day in sorted(set(dates)):
-        if ranges and day == ranges[-1][1] + timedelta(days=1):
-            ranges[-1] = (ranges[-1][0], day)
-        else:
-            ranges.append((day, day))
-    return ranges
 
 
 def workload_dag_id(shape: str, size: int) -> str:
@@ -243,6 +211,7 @@ class AirflowAdapter(ToolAdapter):
                 # The day as the data interval, as every other runner dates a run; left to
                 # Airflow, a manual run's interval is the timetable's last one before it.
                 day = Partition.daily(logical_date)
+                self._check_logical_date_free(client, day.interval_start)
                 dated = {
                     "logical_date": day.interval_start,
                     "data_interval": (day.interval_start, day.interval_end),
@@ -251,6 +220,21 @@ class AirflowAdapter(ToolAdapter):
             self._run_dags[run_id] = ML_DAG_ID
             run = client.wait_for_run(ML_DAG_ID, run_id, timeout_s=RUN_TIMEOUT_S)
             return self._record(client, config, run, triggered_at)
+
+    @staticmethod
+    def _check_logical_date_free(client: AirflowClient, logical: datetime) -> None:
+        """Airflow keeps one run per logical date (a unique key of its runs table): say
+        so, and what to do, before the trigger fails with a bare 409."""
+        stamp = logical.isoformat()
+        taken = client.dag_runs(ML_DAG_ID, logical_date_gte=stamp, logical_date_lte=stamp)
+        if taken:
+            run = taken[0]
+            raise ValueError(
+                f"Airflow keeps one run per logical date, and run {run['dag_run_id']!r} "
+                f"({run['state']}) of {ML_DAG_ID} already has {stamp}: read its record, or "
+                f"run that date again with `orchbench backfill --tool airflow --start "
+                f"{logical.date()} --end {logical.date()}`"
+            )
 
     def _record(
         self,
@@ -342,8 +326,11 @@ class AirflowAdapter(ToolAdapter):
         with self._running() as client:
             config = self._load_config(config_path, None)
             client.wait_for_dag(ML_DAG_ID)
-            for first, last in contiguous_ranges(dates):
+            ranges = contiguous_ranges(dates)
+            for first, last in ranges:  # a schedule that does not fit: refused before any run
                 self._check_one_run_per_date(client, first, last, conf)
+            records: list[RunRecord] = []
+            for first, last in ranges:
                 client.run_backfill(
                     ML_DAG_ID,
                     first,
@@ -353,12 +340,16 @@ class AirflowAdapter(ToolAdapter):
                     max_active_runs=1,
                     timeout_s=RUN_TIMEOUT_S * ((last - first).days + 1),
                 )
-            by_date = {
-                parse_time(r["logical_date"]).astimezone(UTC).date(): r  # type: ignore[union-attr]
-                for r in client.dag_runs(ML_DAG_ID, run_type=["backfill"])
-                if r.get("logical_date")
-            }
-            return [self._record(client, config, by_date[d], None) for d in sorted(set(dates))]
+                by_date = {
+                    parse_time(r["logical_date"]).astimezone(UTC).date(): r  # type: ignore[union-attr]
+                    for r in client.dag_runs(ML_DAG_ID, run_type=["backfill"])
+                    if r.get("logical_date")
+                }
+                for n in range((last - first).days + 1):
+                    day = first + timedelta(days=n)
+                    records.append(self._record(client, config, by_date[day], None))
+                    self.report_backfill_progress(day, records[-1])
+            return records
 
     @staticmethod
     def _check_one_run_per_date(
@@ -378,7 +369,7 @@ class AirflowAdapter(ToolAdapter):
         days = [p.astimezone(UTC).date() for p in planned]
         wanted = [first + timedelta(days=n) for n in range((last - first).days + 1)]
         if sorted(days) != wanted:
-            raise ValueError(
+            raise BackfillNotSupported(
                 f"the {ML_DAG_ID} DAG's schedule plans runs for {[d.isoformat() for d in days]} "
                 f"between {first} and {last}; a backfill by partition needs one run per day "
                 "(a daily schedule in the config the services parse, $ORCHBENCH_AIRFLOW_CONFIG)"
