@@ -182,6 +182,8 @@ def run(
             record = adapter.run_pipeline(
                 config, seed=seed, run_id=run_id, faults=faults, logical_date=day
             )
+    except ConfigError as err:
+        fail(f"invalid config: {err}", 2)
     except EnvironmentMissing as err:
         fail(str(err), 2)
     except Exception as err:
@@ -317,6 +319,8 @@ def backfill(
             records = adapter.backfill(config, dates)
     except BackfillNotSupported as err:
         fail(f"{err} (see docs/{tool}.md)", 2)
+    except ConfigError as err:
+        fail(f"invalid config: {err}", 2)
     except (EnvironmentMissing, NotImplementedError) as err:
         fail(str(err) or f"{tool} has no backfill", 2)
     except Exception as err:
