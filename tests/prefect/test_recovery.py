@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from shared_ml.spec import PIPELINE, parse_task_key
 from tests.webhook import WebhookReceiver
 
 UPSTREAM_OF_TRAIN = {"ingest", "validate", "preprocess"}
+FAULTY_RUN_DATE = date(2026, 1, 5)
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +46,13 @@ def webhook() -> Iterator[WebhookReceiver]:
 
 @pytest.fixture(scope="module")
 def faulty_run(adapter: PrefectAdapter, config_path: Path, webhook: WebhookReceiver) -> RunRecord:
-    """validate fails once (transient), train fails for good (non-retryable)."""
+    """validate fails once (transient), train fails for good (non-retryable); a dated
+    in-process run (the date goes in as the flow's `logical_date` parameter)."""
     return adapter.run_pipeline(
         config_path,
         run_id="prefect-faulty",
         faults={"validate": {"transient_attempts": 1}, "train": {"non_retryable": True}},
+        logical_date=FAULTY_RUN_DATE,
     )
 
 
@@ -108,7 +112,7 @@ def test_fixed_rerun_executes_only_the_failed_step_and_its_downstream(
 ) -> None:
     assert fixed_rerun.status == "success"
     assert fixed_rerun.run_id == faulty_run.run_id
-    assert fixed_rerun.logical_date == faulty_run.logical_date
+    assert fixed_rerun.logical_date == faulty_run.logical_date == FAULTY_RUN_DATE
     assert set(fixed_rerun.tool_details["cached_steps"]) == UPSTREAM_OF_TRAIN
     assert set(fixed_rerun.tool_details["executed_steps"]) == train_and_downstream
     # The step records agree: upstream steps ran in the first flow run only.
