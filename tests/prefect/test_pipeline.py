@@ -146,3 +146,29 @@ def test_the_run_record_is_written_where_the_baseline_writes_it(
     assert written["tool"] == "prefect"
     assert written["prediction_hash"] == cli_run.prediction_hash
     assert written["logical_date"] == cli_run.logical_date.isoformat()
+
+
+def test_cache_key_tells_branches_and_dates_apart_but_not_faults(daily_config_path: Path) -> None:
+    """The resume cache: one key per (run id, date, branch, upstream results); the injected
+    faults are left out, so a re-run without them hits what succeeded."""
+    from types import SimpleNamespace
+
+    from pipelines.prefect.tasks import STEP_CACHE_POLICY, train
+
+    config = load_config(daily_config_path)
+
+    def key(day: str, candidate: str, faults: str = "{}") -> str | None:
+        inputs = {
+            "config_json": config.for_partition(day).model_dump_json(exclude={"faults"}),
+            "faults_json": faults,
+            "run_id": "r",
+            "candidate": candidate,
+            "preprocess": {"outputs": {"train_set": "uri"}, "metadata": {}},
+        }
+        task_ctx = SimpleNamespace(task=train)
+        return STEP_CACHE_POLICY.compute_key(task_ctx=task_ctx, inputs=inputs, flow_parameters={})
+
+    logreg, forest = config.candidate_names[:2]
+    assert key("2026-01-03", logreg) != key("2026-01-03", forest)
+    assert key("2026-01-03", logreg) != key("2026-01-04", logreg)
+    assert key("2026-01-03", logreg) == key("2026-01-03", logreg, '{"train": {"delay_s": 1}}')
