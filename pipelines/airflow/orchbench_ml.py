@@ -12,16 +12,17 @@ ingest -> validate -> preprocess -> [train[c] -> evaluate[c]] per candidate c ->
   (map index ``i``, shown as the candidate's name) run side by side and ``evaluate[i]``
   waits only for ``train[i]``. The step result of ``preprocess`` (artifact URIs) travels
   under the XCom key ``step_result``.
-- **Fan-in**: ``select`` receives every branch's result (Airflow's lazy sequence of the
-  mapped XComs) and picks the best candidate; ``register`` and ``score`` follow.
+- **Fan-in**: ``select`` receives every branch's result (the mapped XComs) and picks the
+  best candidate; ``register`` and ``score`` follow.
 - **Dates**: each task sets the run's partition from Airflow's logical date and data
   interval; a manual run without a logical date stands for the day it runs (``run_after``).
 - **Retries** come from each step's ``RetryPolicy`` in ``shared_ml.spec.PIPELINE``; a
   non-retryable error becomes ``AirflowFailException`` (fails at once, retries unused).
 
 Triggers: the config's schedule (cron or preset, as a data-interval timetable: a run covers
-one interval and starts when it is over), OR an update of the input data asset, OR a manual run (UI, CLI, REST) whose params may override the config path, the
-seed and faults (``conf={"faults": {"train": {"transient_attempts": 1}}}``), OR a backfill.
+one interval and starts when it is over; catchup off), OR an update of the input data
+asset, OR a manual run (UI, CLI, REST) whose params may override the config path, the seed
+and faults (``conf={"faults": {"train": {"transient_attempts": 1}}}``), OR a backfill.
 """
 
 from __future__ import annotations

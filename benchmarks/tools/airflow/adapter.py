@@ -124,6 +124,8 @@ class AirflowAdapter(ToolAdapter):
             details={
                 "home": str(self.settings.home),
                 "migrate_s": state.migrate_s,
+                "parallelism": self.settings.parallelism,
+                "schedules": self.settings.schedules,
                 "components": {n: c.pid for n, c in state.components.items()},
                 "cold_start_definition": "airflow db migrate start -> /api/v2/monitor/health "
                 "reports metadatabase, scheduler and dag_processor healthy",
