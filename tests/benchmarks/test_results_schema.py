@@ -45,6 +45,8 @@ def test_every_figure_is_defined_with_unit_and_definition(results: dict) -> None
         (lambda r: r.pop("machine"), "<root>"),
         (lambda r: r["outcomes"][0].update(status="meh"), "outcomes/0/status"),
         (lambda r: r.update(schema_version=2), "schema_version"),
+        (lambda r: r["adhoc_comparison"][1].update(runner="cron"), "adhoc_comparison/1/runner"),
+        (lambda r: r["adhoc_comparison"][0].pop("observed"), "adhoc_comparison/0"),
     ],
 )
 def test_invalid_results_refused_naming_the_path(
