@@ -331,6 +331,7 @@ def scenario_latency(s: Session) -> None:
             "profile": s.profile,
             "repetition": s.repetition,
             "run_id": record.run_id,
+            "selected_candidate": record.selected_candidate,
             "metrics": record.metrics,
             "prediction_hash": record.prediction_hash,
         }
