@@ -282,12 +282,13 @@ def backfill(
         bool, typer.Option("--json", help="Print one run record per date, as a JSON list.")
     ] = False,
 ) -> None:
-    """Run the pipeline once per date from --start to --end (inclusive), each date on
+    """Run the pipeline once per date, --start to --end inclusive, each date on
     its own data partition, through the tool's own backfill mechanism.
 
-    Every date's partition is checked before anything runs. Exit codes: 0 every date
-    succeeded, 1 a date's run failed, 2 invalid config, dates or arguments, or a tool
-    that cannot backfill here.
+    Every date's partition is checked before anything runs.
+
+    Exit codes: 0 every date succeeded, 1 a date's run failed, 2 invalid
+    config, dates or arguments, or a tool that cannot backfill here.
     """
     check_choices(tool, target)
     dates = backfill_dates(start, end)
