@@ -230,9 +230,14 @@ class PrefectServices:
                 f"(pids {self.pids(existing)}); run `orchbench prefect down` first"
             )
         if deploy_config:
-            if not Path(deploy_config).is_file():
+            # Relative to the working directory, else to the repository (the default
+            # config must be found when orchbench runs from elsewhere).
+            found = next(
+                (p for p in (Path(deploy_config), REPO_ROOT / deploy_config) if p.is_file()), None
+            )
+            if found is None:
                 raise ServiceError(f"deployment config {deploy_config}: file not found")
-            deploy_config = str(Path(deploy_config).resolve())
+            deploy_config = str(found.resolve())
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "logs").mkdir(exist_ok=True)
         if port is None:  # the usual port when free, else any free one
