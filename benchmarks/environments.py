@@ -8,6 +8,8 @@ subprocess or the tool's HTTP API.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -41,3 +43,21 @@ def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     if extra:
         env.update(extra)
     return env
+
+
+@contextmanager
+def orchbench_home_set(path: str | None) -> Iterator[None]:
+    """Resolve configs in this process against ``path`` as ``ORCHBENCH_HOME``, as the
+    tool's own processes will (``None``: leave it as it is)."""
+    if not path:
+        yield
+        return
+    previous = os.environ.get("ORCHBENCH_HOME")
+    os.environ["ORCHBENCH_HOME"] = path
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("ORCHBENCH_HOME", None)
+        else:
+            os.environ["ORCHBENCH_HOME"] = previous

@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from benchmarks.environments import orchbench_home_set
 from benchmarks.tools.airflow.client import AirflowClient, TaskTry, parse_time
 from benchmarks.tools.airflow.runs import contiguous_ranges, records_run_id, run_partition
 from benchmarks.tools.airflow.services import (
@@ -54,23 +55,6 @@ SAFE_RUN_ID = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 
 def workload_dag_id(shape: str, size: int) -> str:
     return f"orchbench_{shape}_{size}"
-
-
-@contextlib.contextmanager
-def _orchbench_home(path: str | None) -> Iterator[None]:
-    """Resolve relative storage paths as the services' workers do."""
-    if not path:
-        yield
-        return
-    previous = os.environ.get("ORCHBENCH_HOME")
-    os.environ["ORCHBENCH_HOME"] = path
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("ORCHBENCH_HOME", None)
-        else:
-            os.environ["ORCHBENCH_HOME"] = previous
 
 
 def _timing(t: TaskTry) -> TaskTiming:
@@ -184,7 +168,7 @@ class AirflowAdapter(ToolAdapter):
     # --- the ML pipeline ----------------------------------------------------------------
     def _load_config(self, config_path: Path, seed: int | None) -> PipelineConfig:
         state = self._state()
-        with _orchbench_home(state.orchbench_home if state else None):
+        with orchbench_home_set(state.orchbench_home if state else None):
             return load_config(config_path, seed=seed)
 
     def run_pipeline(

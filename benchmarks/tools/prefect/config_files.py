@@ -3,35 +3,18 @@ the tool processes get, or as written (relative storage paths) for deployment pa
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from benchmarks.environments import tool_env
+from benchmarks.environments import orchbench_home_set, tool_env
 from shared_ml.config import PipelineConfig, load_config
 
 
-@contextlib.contextmanager
-def _orchbench_home() -> Iterator[None]:
-    """Resolve configs against the same ORCHBENCH_HOME the tool processes get."""
-    previous = os.environ.get("ORCHBENCH_HOME")
-    os.environ["ORCHBENCH_HOME"] = tool_env()["ORCHBENCH_HOME"]
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("ORCHBENCH_HOME", None)
-        else:
-            os.environ["ORCHBENCH_HOME"] = previous
-
-
 def load_resolved_config(config_path: Path | str, seed: int | None = None) -> PipelineConfig:
-    with _orchbench_home():
+    with orchbench_home_set(tool_env()["ORCHBENCH_HOME"]):
         return load_config(config_path, seed=seed)
 
 
