@@ -6,6 +6,7 @@ Exit codes: 0 done (a scenario a tool cannot do is recorded in the report, not a
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Annotated
@@ -14,14 +15,13 @@ import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from benchmarks.environments import REPO_ROOT
 from benchmarks.harness.bench import execute
+from benchmarks.harness.demo import demo_table
 from benchmarks.harness.plan import URL_ENV, Plan, PlanError, make_plan
 from benchmarks.harness.runner import session_units
-from benchmarks.tools import TOOLS, get_adapter
-from shared_ml.runner import new_run_id
+from benchmarks.tools import TOOLS
 
 err_console = Console(stderr=True)
 out_console = Console()
@@ -159,45 +159,6 @@ def bench(
     out_console.print(f"         {paths['markdown']}")
 
 
-def _demo_runs(tools: list[str], config: Path) -> Table:
-    """The pipeline once on every tool: status, metrics, same prediction hash, wall time."""
-    table = Table(title=f"The pipeline on every tool ({config.relative_to(REPO_ROOT)})")
-    for column in ("tool", "status", "accuracy", "f1", "roc_auc", "prediction hash", "wall s"):
-        table.add_column(column)
-    rows = []
-    for tool in tools:
-        with err_console.status(f"running the pipeline on {tool}..."):
-            try:
-                adapter = get_adapter(tool)
-                adapter.start_services()
-                try:
-                    started = time.perf_counter()
-                    record = adapter.run_pipeline(config, run_id=new_run_id(f"demo-{tool}"))
-                    rows.append((tool, record, time.perf_counter() - started))
-                finally:
-                    adapter.stop_services()
-            except Exception as err:  # show the tool as unavailable, keep going
-                rows.append((tool, f"{type(err).__name__}: {err}"[:120], None))
-    reference = next(
-        (r.prediction_hash for _, r, _ in rows if not isinstance(r, str) and r.prediction_hash),
-        None,
-    )
-    for tool, record, seconds in rows:
-        if isinstance(record, str):
-            table.add_row(tool, f"[red]unavailable[/]: {record}", "-", "-", "-", "-", "-")
-            continue
-        metrics = record.metrics
-        same = record.prediction_hash == reference and reference is not None
-        table.add_row(
-            tool,
-            record.status,
-            *(f"{metrics[k]:.4f}" if k in metrics else "-" for k in ("accuracy", "f1", "roc_auc")),
-            f"{(record.prediction_hash or '-')[:12]} {'(equal)' if same else '[red](differs)[/]'}",
-            f"{seconds:.1f}",
-        )
-    return table
-
-
 def demo(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Reports go to OUTPUT/<timestamp>/.")
@@ -206,7 +167,7 @@ def demo(
         list[str] | None, typer.Option("--tools", help="Tools (default: all four).")
     ] = None,
 ) -> None:
-    """Run the pipeline on every tool and compare, then a quick local benchmark and report."""
+    """Run the pipeline on every tool and compare, inside a quick local benchmark; report."""
     try:
         plan = make_plan(
             tools=tools,
@@ -220,7 +181,9 @@ def demo(
         )
     except PlanError as err:
         _fail(str(err))
-    out_console.print(_demo_runs(plan.tools, DEMO_CONFIG))
+    plan.demo_config = DEMO_CONFIG
     paths = _run_with_progress(plan)
+    results = json.loads(paths["results"].read_text(encoding="utf-8"))
+    out_console.print(demo_table(results["tools"], plan.tools))
     out_console.print(f"report: {paths['html']}")
     out_console.print(f"        {paths['markdown']}")

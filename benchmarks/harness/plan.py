@@ -54,6 +54,9 @@ class Plan:
     adhoc_daily_config: Path = REPO_ROOT / "configs" / "daily.yaml"
     adhoc_kill_after_s: float = 0.3
     adhoc_cases: tuple[str, ...] = ("transient", "kill", "rerun", "backfill")
+    # `orchbench demo`: this config runs once per tool in its first session, after the
+    # warm-up (benchmarks.harness.demo).
+    demo_config: Path | None = None
 
     def describe(self) -> dict[str, Any]:
         data = asdict(self)
@@ -62,6 +65,7 @@ class Plan:
         data["pipeline_config"] = str(self.pipeline_config)
         data["adhoc_config"] = str(self.adhoc_config)
         data["adhoc_daily_config"] = str(self.adhoc_daily_config)
+        data["demo_config"] = str(self.demo_config) if self.demo_config else None
         return data
 
 

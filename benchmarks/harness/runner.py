@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from benchmarks.harness import adhoc, setup_cost
+from benchmarks.harness.demo import demo_run
 from benchmarks.harness.figures import FIGURES, SCENARIOS
 from benchmarks.harness.phases import match_tasks, task_phases
 from benchmarks.harness.plan import Plan
@@ -121,10 +122,11 @@ class Session:
     def unavailable(self, figure: str, reason: str) -> None:
         self.outcome("unavailable", reason, figure)
 
-    def config_for(self, label: str) -> Path:
-        """A copy of the plan's pipeline config with storage in a fresh folder of its own,
-        so no run reuses another run's (content-addressed) artifacts."""
-        raw = yaml.safe_load(self.plan.pipeline_config.read_text(encoding="utf-8")) or {}
+    def config_for(self, label: str, source: Path | None = None) -> Path:
+        """A copy of the plan's pipeline config (or ``source``) with storage in a fresh
+        folder of its own, so no run reuses another run's (content-addressed) artifacts."""
+        source = source or self.plan.pipeline_config
+        raw = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
         storage = raw.get("storage") or {}
         # On a cluster the tool's pods cannot see this machine's folders: keep the
         # config's own (shared, e.g. s3://) storage there; run ids keep runs apart.
@@ -722,6 +724,10 @@ def run_session(
             advance(f"{label}: first run", 0)
             with guarded(session, "warmup"):
                 warm_up(session)
+        if plan.demo_config is not None and repetition == 0 and profile == plan.profiles[0]:
+            advance(f"{label}: the demo pipeline ({plan.demo_config.name})", 0)
+            with guarded(session, "demo"):
+                demo_run(session)
         for scenario in plan.scenarios:
             if scenario == "setup":
                 continue

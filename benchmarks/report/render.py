@@ -186,16 +186,18 @@ def scenario_status(results: dict[str, Any]) -> list[dict[str, Any]]:
     tools = results["plan"]["tools"]
     rows = []
     skipped = results["plan"].get("skipped_scenarios", [])
-    for scenario in ["warmup", *results["plan"]["scenarios"], *skipped]:
+    # warmup and demo (orchbench demo's showcase run) are rows only when they happened
+    optional = ("warmup", "demo")
+    for scenario in ["warmup", "demo", *results["plan"]["scenarios"], *skipped]:
         cells = []
         for tool in tools:
             found = statuses.get((scenario, tool))
             if found is None:
-                cells.append("-" if scenario == "warmup" else "missing")
+                cells.append("-" if scenario in optional else "missing")
                 continue
             took = seconds[(scenario, tool)]
             cells.append(", ".join(sorted(found)) + (f" ({took:.0f} s)" if took else ""))
-        if scenario != "warmup" or any(c != "-" for c in cells):
+        if scenario not in optional or any(c != "-" for c in cells):
             rows.append({"scenario": scenario, "cells": cells})
     return rows
 
@@ -269,6 +271,30 @@ def matrix_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def demo_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """``orchbench demo``'s showcase run per tool (none in a plain ``orchbench bench``)."""
+    runs = {t: e["demo_run"] for t, e in results["tools"].items() if e.get("demo_run")}
+    hashes = [r["prediction_hash"] for r in runs.values() if r.get("prediction_hash")]
+    rows = []
+    for tool, run in runs.items():
+        metrics = run.get("metrics") or {}
+        digest = run.get("prediction_hash")
+        rows.append(
+            {
+                "tool": tool,
+                "config": run["config"],
+                "status": run["status"] if run["status"] != "error" else f"error: {run['error']}",
+                "selected": run.get("selected_candidate") or "-",
+                "metrics": ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items())) or "-",
+                "hash": f"{digest[:12]} ({'equal' if digest == hashes[0] else 'DIFFERS'})"
+                if digest
+                else "-",
+                "wall_s": f"{run['wall_s']:.1f}" if "wall_s" in run else "-",
+            }
+        )
+    return rows
+
+
 def context(results: dict[str, Any], charts: dict[str, bytes]) -> dict[str, Any]:
     scenarios = results["plan"]["scenarios"]
     sections = []
@@ -291,6 +317,7 @@ def context(results: dict[str, Any], charts: dict[str, bytes]) -> dict[str, Any]
         "status": scenario_status(results),
         "matrix": matrix_rows(results),
         "adhoc": adhoc_rows(results),
+        "demo": demo_rows(results),
         "charts": {name: base64.b64encode(png).decode() for name, png in charts.items()},
         "chart_files": {name: f"figures/{name}.png" for name in charts},
         "versions_json": json.dumps(results["versions"], indent=2, sort_keys=True),

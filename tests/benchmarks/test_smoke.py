@@ -13,9 +13,12 @@ from importlib import import_module
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from benchmarks.environments import venvs_dir
 from benchmarks.harness.bench import execute
+from benchmarks.harness.cli import DEMO_CONFIG
+from benchmarks.harness.demo import demo_table
 from benchmarks.harness.figures import SCENARIOS
 from benchmarks.harness.plan import make_plan
 from benchmarks.harness.results import load_results
@@ -68,14 +71,18 @@ def test_smoke_benchmark(
     plan.restart_delay_s = 6.0
     plan.run_timeout_s = 300.0
     plan.adhoc_cases = ("transient",)  # all four: tests/benchmarks/test_adhoc.py
+    if tool == "local":  # orchbench demo's showcase run (the same adapter call on every tool)
+        plan.demo_config = DEMO_CONFIG
     paths = execute(plan)
 
     results = load_results(paths["results"])  # validates against the schema
     scenario_outcomes = {
         o["scenario"]: o for o in results["outcomes"] if o["tool"] == tool and o["figure"] is None
     }
-    # Every scenario, plus the first (warm-up) run that precedes the pipeline scenarios.
-    assert set(scenario_outcomes) == {*SCENARIOS, "warmup"}, "a scenario vanished from the outputs"
+    # Every scenario, plus the first (warm-up) run that precedes the pipeline scenarios
+    # (and the demo's run, where the plan has one).
+    extra = {"warmup", "demo"} if plan.demo_config else {"warmup"}
+    assert set(scenario_outcomes) == {*SCENARIOS, *extra}, "a scenario vanished from the outputs"
     for outcome in scenario_outcomes.values():
         if outcome["status"] != "ok":
             assert outcome["reason"], f"{outcome['scenario']}: a non-ok outcome needs a reason"
@@ -87,11 +94,22 @@ def test_smoke_benchmark(
         assert any(f["tool"] == tool for f in results["fits"])
     if tool == "local":
         # The baseline can do everything but restart (it has no services); it says so.
-        assert ok == {*SCENARIOS, "warmup"} - {"restart"}, json.dumps(scenario_outcomes, indent=1)
+        assert ok == {*SCENARIOS, *extra} - {"restart"}, json.dumps(scenario_outcomes, indent=1)
         assert scenario_outcomes["restart"]["status"] == "not_supported"
         assert {"setup.authoring_lines", "setup.import_s", "setup.venv_size_mb"} <= measured
         runners = {(row["case"], row["runner"]) for row in results["adhoc_comparison"]}
         assert runners == {("transient", "script"), ("transient", "pipeline")}
+        demo = results["tools"]["local"]["demo_run"]
+        # default.yaml's three candidates ran, in a storage folder of the benchmark's own
+        assert demo["status"] == "success" and demo["selected_candidate"], demo
+        demo_runs = plan.output_dir.glob(f"*/work/runs/*/demo/runs/{demo['run_id']}/run.json")
+        record = json.loads(next(demo_runs).read_text(encoding="utf-8"))
+        branches = {s["branch"] for s in record["steps"] if s["step"] == "train"}
+        assert len(branches) == 3, branches
+        assert record["prediction_hash"] == demo["prediction_hash"]
+        rendered = Console(record=True, width=200)
+        rendered.print(demo_table(results["tools"], ["local"]))
+        assert f"{demo['prediction_hash'][:12]} (equal)" in rendered.export_text()
     else:
         assert scenario_outcomes["adhoc"]["status"] == "not_applicable"
     markdown = paths["markdown"].read_text(encoding="utf-8")
@@ -99,3 +117,4 @@ def test_smoke_benchmark(
     for scenario, title in SCENARIOS.items():
         assert title in markdown and scenario in html
     assert tool in markdown
+    assert ("The same pipeline on every tool" in markdown) == (plan.demo_config is not None)
