@@ -45,8 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     with cyclic_gc_paused():
         from shared_ml.config import load_config
         from shared_ml.errors import ConfigError
+    from shared_ml.logs import LogFormatError, configure_logging
     from shared_ml.records import run_record_path
     from shared_ml.runner import run_pipeline
+
+    try:
+        configure_logging()  # the steps' log lines on stderr
+    except LogFormatError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
     try:
         config = load_config(args.config, seed=args.seed).for_partition(args.date)

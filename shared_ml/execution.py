@@ -13,16 +13,21 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 import psutil
 
+from shared_ml.artifacts import atomic_write_text
 from shared_ml.config import PipelineConfig
 from shared_ml.errors import is_retryable
 from shared_ml.faults import apply_faults, count_attempt, faults_for
+from shared_ml.logs import captured, get_logger, log_format
 from shared_ml.records import StepError, StepRecord, write_step_record
 from shared_ml.spec import PIPELINE, task_key
 from shared_ml.steps import StepOutput
+
+log = get_logger(__name__)
 
 
 def step_function(name: str) -> Callable[..., StepOutput]:
@@ -130,10 +135,32 @@ def execute_step(
         step=name, branch=branch, attempt=attempt, started_at=datetime.now(UTC), pid=os.getpid()
     )
     record_path = write_step_record(config.storage.runs_root, run_id, record)
+    log_format()  # a bad $ORCHBENCH_LOG_FORMAT fails here, before the work, not mid-step
+    with captured(run_id, key, attempt) as capture:
+        try:
+            return _run_recorded(
+                function, config, inputs, record, record_path, run_id, fault, durable_attempt
+            )
+        finally:
+            # The step's own log, next to its record (the plain runner's log viewer).
+            atomic_write_text(record_path.with_suffix(".log"), capture.text())
+
+
+def _run_recorded(
+    function: Callable[..., StepOutput],
+    config: PipelineConfig,
+    inputs: Mapping[str, Any],
+    record: StepRecord,
+    record_path: Path,
+    run_id: str,
+    fault: Any,
+    durable_attempt: int,
+) -> dict[str, Any]:
+    log.info("%s started (pid %d)", record.key, record.pid)
     started = time.perf_counter()
     try:
         with PeakRssSampler() as sampler:
-            apply_faults(fault, name, durable_attempt)
+            apply_faults(fault, record.step, durable_attempt)
             result = function(config, **inputs)
     except BaseException as exc:
         record.outcome = "failed"
@@ -144,13 +171,42 @@ def execute_step(
         )
         _finish(record, started, None)
         write_step_record(config.storage.runs_root, run_id, record, record_path)
+        log.error(
+            "%s failed after %.3f s (%s, %s): %s",
+            record.key,
+            record.duration_s,
+            record.error.type,
+            "retryable" if record.error.retryable else "not retryable",
+            exc,
+            exc_info=not isinstance(exc, KeyboardInterrupt | SystemExit),
+        )
         raise
     record.outcome = "success"
     record.outputs = dict(result.outputs)
     record.metadata = dict(result.metadata)
     _finish(record, started, sampler.peak)
     write_step_record(config.storage.runs_root, run_id, record, record_path)
+    log.info(
+        "%s succeeded in %.3f s, peak RSS %.1f MB; %s",
+        record.key,
+        record.duration_s,
+        record.peak_rss_mb,
+        key_figures(record.metadata),
+    )
     return {"outputs": dict(result.outputs), "metadata": dict(result.metadata)}
+
+
+def key_figures(metadata: Mapping[str, Any], limit: int = 8) -> str:
+    """The step's small scalar results (rows, metrics, decisions) as ``k=v`` pairs."""
+    pairs = []
+    for name, value in metadata.items():
+        if isinstance(value, float):
+            pairs.append(f"{name}={value:.4g}")
+        elif isinstance(value, int | str | bool) and len(str(value)) <= 24:  # not digests
+            pairs.append(f"{name}={value}")
+        elif isinstance(value, Mapping) and all(isinstance(v, float) for v in value.values()):
+            pairs += [f"{name}.{k}={v:.4g}" for k, v in list(value.items())[:4]]
+    return ", ".join(pairs[:limit]) or "no figures"
 
 
 def _finish(record: StepRecord, started: float, peak_rss: int | None) -> None:

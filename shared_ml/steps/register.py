@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from shared_ml.artifacts import ArtifactStore
 from shared_ml.config import PipelineConfig
+from shared_ml.logs import get_logger
 from shared_ml.registry import ModelRegistry
 from shared_ml.steps import StepOutput
+
+log = get_logger(__name__)
 
 
 def in_store(store: ArtifactStore, uri: str, kind: str) -> str:
@@ -36,6 +39,14 @@ def register(config: PipelineConfig, model: str, transformer: str, metrics: str)
             "candidate": evaluation.get("candidate"),
             "logical_date": config.logical_date.isoformat() if config.logical_date else None,
         },
+    )
+    log.info(
+        "registry %s: version %s, %s (%s); champion now version %s",
+        config.name,
+        result.version,
+        "promoted" if result.promoted else "not promoted",
+        result.reason,
+        result.champion_version,
     )
     entry_uri = store.put_json(
         # No absolute paths inside: the same model registers to the same bytes anywhere.

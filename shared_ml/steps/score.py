@@ -8,19 +8,18 @@ says so.
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import pandas as pd
 
 from shared_ml.artifacts import ArtifactStore
 from shared_ml.config import PipelineConfig
 from shared_ml.errors import RegistryError
+from shared_ml.logs import get_logger
 from shared_ml.registry import ModelRegistry
 from shared_ml.steps import StepOutput
 from shared_ml.threads import single_threaded_native_pools
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def score(config: PipelineConfig, registry_entry: str, dataset: str) -> StepOutput:

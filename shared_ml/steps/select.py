@@ -10,7 +10,10 @@ from __future__ import annotations
 from shared_ml.artifacts import ArtifactStore
 from shared_ml.config import PipelineConfig
 from shared_ml.errors import NonRetryableError
+from shared_ml.logs import get_logger
 from shared_ml.steps import StepOutput
+
+log = get_logger(__name__)
 
 METRIC_ORDER = ("f1", "roc_auc", "accuracy")
 
@@ -53,6 +56,16 @@ def select(config: PipelineConfig, models: list[str], metrics: list[str]) -> Ste
             f"no collected model has the digest {best['model_digest']} of the selected "
             f"candidate {best['candidate']!r}"
         )
+    log.info(
+        "selected %s on %s; ranking: %s",
+        best["candidate"],
+        primary,
+        ", ".join(
+            f"{seen[i]} {evaluations[i]['metrics'].get(primary, float('nan')):.4f}"
+            f"{'' if evaluations[i]['gate_passed'] else ' (gate failed)'}"
+            for i in ranked
+        ),
+    )
     table = [
         {
             "candidate": evaluations[i]["candidate"],
