@@ -19,10 +19,10 @@ and ``webhook_url`` (empty: no notification).
 # No `from __future__ import annotations`: KFP reads the real annotation objects.
 from kfp import dsl
 
-from pipelines.kubeflow.components import (
+from pipelines.kubeflow.alerts import notify_on_failure
+from pipelines.kubeflow.tasks import (
     evaluate,
     ingest,
-    notify_on_failure,
     preprocess,
     register,
     score,

@@ -10,7 +10,7 @@ import functools
 
 from kfp import dsl
 
-from pipelines.kubeflow.components import SHARED_ML_IMAGE
+from pipelines.kubeflow.tasks import SHARED_ML_IMAGE
 from shared_ml.workloads import workload_graph
 
 

@@ -1,5 +1,6 @@
-"""Register the work pool and the deployment of the ML flow on the server at
-``$PREFECT_API_URL``.
+"""Register the work pool and the ML flow's deployment on the Prefect server.
+
+The server is the one at ``$PREFECT_API_URL``:
 
     python -m pipelines.prefect.deploy --config configs/default.yaml [--pool orchbench-process]
 
@@ -7,7 +8,7 @@ The deployment ``orchbench-ml/orchbench-ml``:
 
 - runs on a *process* work pool (a ``prefect worker start --pool ... --type process``
   starts each flow run as a subprocess of the worker);
-- finds the flow by module path (``pipelines.prefect.flow.ml_pipeline``), so any
+- finds the flow by module path (``pipelines.prefect.pipeline.ml_pipeline``), so any
   environment where the project is installed can run it (the worker's venv, the
   ``orchbench/shared-ml`` image on Kubernetes) without pulling code;
 - has the config's ``schedule`` (UTC), when it sets one: a cron expression or a preset
@@ -87,7 +88,7 @@ def deploy_pipeline(
     from prefect.events import DeploymentEventTrigger
     from prefect.types.entrypoint import EntrypointType
 
-    from pipelines.prefect.flow import ml_pipeline
+    from pipelines.prefect.pipeline import ml_pipeline
 
     config = raw_config(config_path)
     deployment = ml_pipeline.to_deployment(

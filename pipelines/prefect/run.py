@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         except (ConfigError, json.JSONDecodeError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        from pipelines.prefect.flow import ml_pipeline
+        from pipelines.prefect.pipeline import ml_pipeline
 
         state = ml_pipeline.with_options(flow_run_name=args.run_id)(
             config=config.model_dump(mode="json"),

@@ -12,8 +12,8 @@ from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk.definitions.taskgroup import MappedTaskGroup
 
 from benchmarks.tools.airflow.runs import run_partition as adapter_run_partition
-from pipelines.airflow.common import CONFIG_ENV
-from pipelines.airflow.common import run_partition as dag_run_partition
+from pipelines.airflow.tasks import CONFIG_ENV
+from pipelines.airflow.tasks import run_partition as dag_run_partition
 from shared_ml.spec import PIPELINE
 from tests.airflow.conftest import REPO_ROOT
 

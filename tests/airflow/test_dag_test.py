@@ -22,8 +22,8 @@ pytestmark = pytest.mark.slow
 
 SCRIPT = """
 import json, sys
-from pipelines.airflow.orchbench_ml import ml_dag
-from pipelines.airflow.common import records_run_id
+from pipelines.airflow.pipeline import ml_dag
+from pipelines.airflow.tasks import records_run_id
 run = ml_dag.test(run_conf=json.loads(sys.argv[1]))
 print("RESULT " + json.dumps({"state": str(run.state), "run_id": records_run_id(run.run_id)}))
 """

@@ -5,14 +5,14 @@ from __future__ import annotations
 import kubernetes_validate
 import yaml
 
-from pipelines.airflow import pod_template
+from pipelines.airflow import manifest as pod_template
 
 
 def test_committed_pod_template_is_fresh() -> None:
     committed = pod_template.TEMPLATE_PATH.read_text(encoding="utf-8")
     assert committed == pod_template.render(), (
         "pipelines/airflow/pod_template.yaml is stale: run "
-        "`.venvs/airflow/bin/python -m pipelines.airflow.pod_template`"
+        "`.venvs/airflow/bin/python -m pipelines.airflow.manifest`"
     )
 
 

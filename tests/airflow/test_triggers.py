@@ -16,8 +16,8 @@ from benchmarks.tools.airflow.adapter import AirflowAdapter
 from benchmarks.tools.airflow.client import parse_time
 from benchmarks.tools.airflow.runs import records_run_id as adapter_records_run_id
 from benchmarks.tools.airflow.services import airflow_env
-from pipelines.airflow.common import INPUT_ASSET_NAME
-from pipelines.airflow.common import records_run_id as dag_records_run_id
+from pipelines.airflow.tasks import INPUT_ASSET_NAME
+from pipelines.airflow.tasks import records_run_id as dag_records_run_id
 from shared_ml.config import StorageConfig
 from shared_ml.records import collect_run_record
 from shared_ml.runner import run_pipeline

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from benchmarks.tools.kubeflow.adapter import KubeflowAdapter, KubeflowRunError
-from pipelines.kubeflow.cluster import (
+from pipelines.kubeflow.deploy import (
     IR_PATH,
     ClusterError,
     check_reachable,
@@ -117,7 +117,7 @@ def test_a_server_that_is_not_kfp_is_a_clear_error(not_kfp_server: str) -> None:
 
 
 def test_submit_command_refuses_a_bad_date() -> None:
-    command = [sys.executable, "-m", "pipelines.kubeflow.cluster", "--url", closed_port_url()]
+    command = [sys.executable, "-m", "pipelines.kubeflow.deploy", "--url", closed_port_url()]
     command += ["--config", str(DEFAULT_CONFIG), "--run-id", "offline", "--date", "2026-13-01"]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
@@ -127,7 +127,7 @@ def test_submit_command_refuses_a_bad_date() -> None:
 
 def test_submit_command_exits_2_with_one_line_when_unreachable() -> None:
     url = closed_port_url()
-    command = [sys.executable, "-m", "pipelines.kubeflow.cluster", "--url", url]
+    command = [sys.executable, "-m", "pipelines.kubeflow.deploy", "--url", url]
     command += ["--config", str(DEFAULT_CONFIG), "--run-id", "offline"]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2

@@ -24,7 +24,7 @@ def bad_config(tmp_path: Path) -> Path:
 
 
 def test_run_local_exits_2_with_the_bad_key(bad_config: Path, kfp_home: Path) -> None:
-    command = [sys.executable, "-m", "pipelines.kubeflow.run_local", "pipeline"]
+    command = [sys.executable, "-m", "pipelines.kubeflow.run", "pipeline"]
     command += ["--config", str(bad_config), "--run-id", "never"]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
@@ -39,7 +39,7 @@ def test_adapter_refuses_a_bad_config_before_any_subprocess(bad_config: Path) ->
 
 
 def test_workload_shape_is_checked(kfp_home: Path) -> None:
-    command = [sys.executable, "-m", "pipelines.kubeflow.run_local", "workload"]
+    command = [sys.executable, "-m", "pipelines.kubeflow.run", "workload"]
     command += ["--shape", "chain", "--size", "0", "--run-id", "never"]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
@@ -47,7 +47,7 @@ def test_workload_shape_is_checked(kfp_home: Path) -> None:
 
 
 def test_run_local_refuses_a_bad_date(kfp_home: Path) -> None:
-    command = [sys.executable, "-m", "pipelines.kubeflow.run_local", "pipeline"]
+    command = [sys.executable, "-m", "pipelines.kubeflow.run", "pipeline"]
     command += ["--config", str(REPO_ROOT / "configs" / "daily.yaml"), "--run-id", "never"]
     command += ["--date", "2026-02-30"]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from pipelines.kubeflow.compile import IR_PATH, compile_ir
-from pipelines.kubeflow.compile import main as compile_main
-from pipelines.kubeflow.components import PARAMETER_NAMES, SHARED_ML_IMAGE
+from pipelines.kubeflow.manifest import IR_PATH, compile_ir
+from pipelines.kubeflow.manifest import main as compile_main
 from pipelines.kubeflow.pipeline import LOOP_NAME, duration
+from pipelines.kubeflow.tasks import PARAMETER_NAMES, SHARED_ML_IMAGE
 from shared_ml.config import load_config
 from shared_ml.spec import PIPELINE, task_key
 
@@ -248,14 +248,14 @@ def test_steps_cache_and_the_exit_handler_does_not(ir: dict[str, Any]) -> None:
 
 def test_committed_ir_is_fresh() -> None:
     assert IR_PATH.read_text(encoding="utf-8") == compile_ir(), (
-        f"{IR_PATH} is stale: run `.venvs/kubeflow/bin/python -m pipelines.kubeflow.compile`"
+        f"{IR_PATH} is stale: run `.venvs/kubeflow/bin/python -m pipelines.kubeflow.manifest`"
     )
 
 
 def test_compilation_is_deterministic_across_processes(tmp_path: Path) -> None:
     target = tmp_path / "again.yaml"
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    command = [sys.executable, "-m", "pipelines.kubeflow.compile", "--output", str(target)]
+    command = [sys.executable, "-m", "pipelines.kubeflow.manifest", "--output", str(target)]
     subprocess.run(command, cwd=REPO_ROOT, env=env, check=True, timeout=300, capture_output=True)
     assert target.read_text(encoding="utf-8") == compile_ir()
 

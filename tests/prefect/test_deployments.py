@@ -59,7 +59,7 @@ def test_deployment_has_the_config_cron_schedule(
     expected = yaml.safe_load(config_path.read_text())["schedule"]
     assert [s["schedule"]["cron"] for s in schedules] == [expected]
     assert schedules[0]["schedule"]["timezone"] == "UTC"
-    assert deployment["entrypoint"] == "pipelines.prefect.flow.ml_pipeline"
+    assert deployment["entrypoint"] == "pipelines.prefect.pipeline.ml_pipeline"
     assert deployment["work_pool_name"] == "orchbench-process"
 
 
@@ -345,7 +345,7 @@ def test_backfill_runs_each_past_date_once_and_is_idempotent_in_the_registry(
 def test_kubernetes_work_pool_with_the_committed_template_is_accepted_by_the_server(
     client: PrefectClient,
 ) -> None:
-    from pipelines.prefect.k8s import POOL_NAME, TEMPLATE_PATH
+    from pipelines.prefect.manifest import POOL_NAME, TEMPLATE_PATH
 
     template = json.loads(TEMPLATE_PATH.read_text())
     client.create_work_pool(POOL_NAME, "kubernetes", template)

@@ -7,7 +7,7 @@ import json
 import kubernetes_validate
 import pytest
 
-from pipelines.prefect.k8s import (
+from pipelines.prefect.manifest import (
     IMAGE,
     K8S_VERSION,
     TEMPLATE_PATH,
@@ -19,7 +19,7 @@ from pipelines.prefect.k8s import (
 
 def test_committed_template_is_fresh() -> None:
     assert TEMPLATE_PATH.read_text(encoding="utf-8") == template_json(), (
-        f"{TEMPLATE_PATH} is stale: run `python -m pipelines.prefect.k8s write`"
+        f"{TEMPLATE_PATH} is stale: run `python -m pipelines.prefect.manifest write`"
     )
 
 

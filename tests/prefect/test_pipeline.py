@@ -92,7 +92,7 @@ def test_candidate_branches_overlap_in_prefect_task_run_times(
     before any branch ended: at one moment all of them were running."""
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    from pipelines.prefect.flow import TASK_THREADS, ml_pipeline
+    from pipelines.prefect.pipeline import TASK_THREADS, ml_pipeline
 
     candidates = load_config(config_path).candidate_names
     assert ml_pipeline.task_runner == ThreadPoolTaskRunner(max_workers=TASK_THREADS)

@@ -370,7 +370,7 @@ class AirflowAdapter(ToolAdapter):
     def run_workload(self, shape: WorkloadShape, size: int) -> WorkloadResult:
         if size not in WORKLOAD_SIZES:
             raise ValueError(
-                f"no Airflow workload DAG of size {size}; pipelines/airflow/orchbench_workloads.py "
+                f"no Airflow workload DAG of size {size}; pipelines/airflow/workloads.py "
                 f"defines sizes {WORKLOAD_SIZES}"
             )
         dag_id = workload_dag_id(shape, size)

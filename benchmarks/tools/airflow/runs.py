@@ -16,13 +16,13 @@ from shared_ml.config import Partition
 
 def records_run_id(dag_run_id: str) -> str:
     """The folder name the DAG's tasks use for an Airflow run id (same rule as
-    ``pipelines.airflow.common.records_run_id``; a test keeps the two in step)."""
+    ``pipelines.airflow.tasks.records_run_id``; a test keeps the two in step)."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", dag_run_id)
 
 
 def run_partition(run: dict[str, Any]) -> Partition:
     """The partition of a DAG run, from the REST API's view of it: the same rule as the
-    DAG's tasks apply (``pipelines.airflow.common.run_partition``; a test keeps the two in
+    DAG's tasks apply (``pipelines.airflow.tasks.run_partition``; a test keeps the two in
     step). A run without a logical date stands for the day of its ``run_after``."""
     logical = parse_time(run.get("logical_date"))
     start = parse_time(run.get("data_interval_start"))

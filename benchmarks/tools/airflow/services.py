@@ -83,8 +83,8 @@ TUNED_SETTINGS = {
     # LocalExecutor task process (forked from it) starts with them already imported.
     "ORCHBENCH_AIRFLOW_PRELOAD": ",".join(
         [
-            "pipelines.airflow.common",
-            "pipelines.airflow.notifier",
+            "pipelines.airflow.tasks",
+            "pipelines.airflow.alerts",
             "shared_ml.execution",
             "shared_ml.workloads",
             *(f"shared_ml.steps.{step}" for step in PIPELINE.step_names),

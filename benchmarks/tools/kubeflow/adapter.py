@@ -2,10 +2,10 @@
 
 The core environment has no kfp, so every operation is a subprocess of ``.venvs/kubeflow``:
 
-- ``--target local`` (default): ``python -m pipelines.kubeflow.run_local`` runs the committed
+- ``--target local`` (default): ``python -m pipelines.kubeflow.run`` runs the committed
   IR with ``kfp.local.SubprocessRunner(use_venv=False)``. Each task is one more subprocess of
   that interpreter ("process-per-task"); there is no server, queue or scheduler.
-- ``--target cluster --url URL``: ``python -m pipelines.kubeflow.cluster`` uploads the IR,
+- ``--target cluster --url URL``: ``python -m pipelines.kubeflow.deploy`` uploads the IR,
   creates the run and the recurring run, and waits ("pod-per-step": a driver and an executor
   pod per step under Argo). Only the end-to-end kind workflow exercises it.
 
@@ -113,7 +113,7 @@ class KubeflowAdapter(ToolAdapter):
         logical_date: date | None,
     ) -> RunRecord:
         config = load_config(config_path, seed=seed)  # fails fast on a bad config
-        command = ["-m", "pipelines.kubeflow.run_local", "pipeline"]
+        command = ["-m", "pipelines.kubeflow.run", "pipeline"]
         command += ["--config", str(Path(config_path).resolve()), "--run-id", run_id]
         command += ["--seed", str(config.seed), "--webhook-url", self.webhook_url]
         if logical_date is not None:
@@ -122,7 +122,7 @@ class KubeflowAdapter(ToolAdapter):
         summary = self._kubeflow_python(command, extra_env, keep_log=True)
         runs_root = summary["runs_root"]
         self._runs_roots[run_id] = runs_root
-        # The date run_local resolved and passed to every step (today for a manual run).
+        # The date kubeflow.run resolved and passed to every step (today for a manual run).
         config = config.for_partition(summary["logical_date"])
         record = collect_run_record(
             runs_root=runs_root,
@@ -154,7 +154,7 @@ class KubeflowAdapter(ToolAdapter):
         self, config_path: Path, seed: int | None, run_id: str, logical_date: date | None
     ) -> RunRecord:
         config = load_config(config_path, seed=seed).for_partition(logical_date)
-        command = ["-m", "pipelines.kubeflow.cluster", "--url", str(self.url)]
+        command = ["-m", "pipelines.kubeflow.deploy", "--url", str(self.url)]
         command += ["--config", str(Path(config_path).resolve()), "--run-id", run_id]
         command += ["--seed", str(config.seed), "--webhook-url", self.webhook_url]
         command += ["--date", config.logical_date.isoformat()]
@@ -196,7 +196,7 @@ class KubeflowAdapter(ToolAdapter):
         run_id = new_run_id(f"kubeflow-{shape}{size}")
         runs_root = str(orchbench_home() / WORKLOAD_DIR)
         self._runs_roots[run_id] = runs_root
-        command = ["-m", "pipelines.kubeflow.run_local", "workload", "--shape", shape]
+        command = ["-m", "pipelines.kubeflow.run", "workload", "--shape", shape]
         command += ["--size", str(size), "--run-id", run_id, "--runs-root", runs_root]
         triggered_at = datetime.now(UTC)
         summary = self._kubeflow_python(command, None, keep_log=False)

@@ -82,7 +82,7 @@ def measure(repeat: int, chain: int) -> dict[str, Any]:
         per_task.append(workload.end_to_end_s / chain)
         noop_exec += [(t.ended_at - t.started_at).total_seconds() for t in workload.tasks]
     executor_import = [import_seconds("kfp.dsl.executor_main") for _ in range(repeat)]
-    runtime_import = [import_seconds("pipelines.kubeflow.component_runtime") for _ in range(repeat)]
+    runtime_import = [import_seconds("pipelines.kubeflow.task_runtime") for _ in range(repeat)]
     text = IR_PATH.read_text(encoding="utf-8")
     return {
         "measured_at": datetime.now(UTC).isoformat(),
@@ -108,7 +108,7 @@ def measure(repeat: int, chain: int) -> dict[str, Any]:
         "noop_execution_s": spread(noop_exec),
         "imports_s": {
             "kfp.dsl.executor_main": spread(executor_import),
-            "pipelines.kubeflow.component_runtime": spread(runtime_import),
+            "pipelines.kubeflow.task_runtime": spread(runtime_import),
         },
         "ir_bytes": len(text.encode()),
         "ir_lines": text.count("\n"),

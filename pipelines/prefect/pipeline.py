@@ -31,7 +31,7 @@ from prefect.runtime import flow_run as current_flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipelines.prefect import tasks
-from pipelines.prefect.notify import notify_failure
+from pipelines.prefect.alerts import notify_failure
 from pipelines.prefect.records import finish_run_record, run_id_for
 from shared_ml.artifacts import clear_memo
 from shared_ml.config import ModelConfig, parse_logical_date, validate_config

@@ -1,4 +1,4 @@
-"""What the Airflow DAGs share: config resolution, retry arguments from the spec, run ids.
+"""What the Airflow DAGs' tasks share: config resolution, run dates and ids, retries from the spec.
 
 Kept free of DAG objects so the dag-processor does not parse it as a DAG file (it is
 also listed in ``.airflowignore``).

@@ -44,7 +44,7 @@ def step_config(config_json: str, seed: int, logical_date: str) -> PipelineConfi
     """The config a component runs with: the pipeline's config parameter, seed applied, and
     the run's partition set from ``logical_date`` ("YYYY-MM-DD"; empty: today, a manual run).
 
-    The launchers (``run_local``, ``cluster``) pass an explicit date, so every step of a run
+    The launchers (``run``, ``deploy``) pass an explicit date, so every step of a run
     sees the same one; the empty fallback is for runs that cannot be given one (a cluster's
     recurring run: KFP v2 does not template its parameters)."""
     config = config_from_json(config_json).with_overrides(seed=seed)

@@ -1,6 +1,6 @@
-"""One KFP lightweight component per spec step, plus the exit handler's notifier.
+"""One KFP lightweight component per spec step (the exit handler's notifier is in ``alerts``).
 
-Each body is a thin call into ``component_runtime.run_step`` (which calls
+Each body is a thin call into ``task_runtime.run_step`` (which calls
 ``shared_ml.execution.execute_step``): the step logic stays in shared_ml. Imports are inside
 the functions because KFP serialises only each function's source into the IR.
 
@@ -34,7 +34,7 @@ component = dsl.component(base_image=SHARED_ML_IMAGE, install_kfp_package=False)
 @component
 def ingest(config_json: str, run_id: str, seed: int, logical_date: str, dataset: Output[Dataset]):
     """Load the run's partition of the configured source into a dataset (an Arrow IPC file)."""
-    from pipelines.kubeflow.component_runtime import run_step
+    from pipelines.kubeflow.task_runtime import run_step
 
     run_step(
         "ingest", config_json, run_id, seed, logical_date, inputs={}, outputs={"dataset": dataset}
@@ -51,7 +51,7 @@ def validate(
     report: Output[Artifact],
 ):
     """Check the declared column schema, nulls, label set and row count."""
-    from pipelines.kubeflow.component_runtime import run_step
+    from pipelines.kubeflow.task_runtime import run_step
 
     run_step(
         "validate",
@@ -78,7 +78,7 @@ def preprocess(
 ) -> List[str]:  # noqa: UP006
     """Split, then fit the column transformer on the training split only. Returns the
     candidate names, which the ParallelFor fans out over."""
-    from pipelines.kubeflow.component_runtime import run_step
+    from pipelines.kubeflow.task_runtime import run_step
 
     result = run_step(
         "preprocess",
@@ -103,7 +103,7 @@ def train(
     model: Output[Model],
 ):
     """Fit one candidate's estimator (one loop iteration per candidate)."""
-    from pipelines.kubeflow.component_runtime import run_step
+    from pipelines.kubeflow.task_runtime import run_step
 
     run_step(
         "train",
@@ -129,7 +129,7 @@ def evaluate(
     metrics: Output[Metrics],
 ):
     """Accuracy, F1, ROC AUC, prediction hash and the quality gate of one candidate."""
-    from pipelines.kubeflow.component_runtime import run_step
+    from pipelines.kubeflow.task_runtime import run_step
 
     run_step(
         "evaluate",
@@ -155,7 +155,7 @@ def select(
     metrics: Output[Metrics],
 ):
     """The fan-in: pick the best candidate on the gate's primary metric."""
-    from pipelines.kubeflow.component_runtime import run_step
+    from pipelines.kubeflow.task_runtime import run_step
 
     run_step(
         "select",
@@ -180,7 +180,7 @@ def register(
     registry_entry: Output[Artifact],
 ):
     """Version the selected model; promote it if it passes the gate and beats the champion."""
-    from pipelines.kubeflow.component_runtime import run_step
+    from pipelines.kubeflow.task_runtime import run_step
 
     run_step(
         "register",
@@ -204,7 +204,7 @@ def score(
     predictions: Output[Dataset],
 ):
     """The champion after registration scores the run's partition."""
-    from pipelines.kubeflow.component_runtime import run_step
+    from pipelines.kubeflow.task_runtime import run_step
 
     run_step(
         "score",
@@ -215,16 +215,6 @@ def score(
         inputs={"registry_entry": registry_entry, "dataset": dataset},
         outputs={"predictions": predictions},
     )
-
-
-@component
-def notify_on_failure(
-    config_json: str, run_id: str, webhook_url: str, status: dsl.PipelineTaskFinalStatus
-) -> str:
-    """Exit handler: post a Slack-compatible failure message when the pipeline did not succeed."""
-    from pipelines.kubeflow.component_runtime import notify_if_failed
-
-    return notify_if_failed(config_json, run_id, webhook_url, status.state, status.error_message)
 
 
 STEP_COMPONENTS = {

@@ -1,7 +1,7 @@
 """The Kubernetes work pool for cluster mode: its base job template, generated here.
 
-    python -m pipelines.prefect.k8s write   # regenerate k8s-base-job-template.json
-    python -m pipelines.prefect.k8s check   # exit 1 if the committed file is stale or invalid
+    python -m pipelines.prefect.manifest write   # regenerate k8s-base-job-template.json
+    python -m pipelines.prefect.manifest check   # exit 1 if the committed file is stale or invalid
 
 Starts from prefect-kubernetes' default template and changes only what orchbench needs:
 
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     if command[0] == "check":
         committed = TEMPLATE_PATH.read_text(encoding="utf-8") if TEMPLATE_PATH.exists() else ""
         if committed != template_json():
-            print(f"{TEMPLATE_PATH} is stale: run `python -m pipelines.prefect.k8s write`")
+            print(f"{TEMPLATE_PATH} is stale: run `python -m pipelines.prefect.manifest write`")
             return 1
         validate_manifest(rendered_job_manifest(json.loads(committed)))
         print(f"{TEMPLATE_PATH} is fresh and renders a valid Kubernetes {K8S_VERSION} Job")

@@ -1,5 +1,6 @@
-"""The orchbench ML pipeline as an Airflow 3 DAG: one TaskFlow task per spec step, and
-one mapped branch per model candidate.
+"""The ML pipeline as the Airflow 3 DAG ``orchbench_ml``: one TaskFlow task per spec step.
+
+Each model candidate is one mapped branch:
 
 ```
 ingest -> validate -> preprocess -> [train[c] -> evaluate[c]] per candidate c -> select
@@ -44,7 +45,8 @@ from airflow.sdk import (
 )
 from airflow.sdk.exceptions import AirflowFailException
 
-from pipelines.airflow.common import (
+from pipelines.airflow.alerts import WebhookFailureNotifier
+from pipelines.airflow.tasks import (
     INPUT_ASSET_NAME,
     ML_DAG_ID,
     OWNER,
@@ -56,7 +58,6 @@ from pipelines.airflow.common import (
     run_config,
     run_partition,
 )
-from pipelines.airflow.notifier import WebhookFailureNotifier
 from shared_ml.errors import is_retryable
 from shared_ml.execution import execute_step, resolve_inputs
 from shared_ml.spec import PIPELINE
@@ -126,7 +127,7 @@ def _executor_config(name: str) -> dict[str, Any]:
     """Per-step pod resources, only when tasks run as pods (KubernetesExecutor)."""
     if "KubernetesExecutor" not in conf.get("core", "executor", fallback=""):
         return {}
-    from pipelines.airflow.pod_template import step_pod_override
+    from pipelines.airflow.manifest import step_pod_override
 
     override = step_pod_override(name)
     return {"executor_config": {"pod_override": override}} if override else {}
@@ -239,6 +240,6 @@ def orchbench_ml() -> None:
 ml_dag = orchbench_ml()
 
 if __name__ == "__main__":
-    # In-process run without services: `python -m pipelines.airflow.orchbench_ml`
+    # In-process run without services: `python -m pipelines.airflow.pipeline`
     # (needs a migrated metadata DB in AIRFLOW_HOME: `airflow db migrate`).
     ml_dag.test()

@@ -1,4 +1,4 @@
-"""Compile the pipeline to its committed IR: ``python -m pipelines.kubeflow.compile [--check]``.
+"""Compile the pipeline to its committed IR: ``python -m pipelines.kubeflow.manifest [--check]``.
 
 The IR (``orchbench_ml.yaml`` next to this file) is what a KFP cluster runs and what the local
 runner runs, so it is committed and a test fails when it is stale. Compilation is
@@ -28,7 +28,7 @@ def compile_ir() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.kubeflow.compile")
+    parser = argparse.ArgumentParser(prog="python -m pipelines.kubeflow.manifest")
     parser.add_argument("--check", action="store_true", help="fail if the committed IR is stale")
     parser.add_argument("--output", type=Path, default=IR_PATH)
     args = parser.parse_args(argv)
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         current = args.output.read_text(encoding="utf-8") if args.output.exists() else None
         if current != fresh:
             print(
-                f"error: {args.output} is stale; run `python -m pipelines.kubeflow.compile`",
+                f"error: {args.output} is stale; run `python -m pipelines.kubeflow.manifest`",
                 file=sys.stderr,
             )
             return 1

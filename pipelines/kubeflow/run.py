@@ -1,8 +1,8 @@
 """Run the pipeline (or a no-op scaling workload) with KFP's local runner, no cluster, no Docker.
 
-    python -m pipelines.kubeflow.run_local pipeline --config C --run-id R [--seed S]
+    python -m pipelines.kubeflow.run pipeline --config C --run-id R [--seed S]
         [--date YYYY-MM-DD] [--webhook-url URL]
-    python -m pipelines.kubeflow.run_local workload --shape chain|fanout --size N --run-id R
+    python -m pipelines.kubeflow.run workload --shape chain|fanout --size N --run-id R
 
 The ML pipeline runs from the committed IR (``orchbench_ml.yaml``): the same document a
 cluster runs. ``kfp.local.SubprocessRunner(use_venv=False)`` starts one subprocess of this very
@@ -162,7 +162,7 @@ def run_workload(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.kubeflow.run_local")
+    parser = argparse.ArgumentParser(prog="python -m pipelines.kubeflow.run")
     parser.add_argument("--root", type=Path, help="default: $ORCHBENCH_HOME/var/kubeflow")
     parser.add_argument("--verbose", action="store_true", help="show KFP's task logs")
     commands = parser.add_subparsers(dest="command", required=True)

@@ -1,5 +1,6 @@
-"""The scaling workloads as Airflow DAGs: ``orchbench_chain_{1,10,50}`` and
-``orchbench_fanout_{1,10,50}``, built from ``shared_ml.workloads.workload_graph``.
+"""The no-op scaling workloads as Airflow DAGs ``orchbench_{chain,fanout}_{1,10,50}``.
+
+The graphs are built from ``shared_ml.workloads.workload_graph``.
 
 Each task calls ``shared_ml.workloads.noop``, so a run measures Airflow's own overhead
 (scheduling, process start, state transitions) and nothing else. Triggered manually

@@ -1,9 +1,10 @@
-"""The flow's ``on_failure`` hook: a Slack-compatible message to a webhook.
+"""Failure notifications from Prefect: the flow's ``on_failure`` hook posts to a webhook.
 
-The URL is the flow parameter ``webhook_url`` when given, else ``$ORCHBENCH_WEBHOOK_URL``
-in the environment of the process running the flow (the worker's, for deployment runs).
-Neither set: nothing is posted. A webhook that cannot be reached is logged, never raised:
-a notification must not hide the failure it reports.
+The message is Slack-compatible (built by ``shared_ml.notify``). The URL is the flow
+parameter ``webhook_url`` when given, else ``$ORCHBENCH_WEBHOOK_URL`` in the environment of
+the process running the flow (the worker's, for deployment runs). Neither set: nothing is
+posted. A webhook that cannot be reached is logged, never raised: a notification must not
+hide the failure it reports.
 """
 
 from __future__ import annotations

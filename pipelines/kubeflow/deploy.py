@@ -1,6 +1,6 @@
 """Submit the committed IR to a KFP cluster through ``kfp.Client(host=...)``.
 
-    python -m pipelines.kubeflow.cluster --url http://127.0.0.1:8080 --config C --run-id R
+    python -m pipelines.kubeflow.deploy --url http://127.0.0.1:8080 --config C --run-id R
         [--seed S] [--date YYYY-MM-DD] [--webhook-url URL] [--timeout 1800] [--no-schedule]
         [--no-wait]
 
@@ -227,7 +227,7 @@ def _submit_with_client(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.kubeflow.cluster")
+    parser = argparse.ArgumentParser(prog="python -m pipelines.kubeflow.deploy")
     parser.add_argument("--url", required=True, help="KFP API, e.g. http://127.0.0.1:8080")
     parser.add_argument("--config", required=True)
     parser.add_argument("--run-id", required=True)
