@@ -7,7 +7,8 @@ UV_VERSION := 0.13.8
 UV := .venvs/uv/bin/uv
 VENVS := core airflow prefect kubeflow infra
 
-.PHONY: demo test envs lint test-core test-airflow test-prefect test-kubeflow test-infra clean
+.PHONY: demo test envs lint manifests check-manifests test-core test-airflow test-prefect \
+	test-kubeflow test-infra clean
 
 $(UV):
 	$(PYTHON) -m venv .venvs/uv
@@ -29,6 +30,19 @@ lint: .venvs/core/.synced
 	.venvs/core/bin/ruff format --check .
 	.venvs/core/bin/lint-imports
 
+# The generated manifests, committed: Airflow's worker pod template, Prefect's Kubernetes
+# work pool job template, the KFP IR. Each is built by pipelines/<tool>/manifest.py in its
+# tool's environment; `check-manifests` fails when a committed one differs from a fresh build.
+manifests: .venvs/airflow/.synced .venvs/prefect/.synced .venvs/kubeflow/.synced
+	.venvs/airflow/bin/python -m pipelines.airflow.manifest
+	.venvs/prefect/bin/python -m pipelines.prefect.manifest write
+	.venvs/kubeflow/bin/python -m pipelines.kubeflow.manifest
+
+check-manifests: .venvs/airflow/.synced .venvs/prefect/.synced .venvs/kubeflow/.synced
+	.venvs/airflow/bin/python -m pipelines.airflow.manifest --check
+	.venvs/prefect/bin/python -m pipelines.prefect.manifest check
+	.venvs/kubeflow/bin/python -m pipelines.kubeflow.manifest --check
+
 test-core: envs  # the smoke benchmark drives every tool from its own environment
 	.venvs/core/bin/pytest tests/unit tests/benchmarks
 
@@ -44,7 +58,7 @@ test-kubeflow: .venvs/kubeflow/.synced
 test-infra: .venvs/infra/.synced
 	.venvs/infra/bin/pytest tests/infra
 
-test: lint test-core test-kubeflow test-infra test-prefect test-airflow
+test: lint check-manifests test-core test-kubeflow test-infra test-prefect test-airflow
 
 clean:
 	rm -rf .venvs var reports

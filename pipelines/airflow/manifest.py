@@ -2,9 +2,10 @@
 
 The committed YAML is what the Airflow Helm chart's ``podTemplate`` value receives (the
 infra program reads the file); ``tests/airflow/test_pod_template.py`` fails when it is
-stale. Regenerate it with::
+stale. Regenerate it, or check it, with::
 
-    .venvs/airflow/bin/python -m pipelines.airflow.manifest
+    .venvs/airflow/bin/python -m pipelines.airflow.manifest [PATH]
+    .venvs/airflow/bin/python -m pipelines.airflow.manifest --check [PATH]   # exit 1 if stale
 
 The pod runs the pinned shared_ml image as a non-root user, with requests and limits, a
 read-only root filesystem and writable scratch volumes. Airflow requires the worker
@@ -14,6 +15,7 @@ container to be called ``base``. Per-step overrides (more memory for ``train``) 
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -148,5 +150,24 @@ def write(path: Path = TEMPLATE_PATH) -> Path:
     return path
 
 
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.airflow.manifest")
+    parser.add_argument("path", nargs="?", type=Path, default=TEMPLATE_PATH)
+    parser.add_argument("--check", action="store_true", help="fail if the committed file is stale")
+    args = parser.parse_args(argv)
+    if args.check:
+        current = args.path.read_text(encoding="utf-8") if args.path.exists() else None
+        if current != render():
+            print(
+                f"error: {args.path} is stale; run `python -m pipelines.airflow.manifest`",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{args.path} is up to date")
+        return 0
+    print(write(args.path))
+    return 0
+
+
 if __name__ == "__main__":
-    print(write(Path(sys.argv[1]) if len(sys.argv) > 1 else TEMPLATE_PATH))
+    sys.exit(main())

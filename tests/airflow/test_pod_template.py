@@ -41,3 +41,12 @@ def test_step_pod_override_keeps_the_base_container() -> None:
     assert container["name"] == "base"
     assert container["resources"]["limits"]["memory"] == "2Gi"
     assert pod_template.step_pod_override("ingest") is None
+
+
+def test_check_fails_on_a_stale_template(tmp_path, capsys) -> None:
+    stale = tmp_path / "pod_template.yaml"
+    stale.write_text(pod_template.render().replace("250m", "251m", 1), encoding="utf-8")
+    assert pod_template.main(["--check", str(stale)]) == 1
+    assert "stale" in capsys.readouterr().err
+    assert pod_template.main([str(stale)]) == 0  # rewrites it
+    assert pod_template.main(["--check", str(stale)]) == 0
