@@ -13,11 +13,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
-from rich.text import Text
 
+from benchmarks import inspection
 from benchmarks.environments import EnvironmentMissing
+from benchmarks.inspection import print_record
 from benchmarks.tools import TOOLS, default_url, get_adapter
 from benchmarks.tools.base import BackfillNotSupported
 from shared_ml.config import load_config, parse_logical_date
@@ -62,58 +62,6 @@ def _parse_faults(values: list[str] | None) -> dict[str, dict[str, Any]] | None:
             json.loads(raw) if raw[:1].isdigit() or raw in ("true", "false") else raw
         )
     return faults
-
-
-def print_record(record: RunRecord, primary: str = "f1") -> None:
-    """The run as a table of task attempts (``train[forest]`` for a branch), then what it
-    chose, registered and scored."""
-    dated = f" for {record.logical_date}" if record.logical_date else ""
-    table = Table(title=f"{record.tool} run {record.run_id}{dated}: {record.status}")
-    for column in ("step", "attempt", "outcome", "seconds", "peak RSS MB", "error"):
-        table.add_column(column)
-    for s in record.steps:
-        table.add_row(
-            Text(s.key),  # not markup: "[forest]" would read as a style tag
-            str(s.attempt),
-            s.outcome,
-            f"{s.duration_s:.3f}" if s.duration_s is not None else "-",
-            f"{s.peak_rss_mb:.0f}" if s.peak_rss_mb else "-",
-            Text(s.error.message[:60] if s.error else ""),
-        )
-    out_console.print(table)
-    if record.data_interval:
-        begin, end = record.data_interval
-        out_console.print(
-            f"logical date: {record.logical_date} (data interval {begin:%Y-%m-%d %H:%M} to "
-            f"{end:%Y-%m-%d %H:%M} UTC)"
-        )
-    if record.candidates:
-        ranking = "; ".join(
-            f"{c['rank']}. {c['candidate']} {primary}={c.get(primary, float('nan')):.4f}"
-            + ("" if c.get("gate_passed", True) else " (failed the gate)")
-            for c in record.candidates
-        )
-        out_console.print(f"candidates: {escape(ranking)}")
-    if record.selected_candidate:
-        out_console.print(f"selected candidate: {record.selected_candidate}")
-    if record.metrics:
-        metrics = ", ".join(f"{k}={v:.4f}" for k, v in record.metrics.items())
-        out_console.print(f"metrics: {metrics}")
-        out_console.print(f"prediction hash: {record.prediction_hash}")
-    if record.registry:
-        out_console.print(
-            f"registry: version {record.registry.get('version')}, "
-            f"promoted={record.registry.get('promoted')} ({record.registry.get('reason')}); "
-            f"champion v{record.registry.get('champion_version')}"
-        )
-    if record.scoring:
-        scoring = record.scoring
-        out_console.print(
-            f"scoring: {scoring.get('rows_scored')} rows scored by champion "
-            f"v{scoring.get('champion_version')} ({scoring.get('champion_candidate')})"
-            if scoring.get("scored")
-            else f"scoring: nothing scored ({scoring.get('reason', 'no champion')})"
-        )
 
 
 def parse_date_option(value: str | None, option: str) -> date | None:
@@ -343,6 +291,8 @@ def backfill(
     ok = not missing and all(r.status == "success" for r in records)
     raise typer.Exit(0 if ok else 1)
 
+
+inspection.register_commands(app)  # runs, show, registry, logs
 
 # Sub-commands owned by each tool's package and by the benchmark harness.
 for _name, _module in (

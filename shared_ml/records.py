@@ -8,6 +8,7 @@ each tool then assembles the run record from those files with ``collect_run_reco
 
 from __future__ import annotations
 
+import glob
 import json
 import platform
 import sys
@@ -119,6 +120,17 @@ def write_step_record(
     path = path or new_step_record_path(runs_root, run_id, record.key, record.attempt)
     atomic_write_text(path, record.model_dump_json(indent=2))
     return path
+
+
+def step_log_path(runs_root: str, run_id: str, key: str, attempt: int) -> Path | None:
+    """The log ``execute_step`` kept for this attempt of ``key`` (the latest execution
+    when the same attempt number ran more than once), or None."""
+    folder = run_dir(runs_root, run_id) / "steps"
+    found = [folder / f"{key}.attempt-{attempt}.log"]
+    reruns = folder.glob(f"{glob.escape(key)}.attempt-{attempt}.run-*.log")
+    found += sorted(reruns, key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+    existing = [p for p in found if p.is_file()]
+    return existing[-1] if existing else None
 
 
 def read_step_records(runs_root: str, run_id: str) -> list[StepRecord]:

@@ -163,6 +163,11 @@ class ToolAdapter(ABC):
         if callback is not None:
             callback(day, record)
 
+    def step_log(self, config_path: Path, record: RunRecord, step: str, attempt: int) -> str:
+        """The log of one attempt of ``step`` (``train[forest]`` for a branch) in the run
+        ``record``, read through the tool's own API or store (``orchbench logs``)."""
+        raise NotImplementedError(f"{self.name} cannot read step logs")
+
     def task_timings(self, run_id: str) -> list[TaskTiming]:
         """Per-task queued/start/end times and try numbers from the tool's own API."""
         return []

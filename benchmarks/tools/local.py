@@ -33,6 +33,7 @@ from shared_ml.records import (
     collect_run_record,
     load_run_record,
     read_step_records,
+    step_log_path,
     write_run_record,
 )
 from shared_ml.runner import new_run_id
@@ -132,6 +133,16 @@ class LocalAdapter(ToolAdapter):
         )
 
     # --- the tool's view of tasks -------------------------------------------------
+    def step_log(self, config_path: Path, record: RunRecord, step: str, attempt: int) -> str:
+        """The plain runner's own log file for the attempt (kept by ``execute_step``)."""
+        runs_root = load_config(config_path).storage.runs_root
+        path = step_log_path(runs_root, record.run_id, step, attempt)
+        if path is None:
+            raise FileNotFoundError(
+                f"no log for {step} attempt {attempt} of run {record.run_id} under {runs_root}"
+            )
+        return path.read_text(encoding="utf-8")
+
     def task_timings(self, run_id: str) -> list[TaskTiming]:
         """Step attempts (pipeline runs) or no-op task times (workloads) of ``run_id``.
         ``queued_at`` is None: the baseline runs each task as soon as it is ready, with no
