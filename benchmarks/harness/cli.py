@@ -188,6 +188,8 @@ def demo(
     )
     paths = _run_with_progress(plan)
     results = json.loads(paths["results"].read_text(encoding="utf-8"))
-    out_console.print(demo_table(results["tools"], plan.tools))
+    # A log or pipe gets 80 columns by default, too narrow for the table: widen it there.
+    wide = out_console if out_console.is_terminal else Console(width=120)
+    wide.print(demo_table(results["tools"], plan.tools))
     out_console.print(f"report: {paths['html']}")
     out_console.print(f"        {paths['markdown']}")
