@@ -327,6 +327,9 @@ def scenario_latency(s: Session) -> None:
     s.record("latency.end_to_end_s", seconds)
     s.record("latency.step_execution_s", record.step_seconds)
     s.record("latency.overhead_s", seconds - record.step_seconds)
+    for step in record.steps:
+        if step.outcome == "success" and step.peak_rss_mb:
+            s.record("latency.step_peak_rss_mb", step.peak_rss_mb, step=step.key)
     _record_phases(s, "latency", s.adapter.task_timings(record.run_id), PIPELINE_UPSTREAM)
     s.collected.tools[s.tool].setdefault("pipeline_results", []).append(
         {

@@ -90,6 +90,14 @@ def test_smoke_benchmark(
     ok = {s for s, o in scenario_outcomes.items() if o["status"] == "ok"}
     if "latency" in ok:
         assert {"latency.end_to_end_s", "latency.overhead_s"} <= measured
+        # memory per step, from the run record of every tool (issue 13, point 4)
+        memory = [
+            o
+            for o in results["observations"]
+            if o["tool"] == tool and o["figure"] == "latency.step_peak_rss_mb"
+        ]
+        assert {o["params"]["step"] for o in memory} >= {"ingest", "validate", "score"}
+        assert all(o["value"] > 0 for o in memory)
     if "scaling" in ok:
         assert any(f["tool"] == tool for f in results["fits"])
     if tool == "local":
