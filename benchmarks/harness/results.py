@@ -24,7 +24,7 @@ from benchmarks.harness.setup_cost import Unavailable, venv_python
 from benchmarks.harness.stats import fit_line, summarize
 from shared_ml.artifacts import atomic_write_text
 
-RESULTS_SCHEMA_VERSION = 1
+RESULTS_SCHEMA_VERSION = 2  # 2: p95 and the bootstrap CI in every summary
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "results.schema.json"
 
 
@@ -160,6 +160,8 @@ def scaling_fits(observations: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "slope_s_per_task": fit.slope,
                 "intercept_s": fit.intercept,
                 "r2": fit.r2,
+                "slope_ci_low": fit.slope_ci_low,
+                "slope_ci_high": fit.slope_ci_high,
                 "n_points": fit.n_points,
                 "sizes": sizes,
             }

@@ -49,9 +49,14 @@ def _cell(row: dict[str, Any], unit: str) -> str:
         return f"{fmt(row['median'], unit)} (n=1)"
     if unit == "yes=1":
         return f"{fmt(row['median'], unit)} ({fmt(row['min'], unit)}..{fmt(row['max'], unit)}, n={row['n']})"
+    interval = (
+        f"CI {fmt(row['ci_low'], unit)}-{fmt(row['ci_high'], unit)}"
+        if row.get("ci_low") is not None
+        else "no CI"
+    )
     return (
-        f"{fmt(row['median'], unit)} [{fmt(row['min'], unit)}-{fmt(row['max'], unit)}; "
-        f"IQR {fmt(row['iqr'], unit)}; n={row['n']}]"
+        f"{fmt(row['median'], unit)} [{interval}; range {fmt(row['min'], unit)}-"
+        f"{fmt(row['max'], unit)}; p95 {fmt(row['p95'], unit)}; n={row['n']}]"
     )
 
 
