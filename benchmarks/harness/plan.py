@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
@@ -54,6 +55,9 @@ class Plan:
     adhoc_daily_config: Path = REPO_ROOT / "configs" / "daily.yaml"
     adhoc_kill_after_s: float = 0.3
     adhoc_cases: tuple[str, ...] = ("transient", "kill", "rerun", "backfill")
+    # The order of profiles and tools is shuffled per repetition from this seed (recorded
+    # in results.json), so slow drifts of a shared machine spread over all tools.
+    order_seed: int = field(default_factory=lambda: secrets.randbelow(2**31))
     # `orchbench demo`: this config runs once per tool in its first session, after the
     # warm-up (benchmarks.harness.demo).
     demo_config: Path | None = None
@@ -66,7 +70,21 @@ class Plan:
         data["adhoc_config"] = str(self.adhoc_config)
         data["adhoc_daily_config"] = str(self.adhoc_daily_config)
         data["demo_config"] = str(self.demo_config) if self.demo_config else None
+        data["session_order"] = [list(s) for s in session_order(self)]
         return data
+
+
+def session_order(plan: Plan) -> list[tuple[int, str, str]]:
+    """``(repetition, profile, tool)`` in the order the sessions run: per repetition the
+    profiles in a shuffled order, and within each the tools shuffled (``plan.order_seed``)."""
+    rng = random.Random(plan.order_seed)
+    order = []
+    for repetition in range(plan.repeat):
+        for profile in rng.sample(plan.profiles, len(plan.profiles)):
+            order += [
+                (repetition, profile, tool) for tool in rng.sample(plan.tools, len(plan.tools))
+            ]
+    return order
 
 
 def fresh_backfill_origin() -> date:

@@ -1,8 +1,8 @@
 """Run a benchmark plan: every tool through its adapter, interleaved, every scenario.
 
-Order: for each repetition, for each profile, the tools in round-robin order (the first
-tool moves one place on every repetition), so slow drifts of a shared machine spread over
-all tools. Each (tool, profile, repetition) is a session: the tool's services are
+Order: per repetition, the profiles and within each the tools in an order shuffled from
+``plan.order_seed`` (``plan.session_order``, recorded in results.json), so slow drifts of
+a shared machine spread over all tools and no tool always runs first. Each (tool, profile, repetition) is a session: the tool's services are
 started, its scenarios run, its services stopped, before the next tool starts, so no tool
 is measured while another one's servers are running.
 
@@ -30,7 +30,7 @@ from benchmarks.harness import adhoc, setup_cost
 from benchmarks.harness.demo import demo_run
 from benchmarks.harness.figures import FIGURES, SCENARIOS
 from benchmarks.harness.phases import match_tasks, task_phases
-from benchmarks.harness.plan import Plan
+from benchmarks.harness.plan import Plan, session_order
 from benchmarks.tools import get_adapter
 from benchmarks.tools.base import ToolAdapter
 from shared_ml.config import load_config
@@ -611,11 +611,6 @@ def guarded(s: Session, scenario: str) -> Iterator[None]:
         s.outcome("ok", "", None, took())
 
 
-def round_robin(tools: list[str], repetition: int) -> list[str]:
-    shift = repetition % len(tools)
-    return tools[shift:] + tools[:shift]
-
-
 Progress = Callable[[str, float], None]  # (description, units of work done)
 
 
@@ -630,10 +625,8 @@ def session_units(plan: Plan) -> int:
 def run_plan(plan: Plan, work_dir: Path, progress: Progress | None = None) -> Collected:
     advance = progress or (lambda description, units: None)
     collected = Collected()
-    for repetition in range(plan.repeat):
-        for profile_index, profile in enumerate(plan.profiles):
-            for tool in round_robin(plan.tools, repetition + profile_index):
-                run_session(plan, tool, profile, repetition, work_dir, collected, advance)
+    for repetition, profile, tool in session_order(plan):
+        run_session(plan, tool, profile, repetition, work_dir, collected, advance)
     return collected
 
 

@@ -15,8 +15,13 @@ from typer.testing import CliRunner
 
 from benchmarks.cli import app
 from benchmarks.harness.phases import task_phases
-from benchmarks.harness.plan import PlanError, expand_scenarios, make_plan, resolve_urls
-from benchmarks.harness.runner import round_robin
+from benchmarks.harness.plan import (
+    PlanError,
+    expand_scenarios,
+    make_plan,
+    resolve_urls,
+    session_order,
+)
 from benchmarks.harness.setup_cost import code_lines, parse_importtime
 from benchmarks.tools.base import TaskTiming
 
@@ -33,11 +38,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_round_robin_moves_the_first_tool_each_repetition() -> None:
-    tools = ["local", "airflow", "prefect"]
-    orders = [round_robin(tools, r) for r in range(3)]
-    assert [o[0] for o in orders] == ["local", "airflow", "prefect"]
-    assert all(sorted(o) == sorted(tools) for o in orders)
+def test_session_order_is_shuffled_per_repetition_and_reproducible_from_its_seed(
+    tmp_path: Path,
+) -> None:
+    plan = make_plan(
+        tools=["local", "airflow", "prefect", "kubeflow"],
+        scenarios=["latency"],
+        profiles=None,
+        repeat=6,
+        quick=False,
+        target="local",
+        urls={},
+        output_dir=tmp_path,
+    )
+    plan.order_seed = 7  # fixed, so the test is deterministic
+    order = session_order(plan)
+    # every (repetition, profile, tool) exactly once
+    assert sorted(order) == sorted(
+        (r, p, t) for r in range(6) for p in plan.profiles for t in plan.tools
+    )
+    assert order == session_order(plan)  # the seed alone decides it
+    firsts = {order[i][2] for i in range(0, len(order), len(plan.tools))}
+    plan.order_seed += 1
+    assert session_order(plan) != order
+    assert len(firsts) > 1  # not always the same tool first
+    assert plan.describe()["session_order"] == [list(s) for s in session_order(plan)]
 
 
 def test_scenario_selection() -> None:

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from benchmarks.environments import orchbench_home_set
 from benchmarks.tools.airflow.client import AirflowClient, TaskTry, parse_time
+from benchmarks.tools.airflow.logs import fetch_task_log, render_log, task_instance_of
 from benchmarks.tools.airflow.runs import contiguous_ranges, records_run_id, run_partition
 from benchmarks.tools.airflow.services import (
     AirflowServices,
@@ -149,21 +150,28 @@ class AirflowAdapter(ToolAdapter):
 
     def _client(self) -> AirflowClient:
         if self.target == "cluster":
-            password = os.environ.get("ORCHBENCH_AIRFLOW_PASSWORD")
-            if not password:
-                raise ServiceError(
-                    "--target cluster: set ORCHBENCH_AIRFLOW_PASSWORD (and ORCHBENCH_AIRFLOW_USER "
-                    "if not admin) to log in to the Airflow API"
-                )
-            return AirflowClient(
-                self.url or "",
-                username=os.environ.get("ORCHBENCH_AIRFLOW_USER", "admin"),
-                password=password,
-            )
+            return self._remote_client()
         state = self._state()
         if state is None:
-            raise ServiceError(f"Airflow is not running in {self.settings.home}")
+            raise ServiceError(
+                f"Airflow is not running in {self.settings.home}: start it with `orchbench "
+                "airflow up` (or point ORCHBENCH_AIRFLOW_HOME at the install that ran the run)"
+            )
         return AirflowClient(state.url, airflow_home=self.settings.home)
+
+    def _remote_client(self) -> AirflowClient:
+        """A client for the Airflow API at ``--url`` (a cluster's)."""
+        password = os.environ.get("ORCHBENCH_AIRFLOW_PASSWORD")
+        if not password:
+            raise ServiceError(
+                f"Airflow at {self.url}: set ORCHBENCH_AIRFLOW_PASSWORD (and "
+                "ORCHBENCH_AIRFLOW_USER if not admin) to log in to its API"
+            )
+        return AirflowClient(
+            self.url or "",
+            username=os.environ.get("ORCHBENCH_AIRFLOW_USER", "admin"),
+            password=password,
+        )
 
     # --- the ML pipeline ----------------------------------------------------------------
     def _load_config(self, config_path: Path, seed: int | None) -> PipelineConfig:
@@ -359,6 +367,18 @@ class AirflowAdapter(ToolAdapter):
                 f"the {ML_DAG_ID} DAG's schedule plans runs for {[d.isoformat() for d in days]} "
                 f"between {first} and {last}; a backfill by partition needs one run per day "
                 "(a daily schedule in the config the services parse, $ORCHBENCH_AIRFLOW_CONFIG)"
+            )
+
+    def step_log(self, config_path: Path, record: RunRecord, step: str, attempt: int) -> str:
+        """Airflow's own log of try ``attempt`` of the task instance of ``step`` (task
+        ``train`` at the map index labelled ``forest`` for ``train[forest]``), read through
+        the REST API of the running services (``orchbench airflow up``) or ``--url``."""
+        dag_id = record.tool_details.get("dag_id", ML_DAG_ID)
+        dag_run_id = record.tool_details.get("dag_run_id", record.run_id)
+        with self._remote_client() if self.url else self._client() as client:
+            task_id, map_index = task_instance_of(client, dag_id, dag_run_id, step)
+            return render_log(
+                fetch_task_log(client, dag_id, dag_run_id, task_id, attempt, map_index)
             )
 
     def task_timings(self, run_id: str) -> list[TaskTiming]:

@@ -152,15 +152,19 @@ class AirflowClient:
     def request(self, method: str, endpoint: str, **kwargs: Any) -> Any:
         """Call ``/api/v2{endpoint}``; return the decoded JSON (None for 204)."""
         path = f"/api/v2{endpoint}"
+        headers = dict(kwargs.pop("headers", None) or {})
         try:
             response = self._http.request(
-                method, path, headers={"Authorization": f"Bearer {self.token()}"}, **kwargs
+                method,
+                path,
+                headers={**headers, "Authorization": f"Bearer {self.token()}"},
+                **kwargs,
             )
             if response.status_code == 401:  # expired token: fetch a new one, once
                 response = self._http.request(
                     method,
                     path,
-                    headers={"Authorization": f"Bearer {self.token(refresh=True)}"},
+                    headers={**headers, "Authorization": f"Bearer {self.token(refresh=True)}"},
                     **kwargs,
                 )
         except httpx.HTTPError as err:
@@ -368,6 +372,11 @@ class AirflowClient:
         if not exact:
             raise AirflowApiError("GET", "/api/v2/assets", 404, f"no asset named {name!r}")
         return exact[0]
+
+    def asset_events(self, **filters: Any) -> list[dict[str, Any]]:
+        """Asset events, oldest first; ``filters`` as the API takes them (``asset_id``,
+        ``source_dag_id``, ``source_run_id``, ``source_task_id``...)."""
+        return self._paged("/assets/events", "asset_events", {**filters, "order_by": "timestamp"})
 
     def create_asset_event(self, asset_id: int, extra: dict[str, Any] | None = None) -> dict:
         return self.request(

@@ -31,6 +31,7 @@ import psutil
 from filelock import FileLock
 
 from benchmarks.environments import REPO_ROOT, tool_bin, tool_env
+from benchmarks.tools.airflow.alerting import smtp_connection
 from benchmarks.tools.processes import live_process
 from shared_ml.spec import PIPELINE
 
@@ -85,6 +86,7 @@ TUNED_SETTINGS = {
         [
             "pipelines.airflow.tasks",
             "pipelines.airflow.alerts",
+            "pipelines.airflow.metadata",
             "shared_ml.execution",
             "shared_ml.workloads",
             *(f"shared_ml.steps.{step}" for step in PIPELINE.step_names),
@@ -226,6 +228,10 @@ def airflow_env(settings: ServiceSettings) -> dict[str, str]:
     )
     env["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = str(settings.schedules)
     env.update(settings.extra_env)
+    try:
+        env.update(smtp_connection(env))
+    except ValueError as err:
+        raise ServiceError(f"e-mail alerts for Airflow: {err}") from None
     return env
 
 
@@ -632,6 +638,10 @@ def _port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+# The user Airflow's simple auth manager creates (``[core] simple_auth_manager_users``).
+ADMIN_USER = "admin"
 
 
 def admin_password(home: Path) -> str:

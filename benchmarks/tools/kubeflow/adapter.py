@@ -11,8 +11,9 @@ The core environment has no kfp, so every operation is a subprocess of ``.venvs/
 
 The run record is assembled here from the step records that ``execute_step`` wrote in each
 task (the run id is a pipeline parameter), like every other tool's; its partition is the
-logical date the launcher passed to every step. KFP's own stdout (task logs) is kept in
-``<runs_root>/<run id>/kubeflow.log``.
+logical date the launcher passed to every step. KFP's own stdout (every task's lines, as
+kfp.local prints them) is kept in ``<runs_root>/<run id>/kubeflow.log``; each task attempt's
+log, split out by the launcher, is what ``step_log`` (``orchbench logs``) reads.
 
 Backfill is refused (``BackfillNotSupported``): the local runner has no scheduler, and on a
 cluster KFP's way is a recurring run with catchup (docs/kubeflow.md).
@@ -144,6 +145,7 @@ class KubeflowAdapter(ToolAdapter):
                 "cache_hits": summary["cache_hits"],
                 "error": summary["error"],
                 "log": summary["log"],
+                "task_logs": summary["task_logs"],
             },
         )
         record.versions["kfp"] = summary["kfp_version"]
@@ -186,6 +188,45 @@ class KubeflowAdapter(ToolAdapter):
             "no_catchup=False). Locally, run one date at a time: "
             "orchbench run --tool kubeflow --date YYYY-MM-DD."
         )
+
+    # --- logs ---------------------------------------------------------------------
+    def step_log(self, config_path: Path, record: RunRecord, step: str, attempt: int) -> str:
+        """The log KFP ran ``step`` attempt ``attempt`` with, from KFP's local outputs.
+
+        ``pipelines.kubeflow.run`` keeps each task execution's streamed output next to the
+        task's outputs in the pipeline root and indexes it per run (``task_logs`` in the run
+        record; format in ``pipelines/kubeflow/task_logs.py``): ``key`` is the orchbench step
+        key (``train[forest]``: the ParallelFor iteration whose ``candidate`` is forest),
+        ``attempt`` the run's count of that key's executions, as in the step records.
+        """
+        if record.tool_details.get("target") == "cluster":
+            raise NotImplementedError(
+                "kubeflow --target cluster: a step's log is its pod's log, which the KFP API "
+                "(v2beta1) does not serve. See it in the KFP UI (Runs -> the run -> the step "
+                "-> Logs), or `kubectl logs -n kubeflow <pod> -c main` (the pod is named in "
+                "the step's Details tab)."
+            )
+        index = record.tool_details.get("task_logs")
+        if not index or not Path(index).is_file():
+            raise FileNotFoundError(
+                f"run {record.run_id}: no KFP task log index (tool_details.task_logs = "
+                f"{index!r}); only runs made by this version keep their task logs"
+            )
+        entries = [json.loads(line) for line in Path(index).read_text().splitlines() if line]
+        found = [e for e in entries if e["key"] == step and e["attempt"] == attempt]
+        if not found:
+            kept = sorted({(e["key"], e["attempt"]) for e in entries})
+            raise FileNotFoundError(
+                f"run {record.run_id}: kfp.local ran no {step} attempt {attempt} "
+                f"(cached tasks do not run); kept in {index}: "
+                + ", ".join(f"{k} attempt {a}" for k, a in kept)
+            )
+        entry = found[-1]
+        header = (
+            f"# kfp.local task {entry['kfp_task']} at {entry['task_root']}: "
+            f"{entry['kfp_status']} ({entry['started_at']} - {entry['ended_at']})\n"
+        )
+        return header + Path(entry["log"]).read_text(encoding="utf-8")
 
     # --- scaling workloads --------------------------------------------------------
     def run_workload(self, shape: WorkloadShape, size: int) -> WorkloadResult:

@@ -25,12 +25,11 @@ from benchmarks.environments import tool_bin, tool_env
 from benchmarks.tools.base import ServiceInfo, TaskTiming, ToolAdapter, WorkloadResult
 from benchmarks.tools.prefect.client import PrefectClient, parse_time
 from benchmarks.tools.prefect.config_files import load_resolved_config, raw_config
+from benchmarks.tools.prefect.logs import log_server, step_attempt_log
 from benchmarks.tools.prefect.services import PrefectServices, ServicesState, prefect_env
 from benchmarks.tools.prefect.task_runs import (
-    branch_intervals,
+    flow_run_details,
     flow_run_partition,
-    state_name,
-    summarize_task_run,
     to_task_timing,
 )
 from shared_ml.config import PipelineConfig
@@ -271,26 +270,9 @@ class PrefectAdapter(ToolAdapter):
             "mode": self.mode,
             "profile": self.profile,
             "api_url": api_url,
-            "flow_run_id": flow_run_id,
-            "flow_run_name": flow_run.get("name"),
-            "flow_run_state": {
-                "type": state["type"],
-                "name": state["name"],
-                "message": state.get("message"),
-            },
-            "flow_run_start": flow_run.get("start_time"),
-            "flow_run_end": flow_run.get("end_time"),
-            "expected_start_time": flow_run.get("expected_start_time"),
+            **flow_run_details(flow_run, task_runs, states),
             "logical_date": partition.logical_date.isoformat(),
             "trigger_to_terminal_s": round((ended - triggered).total_seconds(), 3),
-            "flow_run_states": states,
-            "task_runs": [summarize_task_run(t) for t in task_runs],
-            # Prefect's own clock: each candidate branch's first start and last end.
-            "branch_intervals": {
-                branch: [start.isoformat(), end.isoformat()]
-                for branch, (start, end) in sorted(branch_intervals(task_runs).items())
-            },
-            "cached_steps": sorted(t["name"] for t in task_runs if state_name(t) == "Cached"),
             **(extra or {}),
         }
         record = collect_run_record(
@@ -365,6 +347,15 @@ class PrefectAdapter(ToolAdapter):
             self.report_backfill_progress(day, record)
             records.append(record)
         return records
+
+    def step_log(self, config_path: Path, record: RunRecord, step: str, attempt: int) -> str:
+        """The attempt's lines from Prefect's logs API (``logs.py``), on the server given
+        by --url, else the run record's, else the running local services'."""
+        state = self.services.read_state() if self.target == "local" else None
+        explicit = self.api_url() if self.url else None
+        api = log_server(explicit, record, state.api_url if state else None)
+        with PrefectClient(api) as client:
+            return step_attempt_log(client, record, step, attempt)
 
     # --- scaling workloads and timings --------------------------------------------
     def run_workload(self, shape: str, size: int) -> WorkloadResult:

@@ -3,7 +3,8 @@
 ``up`` starts ``prefect server start`` on 127.0.0.1 (SQLite in the Prefect home, or the
 ``--database-url`` given), waits for ``/api/health``, registers the work pool and the
 ``orchbench-ml`` deployment, starts ``prefect worker start --pool ... --type process`` and
-waits until the worker is online. ``down`` stops them (SIGTERM to each process group, then
+waits until the worker is online, then prints the UI's URL (the server serves it; the
+local server has no login). ``down`` stops them (SIGTERM to each process group, then
 SIGKILL after a grace period). Profiles: ``defaults`` (Prefect's poll intervals) and
 ``tuned`` (1 s worker query / prefetch / runner poll).
 """
@@ -24,6 +25,7 @@ from benchmarks.tools.prefect.services import (
     PROFILES,
     PrefectServices,
     ServiceError,
+    ui_login,
 )
 
 app = typer.Typer(
@@ -87,6 +89,8 @@ def up(
     except (ServiceError, EnvironmentMissing) as err:
         _fail(str(err).splitlines()[0])
     console.print(f"Prefect server healthy at {state.url} after {state.cold_start_s:.1f} s")
+    console.print(f"UI: {state.url}", soft_wrap=True)
+    console.print(f"UI login: {ui_login()}", soft_wrap=True)
     console.print(f"profile {state.profile}; home {state.home}; database {state.database}")
     for entry in state.processes:
         console.print(f"  {entry.name}: pid {entry.pid}, log {entry.log}")
@@ -126,6 +130,7 @@ def status(
             f"{'healthy' if info['healthy'] else 'UNHEALTHY'} at {info['url']} "
             f"(profile {info['profile']}, pids {info['pids']})"
         )
+        console.print(f"UI: {info['url']} ({ui_login()})", soft_wrap=True)
         for name, proc in info["processes"].items():
             console.print(f"  {name}: pid {proc['pid']} {'alive' if proc['alive'] else 'dead'}")
     raise typer.Exit(0 if info.get("healthy") else 1)

@@ -1,7 +1,8 @@
 """A small client of the Prefect 3 REST API (httpx), for the adapter and the tests.
 
 Only what orchbench needs: deployments, flow runs (create from a deployment, read, wait),
-task runs (states, run counts, timings, ``task_inputs``), events and work pools. Every
+task runs (states, run counts, timings, ``task_inputs``), logs, artifacts, events and work
+pools. Every
 non-2xx answer raises ``PrefectApiError`` naming the request and the server's detail.
 
 Task runs of Prefect 3 are reported by the flow process as events and written by the
@@ -232,6 +233,48 @@ class PrefectClient:
                     f"{timeout_s:.0f} s (expected {expected}, have {states})"
                 )
             time.sleep(poll_s)
+
+    def read_task_runs_named(self, flow_run_ids: list[str], name: str) -> list[dict[str, Any]]:
+        """The task runs called ``name`` (``train[forest]``) in any of the flow runs."""
+        body = {
+            "task_runs": {"name": {"any_": [name]}},
+            "flow_runs": {"id": {"any_": flow_run_ids}},
+            "sort": "EXPECTED_START_TIME_ASC",
+            "limit": 200,
+        }
+        return self._request("POST", "/task_runs/filter", json=body)
+
+    # --- logs and artifacts ---------------------------------------------------------
+    PAGE = 200  # the server's default (and largest) page size
+
+    def read_logs(
+        self, *, task_run_id: str | None = None, flow_run_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every log line of a task run (or of a flow run), oldest first, from
+        ``POST /logs/filter``, page after page."""
+        logs: dict[str, Any] = {}
+        if task_run_id:
+            logs["task_run_id"] = {"any_": [task_run_id]}
+        if flow_run_id:
+            logs["flow_run_id"] = {"any_": [flow_run_id]}
+        if not logs:
+            raise ValueError("read_logs needs a task_run_id or a flow_run_id")
+        lines: list[dict[str, Any]] = []
+        while True:
+            body = {"logs": logs, "sort": "TIMESTAMP_ASC", "limit": self.PAGE}
+            page = self._request("POST", "/logs/filter", json={**body, "offset": len(lines)})
+            lines += page
+            if len(page) < self.PAGE:
+                return lines
+
+    def read_artifacts(self, flow_run_id: str) -> list[dict[str, Any]]:
+        """The artifacts a flow run created (``POST /artifacts/filter``), oldest first."""
+        body = {
+            "artifacts": {"flow_run_id": {"any_": [flow_run_id]}},
+            "sort": "CREATED_DESC",
+            "limit": 200,
+        }
+        return list(reversed(self._request("POST", "/artifacts/filter", json=body)))
 
     # --- events and work pools ----------------------------------------------------
     def emit_event(

@@ -34,6 +34,7 @@ import psutil
 
 from benchmarks.environments import REPO_ROOT, tool_bin, tool_env
 from benchmarks.tools.processes import live_process
+from shared_ml.logs import LOGGER_NAME as SHARED_ML_LOGGER
 
 Profile = Literal["defaults", "tuned"]
 PROFILES: dict[str, dict[str, str]] = {
@@ -49,6 +50,7 @@ STATE_FILE = "orchbench-services.json"
 DEFAULT_PORT = 4200
 DEFAULT_POOL = "orchbench-process"
 HEALTH_TIMEOUT_S = 120.0
+EXTRA_LOGGERS_ENV = "PREFECT_LOGGING_EXTRA_LOGGERS"
 STOP_GRACE_S = 15.0
 
 
@@ -116,10 +118,20 @@ class ServicesState:
         return cls(**data)
 
 
+def with_shared_ml_logger(extra_loggers: str | None) -> str:
+    """``PREFECT_LOGGING_EXTRA_LOGGERS`` with ``shared_ml`` added: Prefect ships only the
+    records of its own loggers and of the loggers named there to the API (its logging
+    setup gives each of them the API handler), so without it the steps' lines would reach
+    the console only, never the task-run logs."""
+    names = [n.strip() for n in (extra_loggers or "").split(",") if n.strip()]
+    return ",".join(names if SHARED_ML_LOGGER in names else [*names, SHARED_ML_LOGGER])
+
+
 def prefect_env(
     home: Path, api_url: str, profile: str = "defaults", database_url: str | None = None
 ) -> dict[str, str]:
-    """Environment for every Prefect process: server, worker, deploy and flow clients."""
+    """Environment for every Prefect process: server, worker (and so the flow-run
+    processes it starts), deploy and flow clients."""
     if profile not in PROFILES:
         raise ServiceError(f"profile {profile!r}: expected one of {', '.join(PROFILES)}")
     extra = {
@@ -128,7 +140,10 @@ def prefect_env(
         "PREFECT_API_URL": api_url,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_API_HOST": "127.0.0.1",
+        # The server serves the UI (its default; set so a stray setting cannot hide it).
+        "PREFECT_SERVER_UI_ENABLED": "true",
         "PREFECT_UI_API_URL": api_url,
+        EXTRA_LOGGERS_ENV: with_shared_ml_logger(os.environ.get(EXTRA_LOGGERS_ENV)),
         **PROFILES[profile],
     }
     if database_url:
@@ -138,6 +153,17 @@ def prefect_env(
         env.pop("PREFECT_SERVER_DATABASE_CONNECTION_URL", None)
         env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
     return env
+
+
+AUTH_ENV = "PREFECT_SERVER_API_AUTH_STRING"
+
+
+def ui_login(environ: dict[str, str] | None = None) -> str:
+    """How to log in to the UI of a server started with this environment."""
+    env = os.environ if environ is None else environ
+    if env.get(AUTH_ENV):
+        return f"basic auth: the user:password in ${AUTH_ENV}"
+    return "no login: the local server has no authentication"
 
 
 class PrefectServices:

@@ -85,3 +85,31 @@ def flow_run_partition(flow_run: dict[str, Any], logical_date: date | None = Non
         return Partition.daily(parse_logical_date(given))
     scheduled = parse_time(flow_run.get("expected_start_time")) or datetime.now(UTC)
     return Partition.daily(scheduled.astimezone(UTC).date())
+
+
+def flow_run_details(
+    flow_run: dict[str, Any], task_runs: list[dict[str, Any]], states: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """What the run record keeps of a finished flow run (``tool_details``): its state,
+    times and state history, its task runs, and each branch's interval by Prefect's clock."""
+    state = flow_run["state"]
+    return {
+        "flow_run_id": flow_run["id"],
+        "flow_run_name": flow_run.get("name"),
+        "flow_run_state": {
+            "type": state["type"],
+            "name": state["name"],
+            "message": state.get("message"),
+        },
+        "flow_run_start": flow_run.get("start_time"),
+        "flow_run_end": flow_run.get("end_time"),
+        "expected_start_time": flow_run.get("expected_start_time"),
+        "flow_run_states": states,
+        "task_runs": [summarize_task_run(t) for t in task_runs],
+        # Prefect's own clock: each candidate branch's first start and last end.
+        "branch_intervals": {
+            branch: [start.isoformat(), end.isoformat()]
+            for branch, (start, end) in sorted(branch_intervals(task_runs).items())
+        },
+        "cached_steps": sorted(t["name"] for t in task_runs if state_name(t) == "Cached"),
+    }
