@@ -19,7 +19,7 @@ from rich.table import Table
 from shared_ml.runner import new_run_id
 
 if TYPE_CHECKING:
-    from benchmarks.harness.runner import Session
+    from benchmarks.harness.session import Session
 
 DEMO_METRICS = ("accuracy", "f1", "roc_auc")
 

@@ -305,7 +305,8 @@ def test_progress_is_printed_line_by_line_when_stderr_is_not_a_terminal(
 def test_backfill_dates_are_fresh_per_plan_profile_and_repetition(tmp_path: Path) -> None:
     from datetime import date
 
-    from benchmarks.harness.runner import Collected, Session, scenario_backfill
+    from benchmarks.harness.scenarios_recovery import scenario_backfill
+    from benchmarks.harness.session import Collected, Session
 
     class RecordingAdapter:
         def __init__(self) -> None:
