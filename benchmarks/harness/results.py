@@ -20,6 +20,7 @@ import jsonschema
 import psutil
 
 from benchmarks.harness.figures import FIGURES, SCENARIOS
+from benchmarks.harness.noise import aa_rows
 from benchmarks.harness.setup_cost import Unavailable, venv_python
 from benchmarks.harness.stats import fit_line, summarize
 from shared_ml.artifacts import atomic_write_text
@@ -204,6 +205,7 @@ def build_results(
         "outcomes": collected.outcomes,
         "summaries": summaries(collected.observations),
         "fits": scaling_fits(collected.observations),
+        "noise_floor": aa_rows(collected.observations),
         "timelines": collected.timelines,
         "feature_matrix": matrix_as_data(),
         "recommendations": [],
