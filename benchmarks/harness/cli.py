@@ -111,7 +111,10 @@ def bench(
         typer.Option("--profiles", help="defaults and/or tuned (default both; quick: defaults)."),
     ] = None,
     repeat: Annotated[
-        int | None, typer.Option("--repeat", help="Repetitions (default 3; quick: 1).")
+        int | None,
+        typer.Option(
+            "--repeat", help="Repetitions (default 5; quick: 1). Intervals need at least 3."
+        ),
     ] = None,
     quick: Annotated[
         bool, typer.Option("--quick", help="Small sizes, one profile: about 10 minutes.")

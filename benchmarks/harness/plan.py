@@ -174,7 +174,8 @@ def make_plan(
         scenarios=expand_scenarios(scenarios, QUICK_SCENARIOS if quick else ("all",)),
         profiles=parse_list(profiles, PROFILES, "--profiles")
         or (["defaults"] if quick else list(PROFILES)),
-        repeat=repeat or (1 if quick else 3),
+        # 5: the fewest for a bootstrap interval of the median that can separate tools
+        repeat=repeat or (1 if quick else 5),
         quick=quick,
         target=target,
         urls=resolve_urls(chosen_tools, target, urls, environ),
