@@ -20,6 +20,9 @@ class Figure:
     scenario: str
     definition: str
     better: Better = "lower"
+    # Read from code (the infra program's declared requests), not measured: shown and
+    # labelled as such, never the basis of a verdict.
+    declared: bool = False
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -119,20 +122,23 @@ _FIGURES = (
         "Standing pods the infra code deploys for the tool (kind stack), read statically "
         "from infra/footprint.py (declared values, not a live cluster; per-task pods are "
         "not counted).",
+        declared=True,
     ),
     Figure(
         "setup.cluster_cpu_request_m",
         "Cluster CPU requests",
         "millicores",
         "setup",
-        "Sum of the CPU requests of those pods, from infra/footprint.py.",
+        "Sum of the CPU requests of those pods, from infra/footprint.py (declared).",
+        declared=True,
     ),
     Figure(
         "setup.cluster_memory_request_mib",
         "Cluster memory requests",
         "MiB",
         "setup",
-        "Sum of the memory requests of those pods, from infra/footprint.py.",
+        "Sum of the memory requests of those pods, from infra/footprint.py (declared).",
+        declared=True,
     ),
     # --- latency -------------------------------------------------------------------
     Figure(

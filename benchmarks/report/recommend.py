@@ -170,6 +170,9 @@ def figure_verdicts(
     r: FigureRule, rows: dict[str, dict], figures: dict[str, Any], profile: str
 ) -> list[dict[str, Any]]:
     """One verdict per execution model (or one for all, for setup figures)."""
+    if figures[r.figure].get("declared"):
+        why = "declared in code (infra), not measured: shown in the figures, never a verdict"
+        return [_undecided(r.rule, r.when, why)]
     groups: dict[str, dict[str, dict]] = {}
     for tool, row in rows.items():
         model = row["execution_model"] if r.per_execution_model else "all"

@@ -84,7 +84,9 @@ def figure_tables(results: dict[str, Any], scenario: str) -> list[dict[str, Any]
         order = list(figures)
         body = [
             {
-                "figure": figures[key]["name"] + (f" ({params})" if params else ""),
+                "figure": figures[key]["name"]
+                + (" (declared, not measured)" if figures[key].get("declared") else "")
+                + (f" ({params})" if params else ""),
                 "unit": figures[key]["unit"],
                 "cells": [cells.get(c, "-") for c in columns],
             }
@@ -276,6 +278,45 @@ def matrix_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def caveats(results: dict[str, Any]) -> list[str]:
+    """What a reader must know before quoting a number, printed in the report itself."""
+    plan, machine = results["plan"], results["machine"]
+    out = []
+    if plan["repeat"] < 3:
+        out.append(
+            f"{plan['repeat']} repetition(s): no figure has a confidence interval, so no "
+            "verdict is made; differences of a few seconds are noise."
+        )
+    elif plan["repeat"] < 5:
+        out.append(f"{plan['repeat']} repetitions: intervals are wide; 5 or more are advised.")
+    if plan.get("quick"):
+        out.append(
+            "Quick mode: fewer sizes and scenarios (see 'Not measured, and why'); scaling "
+            "slopes may rest on two points."
+        )
+    models = {e.get("execution_model") for e in results["tools"].values()} - {None}
+    if len(models) > 1:
+        out.append(
+            "The tools run the work in different ways ("
+            + ", ".join(sorted(models))
+            + "): run-time figures are only compared within one execution model."
+        )
+    if "kubeflow" in results["tools"] and plan.get("target") == "local":
+        out.append(
+            "Kubeflow Pipelines ran on its local SubprocessRunner (a Python process per step "
+            "on this machine), not on a cluster: it says little about pod-per-step cost."
+        )
+    if any(f.get("declared") for f in results["figures"].values()):
+        out.append("Cluster pod counts and requests are declared in the infra code, not measured.")
+    load = machine.get("load_average_1m_at_start")
+    if load is not None and load > 0.5 * machine.get("cpu_count", 1):
+        out.append(
+            f"The machine was busy at the start (load average {load} on "
+            f"{machine.get('cpu_count')} CPUs): figures may be slower than on an idle machine."
+        )
+    return out
+
+
 def demo_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """``orchbench demo``'s showcase run per tool (none in a plain ``orchbench bench``)."""
     runs = {t: e["demo_run"] for t, e in results["tools"].items() if e.get("demo_run")}
@@ -323,6 +364,7 @@ def context(results: dict[str, Any], charts: dict[str, bytes]) -> dict[str, Any]
         "matrix": matrix_rows(results),
         "adhoc": adhoc_rows(results),
         "demo": demo_rows(results),
+        "caveats": caveats(results),
         "charts": {name: base64.b64encode(png).decode() for name, png in charts.items()},
         "chart_files": {name: f"figures/{name}.png" for name in charts},
         "versions_json": json.dumps(results["versions"], indent=2, sort_keys=True),

@@ -90,3 +90,11 @@ def test_which_tool_when_follows_the_numbers(results: dict) -> None:
     assert by_rule["completes a run after a worker is killed"]["tools"] == ["airflow", "prefect"]
     assert by_rule["fastest recovery from a killed worker"]["evidence"].startswith("not decided")
     assert all("local" not in r["tools"] for r in by_rule.values())
+
+
+def test_the_caveats_are_in_the_report_itself(results: dict, rendered) -> None:
+    markdown, html, _ = rendered
+    # the fixture: 3 repetitions, two execution models, a busy-enough machine or not
+    assert "## Caveats" in markdown and "<h2>Caveats</h2>" in html
+    assert "only compared within one execution model" in markdown
+    assert "5 or more are advised" in markdown

@@ -80,3 +80,11 @@ def test_separated_positive_slopes_name_a_winner() -> None:
     }
     (verdict,) = slope_verdicts("lowest per-task cost in a chain", "w", fits, "defaults")
     assert verdict["tools"] == ["airflow"]
+
+
+def test_a_declared_figure_never_decides() -> None:
+    rule = next(r for r in FIGURE_RULES if r.figure == "setup.cluster_memory_request_mib")
+    figures = {rule.figure: {"name": "Cluster memory requests", "unit": "MiB", "declared": True}}
+    rows = {"airflow": row([900.0] * 5), "prefect": row([300.0] * 5)}
+    (verdict,) = figure_verdicts(rule, rows, figures, "defaults")
+    assert verdict["tools"] == [] and "declared in code" in verdict["evidence"]
