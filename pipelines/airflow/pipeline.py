@@ -20,6 +20,15 @@ ingest -> validate -> preprocess -> [train[c] -> evaluate[c]] per candidate c ->
 - **Retries** come from each step's ``RetryPolicy`` in ``shared_ml.spec.PIPELINE``; a
   non-retryable error becomes ``AirflowFailException`` (fails at once, retries unused).
 
+Metadata: ``register`` has the registered model as its output asset
+(``pipelines.airflow.metadata``); the asset event's extra carries the selected candidate,
+its metrics and the model's registry version and location. The ``orchbench_model_report``
+DAG below is scheduled on that asset.
+
+Logs: shared_ml logs through ``logging``; the task process sends every record to
+Airflow's task log (UI: the task instance's Logs tab; REST:
+``/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try}``).
+
 Triggers: the config's schedule (cron or preset, as a data-interval timetable: a run covers
 one interval and starts when it is over; catchup off), OR an update of the input data
 asset, OR a manual run (UI, CLI, REST) whose params may override the config path, the seed
@@ -28,8 +37,10 @@ and faults (``conf={"faults": {"train": {"transient_attempts": 1}}}``), OR a bac
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import (
@@ -45,7 +56,13 @@ from airflow.sdk import (
 )
 from airflow.sdk.exceptions import AirflowFailException
 
-from pipelines.airflow.alerts import WebhookFailureNotifier
+from pipelines.airflow.alerts import EmailFailureNotifier, WebhookFailureNotifier
+from pipelines.airflow.metadata import (
+    REPORT_DAG_ID,
+    model_asset,
+    registered_model_extra,
+    report_lines,
+)
 from pipelines.airflow.tasks import (
     INPUT_ASSET_NAME,
     ML_DAG_ID,
@@ -58,10 +75,12 @@ from pipelines.airflow.tasks import (
     run_config,
     run_partition,
 )
+from shared_ml.config import PipelineConfig
 from shared_ml.errors import is_retryable
 from shared_ml.execution import execute_step, resolve_inputs
 from shared_ml.spec import PIPELINE
 
+log = logging.getLogger(__name__)
 StepResult = dict[str, Any]  # {"outputs": {name: uri}, "metadata": {...}}
 STEP_RESULT_KEY = "step_result"  # XCom key of preprocess's step result
 
@@ -79,6 +98,18 @@ schedule = (
 )
 
 
+def _run_config(context: Any) -> PipelineConfig:
+    """The run's config (params, faults) for its partition (Airflow's dates of the run)."""
+    dag_run = context["dag_run"]
+    partition = run_partition(
+        dag_run.logical_date,
+        dag_run.data_interval_start,
+        dag_run.data_interval_end,
+        dag_run.run_after,
+    )
+    return run_config(dict(context["params"])).for_partition(partition)
+
+
 def _run_step(
     name: str, upstream: dict[str, StepResult | Sequence[StepResult]], branch: str | None = None
 ) -> StepResult:
@@ -87,15 +118,8 @@ def _run_step(
     context = get_current_context()
     if branch is not None:
         context["candidate"] = branch  # type: ignore[typeddict-unknown-key]  # map index label
-    dag_run = context["dag_run"]
     try:
-        partition = run_partition(
-            dag_run.logical_date,
-            dag_run.data_interval_start,
-            dag_run.data_interval_end,
-            dag_run.run_after,
-        )
-        config = run_config(dict(context["params"])).for_partition(partition)
+        config = _run_config(context)
         produced = {
             step: [r["outputs"] for r in result]
             if isinstance(result, Sequence)
@@ -106,7 +130,7 @@ def _run_step(
             name,
             config,
             resolve_inputs(name, produced),
-            run_id=records_run_id(dag_run.run_id),
+            run_id=records_run_id(context["dag_run"].run_id),
             attempt=context["ti"].try_number,
             branch=branch,
         )
@@ -133,7 +157,7 @@ def _executor_config(name: str) -> dict[str, Any]:
     return {"executor_config": {"pod_override": override}} if override else {}
 
 
-def _step_task(name: str):
+def _step_task(name: str, **arguments: Any):
     """The TaskFlow decorator for step ``name``: its id, retry policy and pod resources;
     a per-candidate step's map index is labelled with its candidate's name."""
     branch_label = {"map_index_template": "{{ candidate }}"}
@@ -142,6 +166,7 @@ def _step_task(name: str):
         **retry_arguments(name),
         **_executor_config(name),
         **(branch_label if PIPELINE.step(name).per_candidate else {}),
+        **arguments,
     )
 
 
@@ -160,7 +185,8 @@ def _step_task(name: str):
     tags=TAGS,
     default_args={
         "owner": OWNER,
-        "on_failure_callback": WebhookFailureNotifier(),
+        # The webhook (Slack-compatible) and, when configured, e-mail via the SMTP provider.
+        "on_failure_callback": [WebhookFailureNotifier(), EmailFailureNotifier()],
     },
     params={
         "config_path": Param(
@@ -219,9 +245,16 @@ def orchbench_ml() -> None:
             "select", {"train": _every_branch(train), "evaluate": _every_branch(evaluate)}
         )
 
-    @_step_task("register")
+    @_step_task("register", outlets=[model_asset])
     def register(select: StepResult, preprocess: StepResult) -> StepResult:
-        return _run_step("register", {"select": select, "preprocess": preprocess})
+        """Registers the selected model; the model asset's event carries what was registered."""
+        result = _run_step("register", {"select": select, "preprocess": preprocess})
+        context = get_current_context()
+        extra = registered_model_extra(
+            _run_config(context), records_run_id(context["dag_run"].run_id), select, result
+        )
+        context["outlet_events"][model_asset].extra = extra
+        return result
 
     @_step_task("score")
     def score(register: StepResult, ingest: StepResult) -> StepResult:
@@ -238,6 +271,37 @@ def orchbench_ml() -> None:
 
 
 ml_dag = orchbench_ml()
+
+
+@dag(
+    dag_id=REPORT_DAG_ID,
+    description="orchbench: a report line per model registered by orchbench_ml "
+    "(scheduled on the registered-model asset)",
+    schedule=model_asset,
+    catchup=False,
+    max_active_runs=1,
+    tags=TAGS,
+    default_args={"owner": OWNER, "retries": 1, "retry_delay": timedelta(seconds=5)},
+    doc_md="""Runs after every model registration of ``orchbench_ml`` (an event of the
+asset ``orchbench_registered_model``): logs one line per registration from the event's
+extra (candidate, metrics, version, promotion, model URI) and returns the lines.""",
+)
+def orchbench_model_report() -> None:
+    @task(task_id="report")
+    def report() -> list[str]:
+        # A manual run of this DAG has no triggering event: it reports nothing.
+        events = get_current_context()["triggering_asset_events"].get(model_asset, [])
+        lines = report_lines([dict(event.extra) for event in events])
+        for line in lines:
+            log.info("registered: %s", line)
+        if not lines:
+            log.info("no registration event triggered this run")
+        return lines
+
+    report()
+
+
+report_dag = orchbench_model_report()
 
 if __name__ == "__main__":
     # In-process run without services: `python -m pipelines.airflow.pipeline`
