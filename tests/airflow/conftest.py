@@ -2,6 +2,10 @@
 ports in a temporary AIRFLOW_HOME, started and always stopped by the project's own service
 manager (``benchmarks.tools.airflow.services``). Nothing here mocks Airflow.
 
+Failure e-mails are on for the whole session: an SMTP server on 127.0.0.1 (aiosmtpd,
+``tests/smtp.py``) is started first and the services get ``ORCHBENCH_SMTP_*`` and
+``ORCHBENCH_ALERT_EMAIL_TO``, as a user's shell would give ``orchbench airflow up``.
+
 Settings differ from the defaults only where a test would otherwise wait minutes: the
 ``tuned`` profile, a task heartbeat timeout of seconds so a SIGKILLed worker is found, and
 schedules on: with catchup off, the scheduler creates the run of the latest complete
@@ -16,6 +20,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +35,7 @@ os.environ["AIRFLOW_HOME"] = str(_IN_PROCESS_HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 
+from benchmarks.tools.airflow.adapter import AirflowAdapter  # noqa: E402
 from benchmarks.tools.airflow.client import AirflowClient  # noqa: E402
 from benchmarks.tools.airflow.services import (  # noqa: E402
     AirflowServices,
@@ -37,12 +43,14 @@ from benchmarks.tools.airflow.services import (  # noqa: E402
     free_port,
 )
 from shared_ml.config import PipelineConfig, load_config  # noqa: E402
-from shared_ml.records import StepRecord, read_step_records  # noqa: E402
+from shared_ml.records import RunRecord, StepRecord, read_step_records  # noqa: E402
+from tests.smtp import SmtpServer  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
 DAILY_CONFIG = REPO_ROOT / "configs" / "daily.yaml"
 ML_DAG = "orchbench_ml"
+ALERT_EMAIL_TO = "ml-oncall@example.test"
 
 # Seconds, not minutes: a killed task must be noticed while the test waits.
 TEST_SETTINGS = {
@@ -63,6 +71,7 @@ class AirflowTestInstance:
     orchbench_home: Path
     template_db: Path  # a freshly migrated, empty metadata DB, for more private installs
     root: Path
+    smtp: SmtpServer  # receives the services' failure e-mails (to ALERT_EMAIL_TO)
 
     @property
     def home(self) -> Path:
@@ -96,12 +105,19 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowTestIns
     previous_home = os.environ.get("ORCHBENCH_HOME")
     # This process (baseline runs, record reads) and the Airflow workers share one store.
     os.environ["ORCHBENCH_HOME"] = str(orchbench_home)
+    smtp = SmtpServer().__enter__()
     settings = ServiceSettings(
         home=root / "airflow_home",
         port=free_port(),
         profile="tuned",
         schedules=True,
-        extra_env={**TEST_SETTINGS, "ORCHBENCH_HOME": str(orchbench_home)},
+        extra_env={
+            **TEST_SETTINGS,
+            "ORCHBENCH_HOME": str(orchbench_home),
+            "ORCHBENCH_SMTP_HOST": smtp.host,
+            "ORCHBENCH_SMTP_PORT": str(smtp.port),
+            "ORCHBENCH_ALERT_EMAIL_TO": ALERT_EMAIL_TO,
+        },
         health_timeout_s=300,
     )
     services = AirflowServices(settings)
@@ -112,10 +128,11 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowTestIns
         services.start()
         client = AirflowClient(settings.url, airflow_home=settings.home, timeout_s=60)
         client.wait_for_dag(ML_DAG, timeout_s=300)
-        yield AirflowTestInstance(services, client, orchbench_home, template_db, root)
+        yield AirflowTestInstance(services, client, orchbench_home, template_db, root, smtp)
         client.close()
     finally:
         services.stop()
+        smtp.__exit__(None, None, None)
         if previous_home is None:
             os.environ.pop("ORCHBENCH_HOME", None)
         else:
@@ -140,3 +157,19 @@ def run_ml(
         conf["faults"] = faults
     airflow.client.trigger(ML_DAG, run_id=run_id, conf=conf)
     return airflow.client.wait_for_run(ML_DAG, run_id, timeout_s=timeout_s)
+
+
+# train fails once in every branch (retried: two attempts each), register succeeds (an
+# event of the model asset), score fails without retry: the run fails and alerts.
+OBSERVED_FAULTS = {"train": {"transient_attempts": 1}, "score": {"non_retryable": True}}
+
+
+@pytest.fixture(scope="session")
+def observed_run(airflow: AirflowTestInstance) -> RunRecord:
+    """One run, through the adapter as `orchbench run --tool airflow` makes it, that the
+    monitoring tests (logs, per-step figures, the model asset, the failure e-mail) and the
+    UI test all read: runs are the expensive part of this suite."""
+    adapter = AirflowAdapter(settings=airflow.services.settings)
+    return adapter.run_pipeline(
+        DEFAULT_CONFIG, run_id=f"test-observed-{uuid.uuid4().hex[:8]}", faults=OBSERVED_FAULTS
+    )

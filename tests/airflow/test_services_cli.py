@@ -54,6 +54,8 @@ def cli_home(airflow: AirflowTestInstance, tmp_path: Path):
     home.mkdir()
     shutil.copy(airflow.template_db, home / "airflow.db")
     env = {**os.environ, "ORCHBENCH_HOME": str(tmp_path / "orchbench")}
+    for variable in ("ORCHBENCH_SMTP_HOST", "ORCHBENCH_ALERT_EMAIL_TO"):  # no e-mail alerts
+        env.pop(variable, None)
     yield home, env
     if (home / "run" / "services.json").exists():  # a failed test left them running
         subprocess.run(_orchbench("down", "--home", str(home)), env=env, timeout=120, check=False)
@@ -107,6 +109,12 @@ def test_up_status_down_leaves_no_orphans(cli_home) -> None:
     assert up.returncode == 0, up.stderr[-2000:]
     started = json.loads(up.stdout)
     assert started["url"] == f"http://127.0.0.1:{port}" and started["profile"] == "tuned"
+    # The UI and its login (Airflow's simple auth manager's generated password).
+    assert started["ui_url"] == f"http://127.0.0.1:{port}/"
+    login = started["login"]
+    assert login["user"] == "admin"
+    assert login["password"] == json.loads(Path(login["password_file"]).read_text())["admin"]
+    assert started["email_alerts"] is None  # no ORCHBENCH_SMTP_* in this shell
     assert set(started["pids"]) == set(COMPONENTS)
     pids = list(started["pids"].values())
     everything = _tree(pids)
