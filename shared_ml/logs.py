@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -83,40 +84,60 @@ def make_formatter() -> logging.Formatter:
     return logging.Formatter(TEXT_FORMAT)
 
 
-class StepCapture(logging.Handler):
-    """Collects the formatted lines of one step attempt (the records logged in its
-    context), so they can be written next to its step record when it ends."""
+class StepCapture:
+    """The formatted lines of one step attempt (the records logged in its context), to be
+    written next to its step record when it ends."""
 
-    def __init__(self, run_id: str, step: str, attempt: int) -> None:
-        super().__init__(logging.DEBUG)
-        self.key = (run_id, step, attempt)
+    def __init__(self) -> None:
+        self.formatter = make_formatter()
         self.lines: list[str] = []
-        self.setFormatter(make_formatter())
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if (getattr(record, "run_id", None), getattr(record, "step", None)) != self.key[:2]:
-            return
-        if getattr(record, "attempt", None) != self.key[2]:
-            return
-        try:
-            self.lines.append(self.format(record))
-        except Exception:  # a log line must never fail the step
-            self.handleError(record)
 
     def text(self) -> str:
         return "".join(f"{line}\n" for line in self.lines)
 
 
+class _CaptureDispatcher(logging.Handler):
+    """One handler, installed once, that hands each record to the capture of its step
+    attempt. (A handler per step, added and removed while other threads log, would
+    race: a list of handlers changed during another thread's iteration skips entries.)"""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.active: dict[tuple[Any, Any, Any], StepCapture] = {}
+        self.guard = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        key = (
+            getattr(record, "run_id", None),
+            getattr(record, "step", None),
+            getattr(record, "attempt", None),
+        )
+        with self.guard:
+            capture = self.active.get(key)
+        if capture is None:
+            return
+        try:
+            capture.lines.append(capture.formatter.format(record))
+        except Exception:  # a log line must never fail the step
+            self.handleError(record)
+
+
+_dispatcher = _CaptureDispatcher()
+logging.getLogger(LOGGER_NAME).addHandler(_dispatcher)
+
+
 @contextmanager
 def captured(run_id: str, step: str, attempt: int) -> Iterator[StepCapture]:
-    logger = logging.getLogger(LOGGER_NAME)
-    capture = StepCapture(run_id, step, attempt)
-    logger.addHandler(capture)
+    capture = StepCapture()
+    key = (run_id, step, attempt)
+    with _dispatcher.guard:
+        _dispatcher.active[key] = capture
     try:
         with step_context(run_id, step, attempt):
             yield capture
     finally:
-        logger.removeHandler(capture)
+        with _dispatcher.guard:
+            _dispatcher.active.pop(key, None)
 
 
 def configure_logging(stream: Any = None) -> None:
