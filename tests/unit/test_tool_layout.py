@@ -19,6 +19,7 @@ SHARED_MODULES = {
     "alerts.py": "the failure notification (a Slack-compatible webhook)",
     "workloads.py": "the no-op chain / fan-out scaling workloads",
     "manifest.py": "builds the tool's committed, generated manifest and checks it is fresh",
+    "metadata.py": "the run's metadata in the tool's own store (asset event, artifacts, KFP metrics)",
 }
 
 # Any other module, per tool, with the reason it exists there only. Keep this small: a
