@@ -453,7 +453,10 @@ class AirflowClient:
         try:
             self._ride_out_busy_db(lambda: self.request("PUT", f"/backfills/{backfill_id}/cancel"))
         except AirflowApiError as err:
-            if err.status != 409:  # 409: already completed
+            # 409: already completed. 404: gone: when a lock error cuts the creation of its
+            # runs short, Airflow deletes the backfill it had committed (best effort, so
+            # it may also stay, queued runs or not); the follow-up backfill covers its dates.
+            if err.status not in (404, 409):
                 raise
 
     def _dates_queued_since(self, dag_id: str, backfill: dict[str, Any]) -> set[datetime]:
