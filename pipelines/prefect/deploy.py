@@ -15,6 +15,8 @@ The deployment ``orchbench-ml/orchbench-ml``:
   (``@hourly``, ``@daily``, ``@weekly``, ``@monthly``, ``@yearly``), both taken as they are
   by Prefect's ``CronSchedule`` (its vendored croniter knows the presets);
 - has an event trigger: every ``orchbench.data.updated`` event starts a run;
+- sets ``PREFECT_LOGGING_EXTRA_LOGGERS=shared_ml`` in its flow runs' environment (a job
+  variable), so the steps' log lines reach the task-run logs whoever started the worker;
 - takes the config as its default ``config`` parameter (storage paths stay relative, so
   the worker's ``$ORCHBENCH_HOME`` decides where artifacts go).
 
@@ -34,9 +36,12 @@ from typing import Any
 
 import yaml
 
+from shared_ml.logs import LOGGER_NAME as SHARED_ML_LOGGER
+
 DEFAULT_POOL = "orchbench-process"
 DEPLOYMENT_NAME = "orchbench-ml"
 DATA_UPDATED_EVENT = "orchbench.data.updated"
+EXTRA_LOGGERS_ENV = "PREFECT_LOGGING_EXTRA_LOGGERS"
 
 
 def raw_config(path: str) -> dict[str, Any]:
@@ -107,6 +112,9 @@ def deploy_pipeline(
         else None,
         tags=["orchbench"],
         description=f"orchbench ML pipeline, config {config_path}",
+        # Whoever started the worker, its flow-run processes ship shared_ml's step lines
+        # to the task-run logs (Prefect sends only the loggers named here to the API).
+        job_variables={"env": {EXTRA_LOGGERS_ENV: SHARED_ML_LOGGER}},
     )
     ensure_process_pool(pool)
     ids = deploy(

@@ -5,6 +5,8 @@
 
 Starts from prefect-kubernetes' default template and changes only what orchbench needs:
 
+- the flow-run container's env names ``shared_ml`` in ``PREFECT_LOGGING_EXTRA_LOGGERS``, so
+  the steps' log lines reach the task-run logs in the UI and the API;
 - the image defaults to ``orchbench/shared-ml:0.1.0-prefect`` (shared_ml + pipelines + Prefect;
   the flow is found by module path, so no code is pulled at run time);
 - the pod runs as non-root (uid 50000, gid 0: the image's user), no privilege escalation,
@@ -27,6 +29,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from shared_ml.logs import LOGGER_NAME as SHARED_ML_LOGGER
+
 IMAGE = "orchbench/shared-ml:0.1.0-prefect"
 K8S_VERSION = "1.33"
 POOL_NAME = "orchbench-kubernetes"
@@ -47,7 +51,11 @@ def base_job_template() -> dict[str, Any]:
     variables = template["variables"]["properties"]
     variables["image"]["default"] = IMAGE
     variables["image_pull_policy"]["default"] = "IfNotPresent"
-    variables["env"]["default"] = {"ORCHBENCH_HOME": "/home/orchbench"}
+    variables["env"]["default"] = {
+        "ORCHBENCH_HOME": "/home/orchbench",
+        # shared_ml's step lines go to the task-run logs only from loggers named here.
+        "PREFECT_LOGGING_EXTRA_LOGGERS": SHARED_ML_LOGGER,
+    }
     for name, value in RESOURCE_DEFAULTS.items():
         variables[name]["default"] = value
 

@@ -16,6 +16,8 @@ import os
 import sys
 import time
 
+EXTRA_LOGGERS_ENV = "PREFECT_LOGGING_EXTRA_LOGGERS"
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipelines.prefect.run", description=__doc__)
@@ -35,8 +37,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def ship_shared_ml_logs() -> None:
+    """Name ``shared_ml`` in ``PREFECT_LOGGING_EXTRA_LOGGERS`` before Prefect is imported
+    (it configures logging on import): only then do the steps' log lines reach the
+    task-run logs, and not the console only."""
+    from shared_ml.logs import LOGGER_NAME
+
+    current = os.environ.get(EXTRA_LOGGERS_ENV, "")
+    names = [n.strip() for n in current.split(",") if n.strip()]
+    if LOGGER_NAME not in names:
+        os.environ[EXTRA_LOGGERS_ENV] = ",".join([*names, LOGGER_NAME])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    ship_shared_ml_logs()
     if not os.environ.get("PREFECT_API_URL"):
         # Without it Prefect would start a throw-away server in this process.
         print(

@@ -236,6 +236,26 @@ def test_manual_run_through_the_prefect_cli_completes(
     assert record["logical_date"] == _day(flow_run["expected_start_time"]).isoformat()
 
 
+def test_worker_flow_runs_ship_shared_ml_lines_to_the_task_run_logs(
+    client: PrefectClient, triggered_runs: dict[str, str]
+) -> None:
+    """A flow run the process worker started (its subprocess inherits the worker's env and
+    the deployment's job variables) stores shared_ml's step lines with each task run."""
+    flow_run_id = triggered_runs["cli"]
+    client.wait_for_flow_run(flow_run_id, timeout_s=RUN_TIMEOUT_S)
+    task_runs = {t["name"]: t["id"] for t in client.wait_for_task_runs(flow_run_id)}
+    lines = client.read_logs(flow_run_id=flow_run_id)
+    ingest = [
+        line["message"]
+        for line in lines
+        if line["name"].startswith("shared_ml") and line["task_run_id"] == task_runs["ingest"]
+    ]
+    assert any(m.startswith("[prefect-manual-cli ingest attempt 1] ingest started") for m in ingest)
+    assert any("ingest succeeded" in m and "peak RSS" in m for m in ingest)
+    deployment = client.read_deployment(*DEPLOYMENT)
+    assert deployment["job_variables"]["env"]["PREFECT_LOGGING_EXTRA_LOGGERS"] == "shared_ml"
+
+
 # --- backfill by partition ------------------------------------------------------------
 @pytest.fixture(scope="module")
 def daily_config(daily_config_path: Path) -> PipelineConfig:

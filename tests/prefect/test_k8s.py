@@ -40,6 +40,9 @@ def test_job_runs_the_shared_ml_image_as_non_root_with_resources() -> None:
     assert set(container["resources"]) == {"requests", "limits"}
     assert container["resources"]["limits"]["memory"] == "1Gi"
     assert container["args"] == ["prefect", "flow-run", "execute"]
+    # shared_ml's step lines reach the task-run logs from the flow-run container too.
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["PREFECT_LOGGING_EXTRA_LOGGERS"] == "shared_ml"
 
 
 def test_upstream_default_template_fails_strict_validation() -> None:
