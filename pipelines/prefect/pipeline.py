@@ -13,6 +13,8 @@ The spec's graph in Prefect's idiom:
 - the thread-pool task runner has a thread for every task of the largest run a config can
   declare, so the branches of one run execute at the same time (scikit-learn releases the
   GIL for most of its fitting);
+- hooks: ``on_failure`` and ``on_crashed`` alert (``alerts.py``); at the end the candidates
+  and the selected model become Prefect artifacts (``metadata.py``);
 - the run's date: the ``logical_date`` parameter (a backfill), else the flow run's
   scheduled start time (a scheduled run's slot; a manual run is scheduled "now": today).
   It becomes the config's partition, which picks the data and is part of every task's
@@ -25,16 +27,17 @@ import json
 from datetime import UTC, date, datetime
 from typing import Any
 
-from prefect import flow, unmapped
+from prefect import flow, get_run_logger, unmapped
 from prefect.futures import PrefectFuture, wait
 from prefect.runtime import flow_run as current_flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipelines.prefect import tasks
-from pipelines.prefect.alerts import notify_failure
+from pipelines.prefect.alerts import notify_crash, notify_failure
+from pipelines.prefect.metadata import publish_run_metadata
 from pipelines.prefect.records import finish_run_record, run_id_for
 from shared_ml.artifacts import clear_memo
-from shared_ml.config import ModelConfig, parse_logical_date, validate_config
+from shared_ml.config import ModelConfig, PipelineConfig, parse_logical_date, validate_config
 from shared_ml.spec import PIPELINE, task_key
 
 FLOW_NAME = "orchbench-ml"
@@ -102,6 +105,28 @@ def first_failure(futures: dict[str, PrefectFuture]) -> str | None:
     return (failed or unfinished or [None])[0]
 
 
+def publish_metadata(
+    config: PipelineConfig, run_id: str, day: str | None, futures: dict[str, PrefectFuture]
+) -> None:
+    """The candidates table and the selected model as Prefect artifacts, once ``select``
+    has completed. Not publishing them is logged, not raised: the run's outcome is its
+    steps', and its run record has the same facts."""
+    if not futures["select"].state.is_completed():
+        return
+    register = futures["register"]
+    try:
+        publish_run_metadata(
+            pipeline_name=config.name,
+            run_id=run_id,
+            logical_date=day,
+            registry=f"{config.storage.registry_root.removeprefix('file://')}/{config.name}",
+            selected=futures["select"].result(),
+            registered=register.result() if register.state.is_completed() else None,
+        )
+    except Exception as err:
+        get_run_logger().warning("run metadata not published as artifacts: %s", err)
+
+
 class PipelineStepFailed(RuntimeError):
     def __init__(self, step: str, message: str) -> None:
         self.step = step
@@ -111,6 +136,7 @@ class PipelineStepFailed(RuntimeError):
 @flow(
     name=FLOW_NAME,
     on_failure=[notify_failure],
+    on_crashed=[notify_crash],
     validate_parameters=True,
     task_runner=ThreadPoolTaskRunner(max_workers=TASK_THREADS),
 )
@@ -127,7 +153,7 @@ def ml_pipeline(
     the flow process's ``$ORCHBENCH_HOME``); ``run_id`` is the orchbench run id under which
     steps write their records (default ``prefect-<flow run id>``; re-using it resumes from
     the cache); ``faults`` are merged over the config's own; ``webhook_url`` overrides
-    ``$ORCHBENCH_WEBHOOK_URL`` for the failure notification; ``logical_date``
+    ``$ORCHBENCH_WEBHOOK_URL`` for the failure and crash alerts; ``logical_date``
     (``YYYY-MM-DD``) is the date the run stands for, default the scheduled start's day.
     """
     run_id = run_id_for(run_id, current_flow_run.id)
@@ -144,6 +170,7 @@ def ml_pipeline(
     clear_memo()  # tasks ran in this process; their artifacts are on disk now
     failed = first_failure(futures)
     day = resolved.logical_date.isoformat() if resolved.logical_date else None
+    publish_metadata(resolved, run_id, day, futures)
     finish_run_record(
         resolved,
         run_id,

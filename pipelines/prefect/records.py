@@ -51,3 +51,9 @@ def failed_step(runs_root: str, run_id: str) -> tuple[str | None, str | None]:
         return None, None
     last = failures[-1]
     return last.key, (f"{last.error.type}: {last.error.message}" if last.error else None)
+
+
+def running_steps(runs_root: str, run_id: str) -> list[str]:
+    """The tasks whose latest attempt never recorded its end (its process died)."""
+    latest = {r.key: r for r in read_step_records(runs_root, run_id)}  # sorted by start
+    return [key for key, record in latest.items() if record.outcome == "running"]

@@ -1,11 +1,16 @@
 """One real Prefect server + process worker for the whole session, started by orchbench's
 own service manager on a free port with a temporary Prefect home and ORCHBENCH_HOME, and
-always stopped (process groups, SIGTERM then SIGKILL) at the end."""
+always stopped (process groups, SIGTERM then SIGKILL) at the end. A real SMTP server on
+127.0.0.1 is up before them, so every Prefect process (the worker and the hook processes
+it starts too) e-mails its alerts there; one clean run serves the tests that read a
+finished run back (task runs, artifacts, the UI)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -16,10 +21,13 @@ from benchmarks.environments import REPO_ROOT
 from benchmarks.tools.prefect.adapter import PrefectAdapter
 from benchmarks.tools.prefect.client import PrefectClient
 from benchmarks.tools.prefect.services import HOME_ENV, PrefectServices, ServicesState, free_port
+from shared_ml.notify import ALERT_TO_ENV, SMTP_HOST_ENV, SMTP_PORT_ENV
 from shared_ml.records import RunRecord
+from tests.smtp import SmtpServer
 
 # 01-03 is the first model (promoted), 01-04 beats it, 01-09 does not: by the plain runner.
 BACKFILL_DATES = [date(2026, 1, 3), date(2026, 1, 4), date(2026, 1, 9)]
+ALERT_RECIPIENT = "platform-team@example.test"
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +61,27 @@ def daily_config_path() -> Path:
 
 
 @pytest.fixture(scope="session")
-def services(orchbench_home: Path, config_path: Path) -> Iterator[ServicesState]:
+def smtp(orchbench_home: Path) -> Iterator[SmtpServer]:
+    """Started before the services: their processes inherit where to e-mail alerts."""
+    settings = {
+        SMTP_HOST_ENV: SmtpServer.host,
+        ALERT_TO_ENV: ALERT_RECIPIENT,
+    }
+    with SmtpServer() as server:
+        saved = {k: os.environ.get(k) for k in (*settings, SMTP_PORT_ENV)}
+        os.environ.update({**settings, SMTP_PORT_ENV: str(server.port)})
+        try:
+            yield server
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def services(orchbench_home: Path, config_path: Path, smtp: SmtpServer) -> Iterator[ServicesState]:
     manager = PrefectServices(orchbench_home / "prefect")
     try:
         state = manager.up(port=free_port(), profile="tuned", deploy_config=str(config_path))
@@ -99,3 +127,30 @@ def backfill(
     """configs/daily.yaml backfilled over the dates through the deployment, by the
     cluster-target adapter (one set of runs serves the backfill and cluster tests)."""
     return cluster_adapter.backfill(daily_config_path, backfill_dates)
+
+
+@pytest.fixture(scope="session")
+def cli_run(services: ServicesState, config_path: Path) -> RunRecord:
+    """One clean run through the orchbench CLI (in-process flow against the server)."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.cli",
+            "run",
+            "--tool",
+            "prefect",
+            "--config",
+            str(config_path),
+            "--run-id",
+            "prefect-clean",
+            "--json",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return RunRecord.model_validate_json(done.stdout)

@@ -1,52 +1,23 @@
 """The flow against a real server: its graph is the spec's (mapped branches included), its
 branches run at the same time by Prefect's own clock, its numbers are the plain runner's,
-and `orchbench run --tool prefect --json` prints the run record."""
+`orchbench run --tool prefect --json` prints the run record, and the run's candidates and
+selected model are Prefect artifacts read back through the API. The run is the session's
+clean run (`cli_run`, conftest)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC
 from pathlib import Path
 
 import pytest
 
-from benchmarks.environments import REPO_ROOT
 from benchmarks.tools.prefect.client import PrefectClient, parse_time
-from benchmarks.tools.prefect.services import ServicesState
 from benchmarks.tools.prefect.task_runs import branch_intervals, task_graph_of
 from shared_ml.config import load_config
 from shared_ml.records import RunRecord
 from shared_ml.runner import run_pipeline
 from shared_ml.spec import PIPELINE
-
-
-@pytest.fixture(scope="module")
-def cli_run(services: ServicesState, config_path: Path) -> RunRecord:
-    """One clean run through the orchbench CLI (in-process flow against the server)."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.cli",
-            "run",
-            "--tool",
-            "prefect",
-            "--config",
-            str(config_path),
-            "--run-id",
-            "prefect-clean",
-            "--json",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return RunRecord.model_validate_json(done.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +143,36 @@ def test_cache_key_tells_branches_and_dates_apart_but_not_faults(daily_config_pa
     assert key("2026-01-03", logreg) != key("2026-01-03", forest)
     assert key("2026-01-03", logreg) != key("2026-01-04", logreg)
     assert key("2026-01-03", logreg) == key("2026-01-03", logreg, '{"train": {"delay_s": 1}}')
+
+
+def test_the_run_publishes_its_candidates_and_model_as_prefect_artifacts(
+    cli_run: RunRecord, client: PrefectClient
+) -> None:
+    """A table (every candidate's rank and metrics, the selected one marked) and a markdown
+    page (the selected model's file and its registration), read back through
+    `POST /api/artifacts/filter` by the run's flow run."""
+    artifacts = {a["key"]: a for a in client.read_artifacts(cli_run.tool_details["flow_run_id"])}
+    assert set(artifacts) == {"orchbench-ml-candidates", "orchbench-ml-model"}
+
+    table = artifacts["orchbench-ml-candidates"]
+    assert table["type"] == "table"
+    rows = table["data"] if isinstance(table["data"], list) else json.loads(table["data"])
+    assert [r["candidate"] for r in rows] == [c["candidate"] for c in cli_run.candidates]
+    for row, candidate in zip(rows, cli_run.candidates, strict=True):
+        assert row["rank"] == candidate["rank"]
+        assert row["gate_passed"] == candidate["gate_passed"]
+        assert {m: row[m] for m in ("f1", "roc_auc", "accuracy")} == {
+            m: candidate[m] for m in ("f1", "roc_auc", "accuracy")
+        }
+    assert [r["candidate"] for r in rows if r["selected"]] == [cli_run.selected_candidate]
+
+    model = artifacts["orchbench-ml-model"]
+    assert model["type"] == "markdown"
+    [select] = [s for s in cli_run.steps if s.step == "select" and s.outcome == "success"]
+    [register] = [s for s in cli_run.steps if s.step == "register" and s.outcome == "success"]
+    assert f"**{cli_run.selected_candidate}**" in model["data"]
+    assert f"`{select.outputs['model']}`" in model["data"]
+    assert Path(select.outputs["model"].removeprefix("file://")).is_file()
+    assert f"version {cli_run.registry['version']}" in model["data"]
+    assert f"`{register.outputs['registry_entry']}`" in model["data"]
+    assert cli_run.prediction_hash in model["data"]
