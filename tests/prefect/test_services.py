@@ -40,7 +40,8 @@ def test_up_status_down_leaves_no_orphans(tmp_path: Path) -> None:
             "up", "--home", str(home), "--port", str(port), "--profile", "tuned", "--no-deploy"
         )
         assert up.returncode == 0, up.stdout + up.stderr
-        assert f"http://127.0.0.1:{port}" in up.stdout
+        assert f"UI: http://127.0.0.1:{port}" in up.stdout
+        assert "UI login: no login" in up.stdout
         status = orchbench("status", "--home", str(home), "--json")
         assert status.returncode == 0, status.stderr
         info = json.loads(status.stdout)
