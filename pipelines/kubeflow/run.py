@@ -12,7 +12,9 @@ is ever pip-installed. Roots are explicit and project-local, under
 
 - ``pipeline_root``: KFP output artifacts and, in ``.kfp_cache``, the local cache entries,
   shared by all runs so that a re-run of a run id resumes from the cached steps;
-- ``workspace/<run id>``: the run's workspace, which KFP deletes when the run ends.
+- ``workspace/<run id>``: the run's workspace, which KFP deletes when the run ends;
+- ``runs/<run id>/tasks.jsonl``: the index of the run's task logs, each kept next to its
+  task's outputs in the pipeline root (``task_logs``: kfp.local only prints them).
 
 ``--date`` is the run's logical date (the partition it processes); without it the run stands
 for today, resolved once here and passed to every step as the ``logical_date`` parameter.
@@ -24,6 +26,7 @@ Exit 0 when the run succeeded, 1 when it failed, 2 on a bad config or date.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import re
@@ -34,6 +37,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pipelines.kubeflow.task_logs import index_path, keep_task_logs
 from shared_ml.config import load_config, orchbench_home, parse_logical_date
 from shared_ml.errors import ConfigError
 
@@ -86,8 +90,12 @@ class CacheHits(logging.Handler):
             self.tasks.append(found.group(1))
 
 
-def run(call: Any, arguments: dict[str, Any], root: Path, run_id: str) -> dict[str, Any]:
-    """Run ``call(**arguments)`` locally; return the summary (never raises on task failure)."""
+def run(
+    call: Any, arguments: dict[str, Any], root: Path, run_id: str, keep_logs: bool = False
+) -> dict[str, Any]:
+    """Run ``call(**arguments)`` locally; return the summary (never raises on task failure).
+
+    ``keep_logs``: keep each task attempt's log next to its outputs (``task_logs``)."""
     _quiet_known_warnings()
     roots = init_local(root, run_id)
     cache_hits = CacheHits()
@@ -95,7 +103,8 @@ def run(call: Any, arguments: dict[str, Any], root: Path, run_id: str) -> dict[s
     started = datetime.now(UTC)
     error = None
     try:
-        call(**arguments)
+        with keep_task_logs(root) if keep_logs else contextlib.nullcontext():
+            call(**arguments)
         status = "success"
     except RuntimeError as err:  # kfp.local raises RuntimeError when a task failed
         status, error = "failed", ANSI_COLOUR.sub("", str(err))
@@ -111,6 +120,7 @@ def run(call: Any, arguments: dict[str, Any], root: Path, run_id: str) -> dict[s
         "error": error,
         "cache_hits": cache_hits.tasks,
         "kfp_version": metadata.version("kfp"),
+        "task_logs": str(index_path(root, run_id)) if keep_logs else None,
         **roots,
     }
 
@@ -137,7 +147,7 @@ def run_pipeline(
         "logical_date": config.logical_date.isoformat(),
         "webhook_url": webhook_url,
     }
-    summary = run(pipeline, arguments, root or default_root(), run_id)
+    summary = run(pipeline, arguments, root or default_root(), run_id, keep_logs=True)
     summary.update(
         {
             "ir": str(ir_path),

@@ -13,11 +13,18 @@ How KFP artifacts and the shared_ml store relate:
   ``dsl.Collected``) is a list of artifacts, passed on as the list of their paths.
 - ``execute_step`` writes the step's outputs to shared_ml's content-addressed store, as in every
   tool; their bytes are then copied into the KFP output artifacts' paths, so KFP owns the data
-  flow, lineage and caching. Each output artifact's metadata records the store URI and the
-  BLAKE3 digest of the bytes (its name in the store), linking the two (select's outputs are
-  copies of its inputs, so they get the digest only).
-- A ``Metrics`` artifact (evaluate's, select's) gets both: ``log_metric`` for the KFP UI and the
-  metrics JSON as its file, because the local cache treats an artifact without a file as a miss.
+  flow, lineage and caching. Each output artifact's metadata links the two: the store URI and
+  the BLAKE3 digest of the bytes (``metadata.py``, which also fills the ``Metrics`` and
+  ``ClassificationMetrics`` artifacts the KFP UI draws).
+
+Every component process sends shared_ml's log records to its stderr
+(``shared_ml.logs.configure_logging``), which KFP keeps as the step's log: the pod log on a
+cluster, the task's streamed output locally (kept per attempt by ``task_logs``).
+
+The exit handler's alert goes to the webhook and, when ``ORCHBENCH_SMTP_HOST`` and
+``ORCHBENCH_ALERT_EMAIL_TO`` are set in the component's environment, by e-mail
+(``shared_ml.notify``). Locally the component inherits the launcher's environment; on a
+cluster the variables must be put on the exit task's pod (docs/kubeflow.md, "Exit handler").
 """
 
 from __future__ import annotations
@@ -30,10 +37,17 @@ from typing import Any
 
 from kfp import dsl
 
-from shared_ml.artifacts import ArtifactStore, content_digest
+from pipelines.kubeflow.metadata import (
+    classification_figures,
+    describe_classification,
+    describe_metrics,
+    store_link,
+)
+from shared_ml.artifacts import ArtifactStore
 from shared_ml.config import PipelineConfig, config_from_json
 from shared_ml.execution import execute_step
-from shared_ml.notify import failure_payload, post_webhook
+from shared_ml.logs import configure_logging
+from shared_ml.notify import email_settings, failure_payload, post_webhook, send_email
 from shared_ml.records import read_step_records
 from shared_ml.spec import PIPELINE
 
@@ -81,27 +95,33 @@ def run_step(
     inputs: Mapping[str, Any],
     outputs: Mapping[str, dsl.Artifact],
     branch: str | None = None,
+    classification: dsl.ClassificationMetrics | None = None,
 ) -> dict[str, Any]:
     """Run one spec step through ``execute_step`` and fill the component's output artifacts.
 
     ``inputs`` maps the spec's parameter names to input artifacts, or to lists of them for
     the fan-in (``dsl.Collected``); ``branch`` is the candidate of a per-candidate step.
+    ``classification`` (evaluate's) gets the confusion matrix and ROC curve of the model.
     """
+    configure_logging()
     config = step_config(config_json, seed, logical_date)
     result = execute_step(step, config, input_paths(inputs), run_id=run_id, branch=branch)
     store = ArtifactStore(config.storage.artifact_root)
+    produced, links = {}, {}
     for name, artifact in outputs.items():
-        uri = result["outputs"][name]
-        data = store.get_bytes(uri)
-        _write_file_atomically(data, artifact.path)
+        produced[name] = store.get_bytes(result["outputs"][name])
+        _write_file_atomically(produced[name], artifact.path)
+        links[name] = store_link(store, result["outputs"][name], produced[name], inputs)
+        if not isinstance(artifact, dsl.Metrics):
+            artifact.metadata.update(links[name])
+    # The model the metrics describe: the one this step hands on (select) or was given.
+    model = links.get("model") or (dict(inputs["model"].metadata) if "model" in inputs else {})
+    for name, artifact in outputs.items():
         if isinstance(artifact, dsl.Metrics):
-            # Metrics metadata is shown as a table of numbers in the KFP UI: numbers only.
-            for metric, value in result["metadata"].get("metrics", {}).items():
-                artifact.log_metric(metric, value)
-        else:
-            # select hands over one of its input files, not a store URI: link only the digest.
-            link = {"store_uri": uri} if uri.startswith(store.root + "/") else {}
-            artifact.metadata.update({**link, "blake3": content_digest(data)})
+            describe_metrics(artifact, produced[name], links[name], model)
+    if classification is not None:
+        figures = classification_figures(store, inputs["model"].path, inputs["test_set"].path)
+        describe_classification(classification, figures, links["metrics"], model)
     return result
 
 
@@ -121,16 +141,21 @@ def notify_if_failed(
     state: str,
     error_message: str | None,
 ) -> str:
-    """The exit handler's work: post a Slack-compatible message unless the run succeeded.
+    """The exit handler's work: unless the run succeeded, post a Slack-compatible message
+    to ``webhook_url`` and send the same alert by e-mail when ``email_settings()`` has a
+    server and recipients in the environment.
 
-    Returns what it did (``"skipped: ..."`` or ``"posted: <HTTP status>"``). A failed post
-    raises, so the exit task fails visibly.
+    Returns what it did (``"skipped: ..."``, or ``"posted: <HTTP status>"`` and/or
+    ``"e-mailed: <recipients>"``). A failed post or send raises, and so does a half-set
+    e-mail setting, so the exit task fails visibly.
     """
+    configure_logging()
     if state == "SUCCEEDED":
         return "skipped: the pipeline succeeded"
-    if not webhook_url:
-        print(f"pipeline {state}; no webhook_url configured, nothing posted", file=sys.stderr)
-        return "skipped: no webhook_url"
+    settings = email_settings()
+    if not webhook_url and settings is None:
+        print(f"pipeline {state}; no webhook_url and no e-mail configured", file=sys.stderr)
+        return "skipped: no webhook_url, no e-mail"
     config = config_from_json(config_json)
     step, error = failed_step(config.storage.runs_root, run_id)
     payload = failure_payload(
@@ -140,5 +165,11 @@ def notify_if_failed(
         step=step,
         error=error or error_message or f"pipeline finished in state {state}",
     )
-    status = post_webhook(webhook_url, payload)
-    return f"posted: {status}"
+    done = []
+    if webhook_url:
+        done.append(f"posted: {post_webhook(webhook_url, payload)}")
+    if settings is not None:
+        send_email(payload, settings)
+        done.append(f"e-mailed: {', '.join(settings['to'])}")
+    print(f"pipeline {state}: {'; '.join(done)}", file=sys.stderr)
+    return "; ".join(done)

@@ -19,7 +19,7 @@ shared_ml and pipelines; locally the launching environment has them.
 from typing import List  # noqa: UP035 - KFP's type checker knows typing.List, not list[...]
 
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
 # Pinned, never `latest`: the image built from the repo's Dockerfile with EXTRA=kubeflow.
 SHARED_ML_IMAGE = "orchbench/shared-ml:0.1.0-kubeflow"
@@ -27,6 +27,10 @@ SHARED_ML_IMAGE = "orchbench/shared-ml:0.1.0-kubeflow"
 # Component parameter names that differ from the spec's (a Python function cannot have an
 # input and an output both called ``metrics``): {step: {spec name: component name}}.
 PARAMETER_NAMES = {"select": {"metrics": "candidate_metrics"}}
+
+# Output artifacts that are not spec outputs: they exist for the KFP UI and MLMD only
+# (``metadata.py``), and no step consumes them.
+UI_OUTPUTS = {"evaluate": ("classification",)}
 
 component = dsl.component(base_image=SHARED_ML_IMAGE, install_kfp_package=False)
 
@@ -127,8 +131,10 @@ def evaluate(
     model: Input[Model],
     test_set: Input[Dataset],
     metrics: Output[Metrics],
+    classification: Output[ClassificationMetrics],
 ):
-    """Accuracy, F1, ROC AUC, prediction hash and the quality gate of one candidate."""
+    """Accuracy, F1, ROC AUC, prediction hash and the quality gate of one candidate; for the
+    KFP UI also its confusion matrix and ROC curve (``classification``)."""
     from pipelines.kubeflow.task_runtime import run_step
 
     run_step(
@@ -140,6 +146,7 @@ def evaluate(
         inputs={"model": model, "test_set": test_set},
         outputs={"metrics": metrics},
         branch=candidate,
+        classification=classification,
     )
 
 

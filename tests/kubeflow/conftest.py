@@ -1,10 +1,12 @@
-"""Fixtures of the Kubeflow suite: a private ORCHBENCH_HOME per session, a webhook receiver on
-127.0.0.1, and the few real local KFP runs that several tests inspect.
+"""Fixtures of the Kubeflow suite: a private ORCHBENCH_HOME per session, a webhook receiver and
+an SMTP server on 127.0.0.1, and the few real local KFP runs that several tests inspect.
 
 Local runs are expensive here (each task is a fresh Python process that imports kfp, pandas
 and scikit-learn), so a run is made once per session and each test asserts one property of it:
 ``clean_run`` on configs/default.yaml, and ``failed_run`` then ``resumed_run`` on
-configs/daily.yaml for one fixed date (the resumed run is the complete daily run).
+configs/daily.yaml for one fixed date (the resumed run is the complete daily run). Both runs
+are made with e-mail alerts configured (``smtp``), so the exit handler's e-mail is observed on
+the failed run and its absence on the clean one.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks.tools.kubeflow.adapter import KubeflowAdapter
+from shared_ml.notify import ALERT_FROM_ENV, ALERT_TO_ENV, SMTP_HOST_ENV, SMTP_PORT_ENV
 from shared_ml.records import RunRecord
+from tests.smtp import SmtpServer
 from tests.webhook import WebhookReceiver
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -52,13 +56,28 @@ def webhook() -> Iterator[WebhookReceiver]:
         yield receiver
 
 
+ALERT_TO = "ml-platform@example.test"
+
+
+@pytest.fixture(scope="session")
+def smtp(kfp_home: Path) -> Iterator[SmtpServer]:
+    """An SMTP server for the session, configured for e-mail alerts through the environment,
+    which every process of a local run inherits down to the exit handler's component."""
+    with SmtpServer() as server, pytest.MonkeyPatch.context() as patch:
+        patch.setenv(SMTP_HOST_ENV, server.host)
+        patch.setenv(SMTP_PORT_ENV, str(server.port))
+        patch.setenv(ALERT_TO_ENV, ALERT_TO)
+        patch.setenv(ALERT_FROM_ENV, "kfp@example.test")
+        yield server
+
+
 @pytest.fixture(scope="session")
 def adapter(kfp_home: Path, webhook: WebhookReceiver) -> KubeflowAdapter:
     return KubeflowAdapter(webhook_url=webhook.url)
 
 
 @pytest.fixture(scope="session")
-def clean_run(kfp_home: Path, webhook: WebhookReceiver) -> RunRecord:
+def clean_run(kfp_home: Path, webhook: WebhookReceiver, smtp: SmtpServer) -> RunRecord:
     """A full run through the ``orchbench`` CLI (``--json``), with one transient fault in
     ``train`` (so in every candidate's branch) that KFP's retry must absorb. Uses the core env's CLI when it exists (the
     normal layout: no kfp there), else this env's copy of the same CLI."""
@@ -78,7 +97,7 @@ def clean_run(kfp_home: Path, webhook: WebhookReceiver) -> RunRecord:
 
 
 @pytest.fixture(scope="session")
-def failed_run(adapter: KubeflowAdapter) -> RunRecord:
+def failed_run(adapter: KubeflowAdapter, smtp: SmtpServer) -> RunRecord:
     """A daily run whose select step (the fan-in) raises a NonRetryableError every time."""
     return adapter.run_pipeline(
         DAILY_CONFIG,

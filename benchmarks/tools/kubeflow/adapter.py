@@ -25,6 +25,7 @@ import json
 import os
 import signal
 import subprocess
+import textwrap
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -226,7 +227,9 @@ class KubeflowAdapter(ToolAdapter):
             f"# kfp.local task {entry['kfp_task']} at {entry['task_root']}: "
             f"{entry['kfp_status']} ({entry['started_at']} - {entry['ended_at']})\n"
         )
-        return header + Path(entry["log"]).read_text(encoding="utf-8")
+        # kfp.local indents what it prints for display (by a varying amount: it patches
+        # `print` globally from concurrent threads); the common indent is not the log's.
+        return header + textwrap.dedent(Path(entry["log"]).read_text(encoding="utf-8"))
 
     # --- scaling workloads --------------------------------------------------------
     def run_workload(self, shape: WorkloadShape, size: int) -> WorkloadResult:
