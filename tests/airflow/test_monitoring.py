@@ -14,14 +14,15 @@ candidate branch and is retried, ``register`` succeeds, ``score`` fails without 
 from __future__ import annotations
 
 import html
-import os
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import Result
+from typer.testing import CliRunner
 
+from benchmarks.cli import app
 from benchmarks.tools.airflow.adapter import AirflowAdapter
 from pipelines.airflow.metadata import MODEL_ASSET_NAME, REPORT_DAG_ID
 from shared_ml.records import RunRecord
@@ -29,42 +30,37 @@ from tests.airflow.conftest import (
     ALERT_EMAIL_TO,
     DEFAULT_CONFIG,
     ML_DAG,
-    REPO_ROOT,
     AirflowTestInstance,
 )
+
+Orchbench = Callable[..., Result]
 
 pytestmark = pytest.mark.slow
 
 
-def orchbench(airflow: AirflowTestInstance, *args: str, airflow_home: Path | None = None):
-    """The orchbench CLI as a user runs it, pointed at the session's install (as
-    ``orchbench airflow up --home`` would leave it) and its store."""
-    env = {
-        **os.environ,
-        "ORCHBENCH_HOME": str(airflow.orchbench_home),
-        "ORCHBENCH_AIRFLOW_HOME": str(airflow_home or airflow.home),
-    }
-    env.pop("ORCHBENCH_AIRFLOW_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "benchmarks.cli", *args, "--config", str(DEFAULT_CONFIG)],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+@pytest.fixture
+def orchbench(airflow: AirflowTestInstance, monkeypatch: pytest.MonkeyPatch):
+    """The orchbench CLI (in this process: a fresh interpreter costs seconds per call
+    here), pointed at the session's install, as ``orchbench airflow up --home`` leaves it
+    (``$ORCHBENCH_AIRFLOW_HOME``), and its store (``$ORCHBENCH_HOME``, set by conftest)."""
+    monkeypatch.delenv("ORCHBENCH_AIRFLOW_URL", raising=False)
+
+    def invoke(*args: str, airflow_home: Path | None = None) -> Result:
+        monkeypatch.setenv("ORCHBENCH_AIRFLOW_HOME", str(airflow_home or airflow.home))
+        return CliRunner().invoke(app, [*args, "--config", str(DEFAULT_CONFIG)])
+
+    return invoke
 
 
 def test_failed_attempts_show_their_injected_errors_through_orchbench_logs(
-    airflow: AirflowTestInstance, observed_run: RunRecord
+    orchbench: Orchbench, observed_run: RunRecord
 ) -> None:
     run_id = observed_run.run_id
     assert observed_run.status == "failed"
     train = orchbench(
-        airflow, "logs", "--tool", "airflow", run_id, "--step", "train[forest]", "--attempt", "1"
+        "logs", "--tool", "airflow", run_id, "--step", "train[forest]", "--attempt", "1"
     )
-    assert train.returncode == 0, train.stderr
+    assert train.exit_code == 0, train.stderr
     text = train.stdout
     print(text)
     assert "=== train[forest] attempt 1 ===" in text
@@ -76,8 +72,8 @@ def test_failed_attempts_show_their_injected_errors_through_orchbench_logs(
     assert "injected transient failure in step 'train'" in text
     assert "InjectedTransientError" in text
 
-    score = orchbench(airflow, "logs", "--tool", "airflow", run_id, "--step", "score")
-    assert score.returncode == 0, score.stderr
+    score = orchbench("logs", "--tool", "airflow", run_id, "--step", "score")
+    assert score.exit_code == 0, score.stderr
     assert "=== score attempt 1 ===" in score.stdout
     assert "injected non-retryable failure in step 'score'" in score.stdout
 
@@ -97,22 +93,20 @@ def test_the_retry_log_has_shared_mls_start_and_end_lines(
 
 
 def test_orchbench_logs_says_where_the_services_are_missing(
-    airflow: AirflowTestInstance, observed_run: RunRecord, tmp_path: Path
+    orchbench: Orchbench, observed_run: RunRecord, tmp_path: Path
 ) -> None:
-    done = orchbench(
-        airflow, "logs", "--tool", "airflow", observed_run.run_id, airflow_home=tmp_path
-    )
-    assert done.returncode == 1
+    done = orchbench("logs", "--tool", "airflow", observed_run.run_id, airflow_home=tmp_path)
+    assert done.exit_code == 1
     assert "not running" in done.stderr and "orchbench airflow up" in done.stderr
-    bad = orchbench(airflow, "logs", "--tool", "airflow", observed_run.run_id, "--step", "nope")
-    assert bad.returncode == 2 and "--step 'nope'" in bad.stderr
+    bad = orchbench("logs", "--tool", "airflow", observed_run.run_id, "--step", "nope")
+    assert bad.exit_code == 2 and "--step 'nope'" in bad.stderr
 
 
 def test_show_has_attempts_durations_and_peak_memory_per_step(
-    airflow: AirflowTestInstance, observed_run: RunRecord
+    orchbench: Orchbench, observed_run: RunRecord
 ) -> None:
-    done = orchbench(airflow, "show", observed_run.run_id, "--json")
-    assert done.returncode == 0, done.stderr
+    done = orchbench("show", observed_run.run_id, "--json")
+    assert done.exit_code == 0, done.stderr
     record = RunRecord.model_validate_json(done.stdout)
     candidates = [c["candidate"] for c in record.candidates]
     assert sorted(candidates) == ["forest", "hgb", "logreg"]
@@ -134,8 +128,8 @@ def test_show_has_attempts_durations_and_peak_memory_per_step(
     assert sorted((t["key"], t["try_number"]) for t in tries) == sorted(
         (f"train[{c}]", n) for c in candidates for n in (1, 2)
     )
-    table = orchbench(airflow, "show", observed_run.run_id)
-    assert table.returncode == 0 and "peak RSS MB" in table.stdout
+    table = orchbench("show", observed_run.run_id)
+    assert table.exit_code == 0 and "peak RSS MB" in table.stdout
 
 
 def _event_of(airflow: AirflowTestInstance, run_id: str) -> dict[str, Any]:
