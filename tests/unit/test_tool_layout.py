@@ -39,6 +39,7 @@ EXTRA_MODULES = {
         "deploy.py": "submits the committed IR to a KFP cluster",
         "run.py": "runs the committed IR with kfp.local (the adapter's entry point)",
         "task_runtime.py": "importable code the lightweight components call once running",
+        "task_logs.py": "keeps each local task attempt's log (kfp.local only prints it)",
     },
 }
 
