@@ -45,7 +45,7 @@ def log_format() -> str:
 
 class StepLogger(logging.LoggerAdapter):
     """Adds ``run_id``, ``step`` and ``attempt`` to every record (as attributes, for
-    JSON and for filters) and, in text mode, in front of the message, because a host's
+    JSON and for filters) and in front of the message (in JSON too), because a host's
     own formatter (Airflow's, Prefect's) does not print extra attributes."""
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
@@ -56,7 +56,7 @@ class StepLogger(logging.LoggerAdapter):
             "attempt": context.get("attempt"),
         }
         kwargs["extra"] = {**extra, **(kwargs.get("extra") or {})}
-        if context and log_format() == "text":
+        if context:
             msg = f"[{context['run_id']} {context['step']} attempt {context['attempt']}] {msg}"
         return msg, kwargs
 

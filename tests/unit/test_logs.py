@@ -75,6 +75,8 @@ def test_json_lines_carry_run_step_and_attempt(
                 1,
             )
             assert entry["levelname"] in ("INFO", "WARNING", "ERROR")
+            # the prefix too: a host's own formatter (Airflow's) drops the extra keys
+            assert entry["message"].startswith(f"[{record.run_id} {step.key} attempt 1] ")
 
 
 def test_the_library_prints_through_its_hosts_handlers(
