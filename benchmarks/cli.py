@@ -19,7 +19,7 @@ from benchmarks import inspection
 from benchmarks.environments import EnvironmentMissing
 from benchmarks.inspection import print_record
 from benchmarks.tools import TOOLS, default_url, get_adapter
-from benchmarks.tools.base import BackfillNotSupported
+from benchmarks.tools.base import BackfillNotSupported, CapabilityMissing
 from shared_ml.config import load_config, parse_logical_date
 from shared_ml.errors import ConfigError
 from shared_ml.preflight import preflight
@@ -270,7 +270,7 @@ def backfill(
         fail(f"{err} (see docs/{tool}.md)", 2)
     except ConfigError as err:
         fail(f"invalid config: {err}", 2)
-    except (EnvironmentMissing, NotImplementedError) as err:
+    except (EnvironmentMissing, CapabilityMissing) as err:
         fail(str(err) or f"{tool} has no backfill", 2)
     except Exception as err:
         if os.environ.get("ORCHBENCH_DEBUG"):

@@ -26,6 +26,7 @@ from rich.text import Text
 
 from benchmarks.environments import EnvironmentMissing
 from benchmarks.tools import TOOLS, default_url, get_adapter
+from benchmarks.tools.base import CapabilityMissing
 from shared_ml.config import PipelineConfig, load_config
 from shared_ml.errors import ConfigError, RegistryError
 from shared_ml.records import RunRecord, run_record_path
@@ -285,7 +286,7 @@ def logs(
             sys.stdout.write(text if text.endswith("\n") or not text else f"{text}\n")
             sys.stdout.write("" if text else "(empty log)\n")
             sys.stdout.flush()
-    except NotImplementedError as err:
+    except CapabilityMissing as err:
         _fail(str(err) or f"{tool} cannot read step logs", 1)
     except EnvironmentMissing as err:
         _fail(str(err), 2)

@@ -17,7 +17,7 @@ from benchmarks.harness.session import (
     ScenarioFailed,
     Session,
 )
-from benchmarks.tools.base import ToolAdapter
+from benchmarks.tools.base import CapabilityMissing, ToolAdapter
 from shared_ml.config import load_config
 from shared_ml.records import RunRecord, StepRecord
 from shared_ml.spec import PIPELINE
@@ -142,7 +142,7 @@ def scenario_backfill(s: Session) -> None:
 
 def scenario_restart(s: Session) -> None:
     if type(s.adapter).restart_services is ToolAdapter.restart_services:
-        raise NotImplementedError(f"the {s.tool} adapter has no restart_services()")
+        raise CapabilityMissing(f"the {s.tool} adapter has no restart_services()")
     clean = s.clean_run_seconds()
     delay = s.plan.restart_delay_s
     config = s.config_for("restart")
@@ -171,7 +171,7 @@ def scenario_restart(s: Session) -> None:
     restart_begin = datetime.now(UTC)
     try:
         s.adapter.restart_services()
-    except NotImplementedError:
+    except CapabilityMissing:
         worker.join(s.plan.run_timeout_s)
         raise
     restart_end = datetime.now(UTC)
@@ -182,7 +182,7 @@ def scenario_restart(s: Session) -> None:
         )
     seconds = time.perf_counter() - started
     error = outcome.get("error")
-    if isinstance(error, Exception) and not isinstance(error, NotImplementedError):
+    if isinstance(error, Exception) and not isinstance(error, CapabilityMissing):
         # The run itself did not survive the restart (e.g. its client gave up while the
         # server was down): that is the measured answer, not a harness error.
         reason = (

@@ -2,7 +2,7 @@
 
 ``Session`` carries what every scenario needs (the adapter, the plan, where results are
 collected) and ``guarded`` turns whatever a scenario raises into a recorded outcome:
-``NotImplementedError`` from the adapter -> "not_supported" (with the adapter's message),
+``CapabilityMissing`` from the adapter -> "not_supported" (with the adapter's message),
 no services for a services figure -> "not_applicable", a figure the adapter cannot report
 -> "unavailable", any other exception -> "error" with the message.
 """
@@ -22,7 +22,7 @@ import yaml
 
 from benchmarks.harness.figures import FIGURES
 from benchmarks.harness.plan import Plan
-from benchmarks.tools.base import ToolAdapter
+from benchmarks.tools.base import CapabilityMissing, ToolAdapter
 from shared_ml.records import RunRecord
 from shared_ml.spec import PIPELINE
 
@@ -200,7 +200,7 @@ def guarded(s: Session, scenario: str) -> Iterator[None]:
 
     try:
         yield
-    except NotImplementedError as err:
+    except CapabilityMissing as err:
         s.outcome(
             "not_supported", str(err) or f"{s.tool} does not implement {scenario}", None, took()
         )

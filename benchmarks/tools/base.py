@@ -22,7 +22,13 @@ ExecutionModel = Literal["in-process", "process-per-task", "pod-per-step"]
 BackfillProgress = Callable[[date, RunRecord], None]
 
 
-class BackfillNotSupported(RuntimeError):
+class CapabilityMissing(Exception):
+    """The tool (or this adapter's setting of it) cannot do what was asked: restart its
+    services, resume, run a workload, backfill, read step logs. Not a stub: the message
+    says why, and the harness reports the scenario as "not supported"."""
+
+
+class BackfillNotSupported(CapabilityMissing):
     """Raised by ``ToolAdapter.backfill`` when the tool cannot backfill in this setting
     (e.g. Kubeflow Pipelines' local runner has no scheduler). The CLI maps it to exit 2;
     the message says what to do instead."""
@@ -124,7 +130,7 @@ class ToolAdapter(ABC):
     def restart_services(self) -> None:
         """Stop and restart the tool's services while a run may be in flight; return once
         they are healthy again. Optional: used by the "server restart" benchmark scenario."""
-        raise NotImplementedError(f"{self.name} has no restart_services")
+        raise CapabilityMissing(f"{self.name} has no restart_services")
 
     # --- work ---------------------------------------------------------------------
     @abstractmethod
@@ -145,18 +151,18 @@ class ToolAdapter(ABC):
     def resume_pipeline(self, failed: RunRecord, config_path: Path) -> RunRecord:
         """Re-run after a failure, reusing what the tool lets it reuse (cleared tasks,
         cached results). Steps re-executed appear in the returned record."""
-        raise NotImplementedError(f"{self.name} has no resume")
+        raise CapabilityMissing(f"{self.name} has no resume")
 
     def run_workload(self, shape: WorkloadShape, size: int) -> WorkloadResult:
         """Run a chain of ``size`` no-op tasks, or a fan-out of width ``size``."""
-        raise NotImplementedError(f"{self.name} has no scaling workload")
+        raise CapabilityMissing(f"{self.name} has no scaling workload")
 
     def backfill(self, config_path: Path, dates: list[date]) -> list[RunRecord]:
         """Run the pipeline once per date through the tool's own backfill mechanism;
         return one run record per date, in date order. An adapter that learns of each
         date's end as it happens calls ``report_backfill_progress``. A tool that cannot
         backfill in this setting raises ``BackfillNotSupported`` saying what to do instead."""
-        raise NotImplementedError(f"{self.name} has no backfill")
+        raise CapabilityMissing(f"{self.name} has no backfill")
 
     def report_backfill_progress(self, day: date, record: RunRecord) -> None:
         callback = getattr(self, "on_backfill_progress", None)  # a subclass may skip __init__
@@ -166,7 +172,7 @@ class ToolAdapter(ABC):
     def step_log(self, config_path: Path, record: RunRecord, step: str, attempt: int) -> str:
         """The log of one attempt of ``step`` (``train[forest]`` for a branch) in the run
         ``record``, read through the tool's own API or store (``orchbench logs``)."""
-        raise NotImplementedError(f"{self.name} cannot read step logs")
+        raise CapabilityMissing(f"{self.name} cannot read step logs")
 
     def task_timings(self, run_id: str) -> list[TaskTiming]:
         """Per-task queued/start/end times and try numbers from the tool's own API."""

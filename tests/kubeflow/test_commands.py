@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.tools.base import BackfillNotSupported
+from benchmarks.tools.base import BackfillNotSupported, CapabilityMissing
 from benchmarks.tools.kubeflow.adapter import KubeflowAdapter
 from shared_ml.errors import ConfigError
 from shared_ml.records import RunRecord
@@ -77,5 +77,5 @@ def test_step_log_of_a_cluster_run_points_to_the_kfp_ui() -> None:
         seed=42,
         tool_details={"target": "cluster"},
     )
-    with pytest.raises(NotImplementedError, match=r"KFP UI \(Runs -> the run -> the step"):
+    with pytest.raises(CapabilityMissing, match=r"KFP UI \(Runs -> the run -> the step"):
         KubeflowAdapter().step_log(REPO_ROOT / "configs" / "default.yaml", record, "select", 1)

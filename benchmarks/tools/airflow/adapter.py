@@ -38,6 +38,7 @@ from benchmarks.tools.airflow.services import (
 )
 from benchmarks.tools.base import (
     BackfillNotSupported,
+    CapabilityMissing,
     ServiceInfo,
     TaskTiming,
     ToolAdapter,
@@ -125,7 +126,7 @@ class AirflowAdapter(ToolAdapter):
         """Stop the three components (SIGTERM, as an operator's restart would) and start
         them again on the same home, port and metadata DB while a run may be in flight."""
         if self.target != "local":
-            raise NotImplementedError("restart is driven only for local services")
+            raise CapabilityMissing("restart is driven only for local services")
         self.services.stop()
         self.services.start()
 

@@ -33,6 +33,7 @@ from typing import Any
 from benchmarks.environments import tool_bin, tool_env
 from benchmarks.tools.base import (
     BackfillNotSupported,
+    CapabilityMissing,
     TaskTiming,
     ToolAdapter,
     WorkloadResult,
@@ -201,7 +202,7 @@ class KubeflowAdapter(ToolAdapter):
         ``attempt`` the run's count of that key's executions, as in the step records.
         """
         if record.tool_details.get("target") == "cluster":
-            raise NotImplementedError(
+            raise CapabilityMissing(
                 "kubeflow --target cluster: a step's log is its pod's log, which the KFP API "
                 "(v2beta1) does not serve. See it in the KFP UI (Runs -> the run -> the step "
                 "-> Logs), or `kubectl logs -n kubeflow <pod> -c main` (the pod is named in "
