@@ -277,6 +277,10 @@ class FaultSpec(_Strict):
     delay_s: float = Field(0.0, ge=0, le=3600)
     kill_attempts: int = Field(0, ge=0, description="SIGKILL own process on the first N attempts")
     kill_after_s: float = Field(0.5, ge=0, le=3600)
+    barrier: int = Field(
+        0, ge=0, le=64, description="wait until N attempts of this step (all branches) started"
+    )
+    barrier_timeout_s: float = Field(120.0, gt=0, le=3600)
 
 
 class PipelineConfig(_Strict):

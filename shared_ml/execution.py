@@ -21,7 +21,7 @@ import psutil
 from shared_ml.artifacts import atomic_write_text
 from shared_ml.config import PipelineConfig
 from shared_ml.errors import is_retryable
-from shared_ml.faults import apply_faults, count_attempt, faults_for
+from shared_ml.faults import apply_faults, count_attempt, faults_for, wait_at_barrier
 from shared_ml.logs import captured, get_logger, log_format
 from shared_ml.records import StepError, StepRecord, write_step_record
 from shared_ml.spec import PIPELINE, task_key
@@ -160,6 +160,11 @@ def _run_recorded(
     started = time.perf_counter()
     try:
         with PeakRssSampler() as sampler:
+            if fault is not None and fault.barrier:
+                arrived = wait_at_barrier(
+                    config.storage.runs_root, run_id, record.step, record.key, fault
+                )
+                log.info("%s barrier of %d: all arrived=%s", record.key, fault.barrier, arrived)
             apply_faults(fault, record.step, durable_attempt)
             result = function(config, **inputs)
     except BaseException as exc:

@@ -50,6 +50,26 @@ def count_attempt(runs_root: str, run_id: str, step: str) -> int:
     return current + 1
 
 
+def wait_at_barrier(runs_root: str, run_id: str, step: str, key: str, fault: FaultSpec) -> bool:
+    """Mark this attempt of ``key`` as started, then wait (at most ``barrier_timeout_s``)
+    until ``fault.barrier`` attempts of ``step`` have started in this run, whatever the
+    branch. Returns whether they all arrived.
+
+    Why: a test that branches run at once must not depend on how long a branch's work
+    happens to take. With a barrier, a tool that runs branches in parallel always shows
+    them overlapping; one that runs them one after another times out here and shows none.
+    """
+    folder = Path(runs_root) / run_id / "faults" / f"{step}.started"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{key}.{os.getpid()}.{time.monotonic_ns()}").touch()
+    deadline = time.monotonic() + fault.barrier_timeout_s
+    while time.monotonic() < deadline:
+        if sum(1 for _ in folder.iterdir()) >= fault.barrier:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def apply_faults(fault: FaultSpec | None, step: str, durable_attempt: int) -> None:
     """Raise, sleep or die as the fault spec says for this attempt."""
     if fault is None:

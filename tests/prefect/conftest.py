@@ -7,6 +7,7 @@ finished run back (task runs, artifacts, the UI)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -21,6 +22,8 @@ from benchmarks.environments import REPO_ROOT
 from benchmarks.tools.prefect.adapter import PrefectAdapter
 from benchmarks.tools.prefect.client import PrefectClient
 from benchmarks.tools.prefect.services import HOME_ENV, PrefectServices, ServicesState, free_port
+from shared_ml.config import load_config
+from shared_ml.faults import FAULTS_ENV
 from shared_ml.notify import ALERT_TO_ENV, SMTP_HOST_ENV, SMTP_PORT_ENV
 from shared_ml.records import RunRecord
 from tests.smtp import SmtpServer
@@ -131,7 +134,12 @@ def backfill(
 
 @pytest.fixture(scope="session")
 def cli_run(services: ServicesState, config_path: Path) -> RunRecord:
-    """One clean run through the orchbench CLI (in-process flow against the server)."""
+    """One clean run through the orchbench CLI (in-process flow against the server).
+
+    Its only fault is a barrier on train, so that the candidate branches' overlap is
+    observed however quickly a branch's work ends (see shared_ml.faults.wait_at_barrier).
+    """
+    barrier = {"train": {"barrier": len(load_config(config_path).candidate_names)}}
     done = subprocess.run(
         [
             sys.executable,
@@ -147,6 +155,7 @@ def cli_run(services: ServicesState, config_path: Path) -> RunRecord:
             "--json",
         ],
         cwd=REPO_ROOT,
+        env={**os.environ, FAULTS_ENV: json.dumps(barrier)},
         capture_output=True,
         text=True,
         timeout=300,

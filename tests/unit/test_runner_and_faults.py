@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import os
 import signal
@@ -12,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from shared_ml.config import FaultSpec
+from shared_ml.config import FaultSpec, PipelineConfig
 from shared_ml.errors import ConfigError, InjectedNonRetryableError, InjectedTransientError
 from shared_ml.faults import FAULTS_ENV, apply_faults, count_attempt, faults_for
-from shared_ml.records import collect_run_record, read_step_records
+from shared_ml.records import RunRecord, collect_run_record, read_step_records, step_log_path
 from shared_ml.runner import run_pipeline
 from tests.conftest import CONFIGS, REPO_ROOT
 from tests.unit.helpers import small_config
@@ -164,3 +165,38 @@ def test_the_cli_pauses_the_collector_only_inside_the_block_and_restores_its_sta
         assert not gc.isenabled()  # a caller's own pause is left alone
     finally:
         gc.enable()
+
+
+def test_barrier_makes_parallel_branches_overlap(orchbench_home: Path) -> None:
+    """With a barrier on train, every branch's train starts before any of them ends on a
+    runner that runs branches at once, however short the work is."""
+    config = small_config(faults={"train": {"barrier": 3}})
+    record = run_pipeline(config)
+    assert record.status == "success"
+    trains = [record.attempts("train", branch=c)[0] for c in config.candidate_names]
+    assert len(trains) == 3
+    assert max(t.started_at for t in trains) < min(t.ended_at for t in trains)  # type: ignore[type-var]
+    log = read_step_log(config, record, "train", config.candidate_names[0])
+    assert "barrier of 3: all arrived=True" in log
+
+
+def test_barrier_times_out_when_branches_run_one_at_a_time(orchbench_home: Path) -> None:
+    """One worker runs branches in turn: the barrier is never met, each train waits out its
+    timeout and goes on, and no two trains overlap."""
+    config = small_config(faults={"train": {"barrier": 3, "barrier_timeout_s": 0.3}})
+    record = run_pipeline(config, max_workers=1)
+    assert record.status == "success"
+    trains = sorted(
+        (record.attempts("train", branch=c)[0] for c in config.candidate_names),
+        key=lambda t: t.started_at,
+    )
+    for earlier, later in itertools.pairwise(trains):
+        assert earlier.ended_at <= later.started_at  # type: ignore[operator]
+    assert "all arrived=False" in read_step_log(config, record, "train", config.candidate_names[0])
+
+
+def read_step_log(config: PipelineConfig, record: RunRecord, step: str, branch: str) -> str:
+    """The plain runner's log file of the first attempt of ``step[branch]``."""
+    path = step_log_path(config.storage.runs_root, record.run_id, f"{step}[{branch}]", 1)
+    assert path is not None
+    return path.read_text()
