@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     with cyclic_gc_paused():
         from shared_ml.config import load_config
         from shared_ml.errors import ConfigError
+    from shared_ml.concurrency import task_concurrency
     from shared_ml.logs import LogFormatError, configure_logging
     from shared_ml.records import run_record_path
     from shared_ml.runner import run_pipeline
@@ -57,10 +58,14 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = load_config(args.config, seed=args.seed).for_partition(args.date)
+        max_workers = task_concurrency()
     except ConfigError as err:
         print(f"error: invalid config: {err}", file=sys.stderr)
         return 2
-    record = run_pipeline(config, run_id=args.run_id)
+    except ValueError as err:  # the task-concurrency variable
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    record = run_pipeline(config, run_id=args.run_id, max_workers=max_workers)
     print(run_record_path(config.storage.runs_root, record.run_id))  # written by the runner
     return 0 if record.status == "success" else 1
 

@@ -26,6 +26,7 @@ from benchmarks.tools.base import (
     WorkloadShape,
     noop_task_timings,
 )
+from benchmarks.tools.profiles import settings as profile_settings
 from shared_ml.config import PipelineConfig, load_config, orchbench_home
 from shared_ml.records import (
     RunRecord,
@@ -50,6 +51,8 @@ class LocalAdapter(ToolAdapter):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._runs_roots: dict[str, str] = {}  # run id -> runs_root, for task_timings
+        # The task concurrency every tool gets (benchmarks/tools/local.profiles.yaml).
+        self.settings = profile_settings("local", self.profile)
 
     # --- the pipeline -------------------------------------------------------------
     def run_pipeline(
@@ -69,7 +72,9 @@ class LocalAdapter(ToolAdapter):
             command += ["--seed", str(seed)]
         if logical_date is not None:
             command += ["--date", logical_date.isoformat()]
-        env = tool_env({"ORCHBENCH_FAULTS": json.dumps(faults)} if faults else None)
+        env = tool_env(
+            {**self.settings, "ORCHBENCH_FAULTS": json.dumps(faults)} if faults else self.settings
+        )
         # The same partition the child picks (no date: a manual run for today).
         config = load_config(config_path, seed=seed).for_partition(logical_date)
         self._runs_roots[run_id] = config.storage.runs_root
@@ -96,7 +101,9 @@ class LocalAdapter(ToolAdapter):
         command += ["--seed", str(failed.seed)]
         if failed.logical_date is not None:
             command += ["--date", failed.logical_date.isoformat()]
-        done = subprocess.run(command, env=tool_env(), capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            command, env=tool_env(self.settings), capture_output=True, text=True, check=False
+        )
         if done.returncode not in (0, 1):
             raise RuntimeError(f"local resume failed: {done.stderr.strip()[-2000:]}")
         return load_run_record(done.stdout.strip().splitlines()[-1])
@@ -123,7 +130,9 @@ class LocalAdapter(ToolAdapter):
         command = [sys.executable, "-m", "benchmarks.tools.local", "workload"]
         command += [shape, str(size), "--run-id", run_id, "--runs-root", runs_root]
         triggered_at = datetime.now(UTC)
-        done = subprocess.run(command, env=tool_env(), capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            command, env=tool_env(self.settings), capture_output=True, text=True, check=False
+        )
         finished_at = datetime.now(UTC)
         tasks = self.task_timings(run_id)
         status = "success" if done.returncode == 0 else "failed"
@@ -252,15 +261,20 @@ def _upstream_outputs(
 
 
 def _workload(shape: str, size: int, run_id: str, runs_root: str) -> int:
+    """Run the tasks whose upstreams are done, up to the shared task concurrency at once
+    (as the plain runner does), until all have run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shared_ml.concurrency import task_concurrency
     from shared_ml.workloads import noop, workload_graph
 
     graph = workload_graph(shape, size)  # type: ignore[arg-type]
     done: set[str] = set()
-    while len(done) < len(graph):
-        for task, upstream in graph.items():
-            if task not in done and all(u in done for u in upstream):
-                noop(task, run_id, runs_root)
-                done.add(task)
+    with ThreadPoolExecutor(max_workers=task_concurrency()) as pool:
+        while len(done) < len(graph):
+            ready = [t for t, ups in graph.items() if t not in done and set(ups) <= done]
+            list(pool.map(lambda task: noop(task, run_id, runs_root), ready))
+            done.update(ready)
     return 0
 
 

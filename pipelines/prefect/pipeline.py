@@ -37,21 +37,19 @@ from pipelines.prefect.alerts import notify_crash, notify_failure
 from pipelines.prefect.metadata import publish_run_metadata
 from pipelines.prefect.records import finish_run_record, run_id_for
 from shared_ml.artifacts import clear_memo
-from shared_ml.config import ModelConfig, PipelineConfig, parse_logical_date, validate_config
+from shared_ml.concurrency import task_concurrency
+from shared_ml.config import PipelineConfig, parse_logical_date, validate_config
 from shared_ml.spec import PIPELINE, task_key
 
 FLOW_NAME = "orchbench-ml"
 
 
-def max_candidates() -> int:
-    """The most candidates a config may declare (``model.candidates``'s max_length)."""
-    field = ModelConfig.model_fields["candidates"]
-    return min(m.max_length for m in field.metadata if hasattr(m, "max_length"))
-
-
-# One thread per task of the largest possible run: a submitted task holds its thread
-# while it waits for its upstreams, and no branch should ever wait for a thread.
-TASK_THREADS = len(PIPELINE.expand([f"c{i}" for i in range(max_candidates())]))
+# The same task concurrency as every other tool ($ORCHBENCH_TASK_CONCURRENCY, default 4;
+# benchmarks/tools/concurrency.yaml). A submitted task holds its thread while it waits for
+# its upstreams, but tasks are submitted in dependency order and the pool serves them in
+# that order, so every waiting task's upstreams already hold threads: no deadlock, and
+# with 4 threads the 3 train branches of the bundled configs run at once.
+TASK_THREADS = task_concurrency()
 
 
 def run_logical_date(logical_date: str | None) -> date:

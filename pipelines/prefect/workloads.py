@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from shared_ml.concurrency import task_concurrency
 from shared_ml.workloads import noop, workload_graph
 
 
@@ -22,7 +23,8 @@ def noop_task(name: str, run_id: str, runs_root: str | None) -> dict[str, float]
     return noop(name, run_id, runs_root)
 
 
-@flow(name="orchbench-workload", task_runner=ThreadPoolTaskRunner(max_workers=16))
+# The same task concurrency as the ML flow and every other tool (shared_ml.concurrency).
+@flow(name="orchbench-workload", task_runner=ThreadPoolTaskRunner(max_workers=task_concurrency()))
 def workload(shape: str, size: int, run_id: str, runs_root: str | None = None) -> dict[str, Any]:
     graph = workload_graph(shape, size)  # type: ignore[arg-type]
     futures: dict[str, Any] = {}
