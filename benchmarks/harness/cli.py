@@ -19,7 +19,15 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from benchmarks.environments import REPO_ROOT
 from benchmarks.harness.bench import execute
 from benchmarks.harness.demo import demo_table
-from benchmarks.harness.plan import URL_ENV, Plan, PlanError, make_plan
+from benchmarks.harness.plan import (
+    DEFAULT_PROFILES,
+    PROFILES,
+    URL_ENV,
+    Plan,
+    PlanError,
+    make_plan,
+    session_order,
+)
 from benchmarks.harness.runner import session_units
 from benchmarks.tools import TOOLS
 
@@ -50,7 +58,7 @@ def check_reachable(plan: Plan, timeout_s: float = 10.0) -> None:
 
 
 def _run_with_progress(plan: Plan) -> dict[str, Path]:
-    total = plan.repeat * len(plan.profiles) * len(plan.tools) * session_units(plan)
+    total = len(session_order(plan)) * session_units(plan)
     if not err_console.is_terminal:
         return _run_with_progress_lines(plan, total)
     columns = (
@@ -108,7 +116,15 @@ def bench(
     ] = None,
     profiles: Annotated[
         list[str] | None,
-        typer.Option("--profiles", help="defaults and/or tuned (default both; quick: defaults)."),
+        typer.Option(
+            "--profiles",
+            help="Some of "
+            + ", ".join(PROFILES)
+            + " (default "
+            + ", ".join(DEFAULT_PROFILES)
+            + "; quick: defaults). Each tool runs those it has (benchmarks/tools/*/"
+            "profiles.yaml); tuned+preload is Airflow's labelled, pipeline-specific variant.",
+        ),
     ] = None,
     repeat: Annotated[
         int | None,

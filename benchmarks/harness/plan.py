@@ -15,8 +15,12 @@ from benchmarks.harness.figures import RECOVERY_SCENARIOS, SCENARIOS
 
 # --target cluster: the URL of each tool's API comes from an option or URL_ENV's variables.
 from benchmarks.tools import TOOLS, URL_ENV
+from benchmarks.tools.profiles import DEFAULTS, default_profiles, profiles_file, profiles_of
 
-PROFILES = ("defaults", "tuned")
+# Every tool's profiles (benchmarks/tools/*/profiles.yaml): what --profiles accepts, and
+# what runs by default (all but the labelled variants, such as Airflow's tuned+preload).
+PROFILES = tuple(dict.fromkeys(p for tool in TOOLS for p in profiles_of(tool)))
+DEFAULT_PROFILES = tuple(dict.fromkeys(p for tool in TOOLS for p in default_profiles(tool)))
 DEFAULT_PIPELINE_CONFIG = REPO_ROOT / "configs" / "bench-pipeline.yaml"
 
 
@@ -62,8 +66,23 @@ class Plan:
     # warm-up (benchmarks.harness.demo).
     demo_config: Path | None = None
 
+    def profiles_for(self, tool: str) -> list[str]:
+        """The profiles ``tool`` runs: those asked for that it has. A tool with none of
+        them (no knob to tune) runs at its defaults, which are its only settings."""
+        return [p for p in self.profiles if p in profiles_of(tool)] or [DEFAULTS]
+
+    def session_profiles(self) -> list[str]:
+        """Every profile some tool runs: the asked ones, plus defaults for a tool that
+        has none of them."""
+        return list(dict.fromkeys(p for tool in self.tools for p in self.profiles_for(tool)))
+
+    def profile_number(self, profile: str) -> int:
+        """A fixed number per profile of this plan (for per-profile fresh dates)."""
+        return list(dict.fromkeys([*self.profiles, *self.session_profiles()])).index(profile)
+
     def describe(self) -> dict[str, Any]:
         data = asdict(self)
+        data["tool_profiles"] = {tool: self.profiles_for(tool) for tool in self.tools}
         data["output_dir"] = str(self.output_dir)
         data["backfill_origin"] = self.backfill_origin.isoformat()
         data["pipeline_config"] = str(self.pipeline_config)
@@ -76,13 +95,17 @@ class Plan:
 
 def session_order(plan: Plan) -> list[tuple[int, str, str]]:
     """``(repetition, profile, tool)`` in the order the sessions run: per repetition the
-    profiles in a shuffled order, and within each the tools shuffled (``plan.order_seed``)."""
+    profiles in a shuffled order, and within each the tools shuffled (``plan.order_seed``)
+    that run that profile (``Plan.profiles_for``)."""
     rng = random.Random(plan.order_seed)
     order = []
     for repetition in range(plan.repeat):
-        for profile in rng.sample(plan.profiles, len(plan.profiles)):
+        profiles = plan.session_profiles()
+        for profile in rng.sample(profiles, len(profiles)):
             order += [
-                (repetition, profile, tool) for tool in rng.sample(plan.tools, len(plan.tools))
+                (repetition, profile, tool)
+                for tool in rng.sample(plan.tools, len(plan.tools))
+                if profile in plan.profiles_for(tool)
             ]
     return order
 
@@ -173,7 +196,7 @@ def make_plan(
         tools=chosen_tools,
         scenarios=expand_scenarios(scenarios, QUICK_SCENARIOS if quick else ("all",)),
         profiles=parse_list(profiles, PROFILES, "--profiles")
-        or (["defaults"] if quick else list(PROFILES)),
+        or ([DEFAULTS] if quick else list(DEFAULT_PROFILES)),
         # 5: the fewest for a bootstrap interval of the median that can separate tools
         repeat=repeat or (1 if quick else 5),
         quick=quick,
@@ -182,6 +205,15 @@ def make_plan(
         output_dir=output_dir,
         pipeline_config=config,
     )
+    # A tool without a profile that was asked for runs its defaults instead: say so.
+    for tool in plan.tools:
+        missing = [p for p in plan.profiles if p not in profiles_of(tool)]
+        if missing:
+            where = profiles_file(tool).relative_to(REPO_ROOT)
+            plan.notes.append(
+                f"{tool} has no profile {', '.join(missing)} ({where}): it runs at "
+                f"{', '.join(plan.profiles_for(tool))} only"
+            )
     if quick and not scenarios:
         plan.skipped_scenarios = [s for s in SCENARIOS if s not in plan.scenarios]
     if quick:

@@ -39,6 +39,7 @@ from benchmarks.harness.session import (
 )
 from benchmarks.tools import get_adapter
 from benchmarks.tools.base import ToolAdapter
+from benchmarks.tools.profiles import report_entry
 
 Progress = Callable[[str, float], None]  # (description, units of work done)
 
@@ -72,6 +73,10 @@ def run_plan(plan: Plan, work_dir: Path, progress: Progress | None = None) -> Co
 
 def _tool_entry(collected: Collected, tool: str, adapter: ToolAdapter | None, plan: Plan) -> dict:
     entry = collected.tools.setdefault(tool, {"profiles": {}})
+    if "knobs" not in entry:
+        # The settings of each profile it runs, their reasons and documentation, and its
+        # task concurrency: the report prints them (benchmarks/tools/profiles.py).
+        entry.update(report_entry(tool, plan.profiles_for(tool)))
     if adapter is not None:
         entry["execution_model"] = getattr(adapter, "execution_model", "unknown")
         entry["packages"] = list(getattr(adapter, "packages", ()))
@@ -121,7 +126,7 @@ def run_session(
                 "reason": "left out of quick mode; run `orchbench bench` (or --scenarios) for it",
             }
         )
-    entry["profiles"][profile] = getattr(adapter, "profile_description", None) or profile
+    entry["profiles"][profile] = entry["profile_descriptions"].get(profile, profile)
     session = Session(
         plan=plan,
         tool=tool,
@@ -132,7 +137,7 @@ def run_session(
         collected=collected,
         work_dir=work_dir,
     )
-    if "setup" in plan.scenarios and profile == plan.profiles[0]:
+    if "setup" in plan.scenarios and profile == plan.profiles_for(tool)[0]:
         advance(f"{label}: setup cost", 0)
         with guarded(session, "setup"):
             scenario_setup_static(session)
@@ -156,7 +161,8 @@ def run_session(
             with guarded(session, "setup"):
                 scenario_services(session, info)
         advance(f"{label}: services up", 1)
-        if plan.demo_config is not None and repetition == 0 and profile == plan.profiles[0]:
+        first_profile = profile == plan.profiles_for(tool)[0]
+        if plan.demo_config is not None and repetition == 0 and first_profile:
             # orchbench demo: its showcase run is this session's first run (the warm-up),
             # so the first-run figure is not recorded here; see benchmarks.harness.demo.
             advance(f"{label}: the demo pipeline ({plan.demo_config.name}), first run", 0)

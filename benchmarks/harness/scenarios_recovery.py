@@ -127,7 +127,7 @@ def scenario_backfill(s: Session) -> None:
     # backfill of dates already run is answered from it (idempotency), which would
     # measure a lookup instead of the runs.
     first = s.plan.backfill_origin + timedelta(
-        days=(s.plan.profiles.index(s.profile) * 100 + s.repetition) * s.plan.backfill_dates
+        days=(s.plan.profile_number(s.profile) * 100 + s.repetition) * s.plan.backfill_dates
     )
     dates = [first + timedelta(days=i) for i in range(s.plan.backfill_dates)]
     started = time.perf_counter()
@@ -214,8 +214,9 @@ def scenario_adhoc(s: Session) -> None:
     adhoc): measured once per repetition, in the plain-Python session."""
     if s.tool != "local":
         raise NotApplicable("measured in the local session: a plain script vs the plain runner")
-    if s.profile != s.plan.profiles[0]:
-        raise NotApplicable(f"measured once per repetition, at profile {s.plan.profiles[0]}")
+    first = s.plan.profiles_for(s.tool)[0]
+    if s.profile != first:
+        raise NotApplicable(f"measured once per repetition, at profile {first}")
     work = s.work_dir / "adhoc" / f"r{s.repetition}"
     rows = adhoc.compare(
         work,

@@ -53,12 +53,17 @@ def test_session_order_is_shuffled_per_repetition_and_reproducible_from_its_seed
     )
     plan.order_seed = 7  # fixed, so the test is deterministic
     order = session_order(plan)
-    # every (repetition, profile, tool) exactly once
+    # every (repetition, profile, tool) exactly once, for the profiles each tool has:
+    # local and kubeflow have no knob, so no "tuned" session
     assert sorted(order) == sorted(
-        (r, p, t) for r in range(6) for p in plan.profiles for t in plan.tools
+        (r, p, t)
+        for r in range(6)
+        for p in plan.profiles
+        for t in plan.tools
+        if t in ("airflow", "prefect") or p == "defaults"
     )
     assert order == session_order(plan)  # the seed alone decides it
-    firsts = {order[i][2] for i in range(0, len(order), len(plan.tools))}
+    firsts = {order[i][2] for i in range(len(order)) if i == 0 or order[i][:2] != order[i - 1][:2]}
     plan.order_seed += 1
     assert session_order(plan) != order
     assert len(firsts) > 1  # not always the same tool first
@@ -111,6 +116,29 @@ def test_quick_plan_is_small() -> None:
         environ={},
     )
     assert full.profiles == ["defaults", "tuned"] and full.chain_sizes == (1, 10, 50)
+    assert full.profiles_for("local") == ["defaults"]  # no knob, so no "tuned" run
+    assert any("local has no profile tuned" in note for note in full.notes)
+
+
+def test_each_tool_runs_the_profiles_it_has() -> None:
+    """The default plan runs Airflow's and Prefect's defaults and tuned, not Airflow's
+    labelled tuned+preload variant; asked for by name, only Airflow runs it; a tool with
+    none of the asked profiles runs its defaults."""
+    plan = local_plan(quick=False)
+    assert plan.profiles == ["defaults", "tuned"]
+    assert plan.profiles_for("airflow") == plan.profiles_for("prefect") == ["defaults", "tuned"]
+    assert plan.profiles_for("kubeflow") == ["defaults"]
+    variant = local_plan(quick=False, profiles=["tuned+preload"])
+    assert variant.profiles_for("airflow") == ["tuned+preload"]
+    assert variant.profiles_for("prefect") == variant.profiles_for("local") == ["defaults"]
+    assert {(p, t) for _, p, t in session_order(variant)} == {
+        ("tuned+preload", "airflow"),
+        ("defaults", "prefect"),
+        ("defaults", "local"),
+        ("defaults", "kubeflow"),
+    }
+    with pytest.raises(PlanError, match="--profiles fast: expected some of defaults, tuned"):
+        local_plan(profiles=["fast"])
 
 
 def test_cluster_urls_from_options_and_environment() -> None:
