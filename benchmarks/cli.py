@@ -18,7 +18,7 @@ from rich.table import Table
 from benchmarks import inspection
 from benchmarks.environments import EnvironmentMissing
 from benchmarks.inspection import print_record
-from benchmarks.tools import TOOLS, default_url, get_adapter
+from benchmarks.tools import PATHS, TOOLS, check_path, default_url, get_adapter
 from benchmarks.tools.base import BackfillNotSupported, CapabilityMissing
 from shared_ml.config import load_config, parse_logical_date
 from shared_ml.errors import ConfigError
@@ -109,12 +109,26 @@ def run(
             "(default: today, as a manual run).",
         ),
     ] = None,
+    path: Annotated[
+        str | None,
+        typer.Option(
+            "--path",
+            help="Execution path, for a tool that has more than one: "
+            + "; ".join(f"{t}: {', '.join(p)} (default {p[0]})" for t, p in PATHS.items())
+            + ". The benchmark measures the default.",
+        ),
+    ] = None,
 ) -> None:
     """Run the ML pipeline end to end on one tool and print its run record.
 
     Exit codes: 0 success, 1 the pipeline failed, 2 invalid config or arguments.
     """
     check_choices(tool, target)
+    if path is not None:
+        try:
+            check_path(tool, path)
+        except ValueError as err:
+            fail(str(err), 2)
     day = parse_date_option(logical_date, "--date")
     faults = _parse_faults(fault)
     try:
@@ -125,7 +139,10 @@ def run(
     except ConfigError as err:
         fail(f"invalid config: {err}", 2)
     try:
-        adapter = get_adapter(tool, target=target, url=url or default_url(tool))
+        adapter = get_adapter(tool, target=target, url=url or default_url(tool), path=path)
+    except (ValueError, EnvironmentMissing) as err:  # e.g. --path in-process with a cluster
+        fail(str(err), 2)
+    try:
         with err_console.status(f"running {loaded.name} on {tool}..."):
             record = adapter.run_pipeline(
                 config, seed=seed, run_id=run_id, faults=faults, logical_date=day

@@ -29,8 +29,30 @@ def default_url(tool: str) -> str | None:
     return os.environ.get(variable) if variable else None
 
 
-def get_adapter(tool: str, **kwargs: Any) -> ToolAdapter:
+# Tools with more than one execution path: the default (what the benchmark measures,
+# the tool's production path) first. A path is the adapter's ``mode`` argument.
+PATHS = {"prefect": ("deployment", "in-process")}
+
+
+def check_path(tool: str, path: str) -> None:
+    """Refuse a path the tool does not have, naming the ones it has."""
+    if path not in PATHS.get(tool, ()):
+        have = PATHS.get(tool)
+        raise ValueError(
+            f"--path {path!r} for {tool}: expected one of {', '.join(have)}"
+            if have
+            else f"--path {path!r}: {tool} has one execution path; only "
+            + ", ".join(PATHS)
+            + " can choose"
+        )
+
+
+def get_adapter(tool: str, *, path: str | None = None, **kwargs: Any) -> ToolAdapter:
+    """The tool's adapter; ``path`` picks a non-default execution path (``PATHS``)."""
     if tool not in ADAPTERS:
         raise ValueError(f"unknown tool {tool!r}; expected one of {', '.join(TOOLS)}")
+    if path is not None:
+        check_path(tool, path)
+        kwargs["mode"] = path
     module, cls = ADAPTERS[tool].split(":")
     return getattr(import_module(module), cls)(**kwargs)

@@ -1,4 +1,5 @@
-"""Register the work pool and the ML flow's deployment on the Prefect server.
+"""Register the work pool and the deployments (the ML flow's and the scaling workload's)
+on the Prefect server.
 
 The server is the one at ``$PREFECT_API_URL``:
 
@@ -20,8 +21,14 @@ The deployment ``orchbench-ml/orchbench-ml``:
 - takes the config as its default ``config`` parameter (storage paths stay relative, so
   the worker's ``$ORCHBENCH_HOME`` decides where artifacts go).
 
-Prints a JSON line ``{"deployment_id", "deployment", "work_pool"}``. Idempotent: running it
-again updates the same deployment.
+The deployment ``orchbench-workload/orchbench-workload`` runs the no-op scaling workload
+(``pipelines.prefect.workloads``) on the same pool, so the benchmark's scaling figures go
+through the worker like its pipeline runs. No schedule, no trigger: the benchmark starts
+each run with its shape, size and run id as parameters.
+
+Prints a JSON line ``{"deployment_id", "deployment", "workload_deployment_id",
+"workload_deployment", "work_pool"}``. Idempotent: running it again updates the same
+deployments.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from shared_ml.logs import LOGGER_NAME as SHARED_ML_LOGGER
 
 DEFAULT_POOL = "orchbench-process"
 DEPLOYMENT_NAME = "orchbench-ml"
+WORKLOAD_DEPLOYMENT_NAME = "orchbench-workload"
 DATA_UPDATED_EVENT = "orchbench.data.updated"
 EXTRA_LOGGERS_ENV = "PREFECT_LOGGING_EXTRA_LOGGERS"
 
@@ -89,7 +97,6 @@ def deploy_pipeline(
     """Create or update the deployment; ``schedules`` (``prefect.schedules`` objects)
     replace the config's own when given; ``event_trigger=False`` leaves out the
     ``orchbench.data.updated`` trigger (one deployment per event is enough)."""
-    from prefect import deploy
     from prefect.events import DeploymentEventTrigger
     from prefect.types.entrypoint import EntrypointType
 
@@ -116,6 +123,27 @@ def deploy_pipeline(
         # to the task-run logs (Prefect sends only the loggers named here to the API).
         job_variables={"env": {EXTRA_LOGGERS_ENV: SHARED_ML_LOGGER}},
     )
+    return _register(deployment, pool)
+
+
+def deploy_workload(pool: str, name: str = WORKLOAD_DEPLOYMENT_NAME) -> str:
+    """Create or update the scaling workload's deployment (no schedule, no trigger)."""
+    from prefect.types.entrypoint import EntrypointType
+
+    from pipelines.prefect.workloads import workload
+
+    deployment = workload.to_deployment(
+        name=name,
+        entrypoint_type=EntrypointType.MODULE_PATH,
+        tags=["orchbench"],
+        description="orchbench no-op scaling workload (chain or fan-out)",
+    )
+    return _register(deployment, pool)
+
+
+def _register(deployment: Any, pool: str) -> str:
+    from prefect import deploy
+
     ensure_process_pool(pool)
     ids = deploy(
         deployment,
@@ -144,11 +172,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: invalid config: {err}", file=sys.stderr)
         return 2
+    workload_id = deploy_workload(args.pool)
     print(
         json.dumps(
             {
                 "deployment_id": deployment_id,
                 "deployment": f"orchbench-ml/{args.name}",
+                "workload_deployment_id": workload_id,
+                "workload_deployment": f"orchbench-workload/{WORKLOAD_DEPLOYMENT_NAME}",
                 "work_pool": args.pool,
             }
         )

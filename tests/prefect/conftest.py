@@ -101,7 +101,15 @@ def client(services: ServicesState) -> Iterator[PrefectClient]:
 
 @pytest.fixture(scope="session")
 def adapter(services: ServicesState, orchbench_home: Path) -> PrefectAdapter:
+    """The default path, as the benchmark drives it: the deployment and the worker."""
     return PrefectAdapter(profile="tuned", home=orchbench_home / "prefect")
+
+
+@pytest.fixture(scope="session")
+def in_process_adapter(services: ServicesState, orchbench_home: Path) -> PrefectAdapter:
+    """The other path: the flow in a subprocess of this test's environment (so settings
+    made in the test process, e.g. a webhook URL, reach the flow; not the worker's)."""
+    return PrefectAdapter(profile="tuned", home=orchbench_home / "prefect", mode="in-process")
 
 
 @pytest.fixture(scope="session")

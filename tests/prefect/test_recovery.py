@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 
-from benchmarks.tools.prefect.adapter import PrefectAdapter
+from benchmarks.tools.prefect.adapter import EXECUTION_PATHS, PrefectAdapter
 from benchmarks.tools.prefect.client import PrefectClient
 from shared_ml.config import load_config
 from shared_ml.notify import ALERT_TO_ENV
@@ -52,10 +52,13 @@ def webhook() -> Iterator[WebhookReceiver]:
 
 
 @pytest.fixture(scope="module")
-def faulty_run(adapter: PrefectAdapter, config_path: Path, webhook: WebhookReceiver) -> RunRecord:
+def faulty_run(
+    in_process_adapter: PrefectAdapter, config_path: Path, webhook: WebhookReceiver
+) -> RunRecord:
     """validate fails once (transient), train fails for good (non-retryable); a dated
-    in-process run (the date goes in as the flow's `logical_date` parameter)."""
-    return adapter.run_pipeline(
+    in-process run (the date goes in as the flow's `logical_date` parameter; the webhook
+    URL, set after the worker started, reaches only a flow started from here)."""
+    return in_process_adapter.run_pipeline(
         config_path,
         run_id="prefect-faulty",
         faults={"validate": {"transient_attempts": 1}, "train": {"non_retryable": True}},
@@ -64,8 +67,10 @@ def faulty_run(adapter: PrefectAdapter, config_path: Path, webhook: WebhookRecei
 
 
 @pytest.fixture(scope="module")
-def fixed_rerun(adapter: PrefectAdapter, config_path: Path, faulty_run: RunRecord) -> RunRecord:
-    return adapter.resume_pipeline(faulty_run, config_path)
+def fixed_rerun(
+    in_process_adapter: PrefectAdapter, config_path: Path, faulty_run: RunRecord
+) -> RunRecord:
+    return in_process_adapter.resume_pipeline(faulty_run, config_path)
 
 
 def orchbench(*args: str) -> Result:
@@ -293,3 +298,15 @@ def test_crash_is_alerted_by_the_on_crashed_hook(
             break
         time.sleep(0.5)
     assert sent and sent[0]["message"].startswith("Crashed alert e-mailed"), sent
+
+
+def test_the_in_process_path_is_labelled_and_bypasses_deployment_and_worker(
+    faulty_run: RunRecord, client: PrefectClient
+) -> None:
+    """The other path stays reachable, and its records say what it was measured on."""
+    details = faulty_run.tool_details
+    assert details["mode"] == "in-process"
+    assert details["execution_path"] == EXECUTION_PATHS["in-process"]
+    assert details["flow_run_execution"]["deployment_id"] is None
+    assert details["flow_run_execution"]["worker_name"] is None
+    assert client.read_flow_run(details["flow_run_id"])["deployment_id"] is None

@@ -1,11 +1,15 @@
 """Prefect 3 behind the orchbench adapter interface.
 
-Runs in the core environment (no Prefect installed): the flow runs either
+Runs in the core environment (no Prefect installed). Two execution paths, never mixed in
+one adapter (``execution_path`` says which one a figure was measured on):
 
-- ``in-process`` (default): ``python -m pipelines.prefect.run`` in ``.venvs/prefect``, the
-  flow executing in that subprocess and reporting to the server; or
-- ``deployment``: a flow run of the ``orchbench-ml/orchbench-ml`` deployment created through
-  the REST API and picked up by the process worker.
+- ``deployment`` (default; Prefect's production path): a flow run of the
+  ``orchbench-ml/orchbench-ml`` deployment (or, for the scaling workloads, of
+  ``orchbench-workload/orchbench-workload``) is created through the REST API; the process
+  worker picks it up and starts the flow-run process, whose tasks run in threads;
+- ``in-process``: ``python -m pipelines.prefect.run`` in ``.venvs/prefect``, the flow
+  executing in that subprocess and reporting to the server; no worker, no deployment.
+  Reachable with ``orchbench run --tool prefect --path in-process``.
 
 Either way the orchbench run id is the flow run's ``run_id`` parameter (and its name), the
 steps write their records under it, and the run record is assembled from those records
@@ -23,7 +27,7 @@ from typing import Any, Literal
 
 from benchmarks.environments import tool_bin, tool_env
 from benchmarks.tools.base import ServiceInfo, TaskTiming, ToolAdapter, WorkloadResult
-from benchmarks.tools.prefect.client import PrefectClient, parse_time
+from benchmarks.tools.prefect.client import PrefectApiError, PrefectClient, parse_time
 from benchmarks.tools.prefect.config_files import load_resolved_config, raw_config
 from benchmarks.tools.prefect.logs import log_server, step_attempt_log
 from benchmarks.tools.prefect.services import PrefectServices, ServicesState, prefect_env
@@ -39,8 +43,17 @@ from shared_ml.spec import PIPELINE
 
 FLOW_NAME = "orchbench-ml"
 DEPLOYMENT_NAME = "orchbench-ml"
+WORKLOAD_FLOW_NAME = "orchbench-workload"
+WORKLOAD_DEPLOYMENT_NAME = "orchbench-workload"
 RUN_TIMEOUT_S = 600.0
-Mode = Literal["in-process", "deployment"]
+Mode = Literal["deployment", "in-process"]
+MODES: tuple[Mode, ...] = ("deployment", "in-process")
+# What each mode measures, recorded beside every figure (results.json, run records).
+EXECUTION_PATHS: dict[str, str] = {
+    "deployment": "deployment + process worker (flow-run process, tasks in threads)",
+    "in-process": "in-process flow (no deployment or worker; tasks in threads)",
+    "cluster": "deployment + the cluster's worker (flow-run pod, tasks in threads)",
+}
 
 
 class PrefectRunError(RuntimeError):
@@ -49,8 +62,10 @@ class PrefectRunError(RuntimeError):
 
 class PrefectAdapter(ToolAdapter):
     name = "prefect"
+    # Either path runs the tasks as threads of one flow-run process.
     execution_model = "in-process"
     packages = ("prefect",)
+    database = "sqlite"
 
     def __init__(
         self,
@@ -59,15 +74,23 @@ class PrefectAdapter(ToolAdapter):
         profile: Literal["defaults", "tuned"] = "defaults",
         *,
         home: Path | str | None = None,
-        mode: Mode = "in-process",
+        mode: Mode = "deployment",
         port: int | None = None,
     ) -> None:
         super().__init__(target=target, url=url, profile=profile)
-        if mode not in ("in-process", "deployment"):
-            raise ValueError(f"mode {mode!r}: expected in-process or deployment")
+        if mode not in MODES:
+            raise ValueError(f"Prefect path {mode!r}: expected one of {', '.join(MODES)}")
         if target == "cluster" and not url:
             raise ValueError("--target cluster needs --url, the Prefect API URL of the cluster")
-        self.mode: Mode = "deployment" if target == "cluster" else mode
+        if target == "cluster" and mode != "deployment":
+            raise ValueError(
+                f"Prefect path {mode!r} with --target cluster: a cluster runs flows only "
+                "through its deployment and worker"
+            )
+        self.mode: Mode = mode
+        self.execution_path = EXECUTION_PATHS["cluster" if target == "cluster" else mode]
+        if target == "cluster":
+            self.database = "postgres (the cluster's prefect-server chart)"
         self.services = PrefectServices(home)
         self.port = port
         self.started_services = False
@@ -195,8 +218,20 @@ class PrefectAdapter(ToolAdapter):
             )
         return json.loads(lines[-1])
 
-    def _deployment_id(self, client: PrefectClient) -> str:
-        return client.read_deployment(FLOW_NAME, DEPLOYMENT_NAME)["id"]
+    def _deployment_id(
+        self, client: PrefectClient, flow: str = FLOW_NAME, name: str = DEPLOYMENT_NAME
+    ) -> str:
+        try:
+            return client.read_deployment(flow, name)["id"]
+        except PrefectApiError as err:
+            if err.status != 404:
+                raise
+            raise PrefectRunError(
+                f"deployment {flow}/{name} is not registered on {client.api_url}: "
+                "register it with `python -m pipelines.prefect.deploy` (in .venvs/prefect, "
+                "PREFECT_API_URL set), or restart the local services "
+                "(`orchbench prefect down`, then `orchbench prefect up`)"
+            ) from None
 
     def _run_deployment(
         self,
@@ -268,6 +303,7 @@ class PrefectAdapter(ToolAdapter):
         partition = flow_run_partition(flow_run, logical_date)
         details = {
             "mode": self.mode,
+            "execution_path": self.execution_path,
             "profile": self.profile,
             "api_url": api_url,
             **flow_run_details(flow_run, task_runs, states),
@@ -359,19 +395,35 @@ class PrefectAdapter(ToolAdapter):
 
     # --- scaling workloads and timings --------------------------------------------
     def run_workload(self, shape: str, size: int) -> WorkloadResult:
+        """A no-op chain or fan-out, on this adapter's path: a flow run of the workload
+        deployment picked up by the worker, or the workload flow in a subprocess."""
         run_id = new_run_id(f"prefect-{shape}{size}")
         api_url = self.api_url()
         runs_root = str(Path(tool_env()["ORCHBENCH_HOME"]) / "var" / "runs")
-        command = [str(tool_bin("prefect", "python")), "-m", "pipelines.prefect.run", "workload"]
-        command += ["--shape", shape, "--size", str(size), "--run-id", run_id]
-        command += ["--runs-root", runs_root]
+        parameters = {"shape": shape, "size": size, "run_id": run_id, "runs_root": runs_root}
         triggered = datetime.now(UTC)
-        summary = self._run_subprocess(command, api_url)
-        self._flow_runs[run_id] = summary["flow_run_id"]
+        details: dict[str, Any] = {"mode": self.mode, "execution_path": self.execution_path}
+        if self.mode == "deployment":
+            with PrefectClient(api_url) as client:
+                deployment_id = self._deployment_id(
+                    client, WORKLOAD_FLOW_NAME, WORKLOAD_DEPLOYMENT_NAME
+                )
+                flow_run_id = client.create_flow_run_from_deployment(
+                    deployment_id, parameters=parameters, name=run_id, tags=["orchbench"]
+                )["id"]
+            details["deployment_id"] = deployment_id
+        else:
+            command = [str(tool_bin("prefect", "python")), "-m", "pipelines.prefect.run"]
+            command += ["workload", "--shape", shape, "--size", str(size), "--run-id", run_id]
+            command += ["--runs-root", runs_root]
+            summary = self._run_subprocess(command, api_url)
+            flow_run_id = summary["flow_run_id"]
+            details["process_seconds"] = summary["process_ended"] - summary["process_started"]
+        self._flow_runs[run_id] = flow_run_id
         expected = size if shape == "chain" else size + 2
         with PrefectClient(api_url) as client:
-            flow_run = client.wait_for_flow_run(summary["flow_run_id"])
-            task_runs = client.wait_for_task_runs(summary["flow_run_id"], expected=expected)
+            flow_run = client.wait_for_flow_run(flow_run_id, timeout_s=RUN_TIMEOUT_S)
+            task_runs = client.wait_for_task_runs(flow_run_id, expected=expected)
         return WorkloadResult(
             shape=shape,  # type: ignore[arg-type]
             size=size,
@@ -380,11 +432,7 @@ class PrefectAdapter(ToolAdapter):
             triggered_at=triggered,
             finished_at=parse_time(flow_run.get("end_time")) or datetime.now(UTC),
             tasks=[to_task_timing(t) for t in task_runs],
-            details={
-                "flow_run_id": summary["flow_run_id"],
-                "process_seconds": summary["process_ended"] - summary["process_started"],
-                "mode": "in-process",
-            },
+            details={"flow_run_id": flow_run_id, **details},
         )
 
     def task_timings(self, run_id: str) -> list[TaskTiming]:

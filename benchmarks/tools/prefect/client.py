@@ -172,13 +172,21 @@ class PrefectClient:
     def wait_for_flow_run(
         self, flow_run_id: str, timeout_s: float = 300.0, poll_s: float = 0.25
     ) -> dict[str, Any]:
-        """Poll until the flow run is in a terminal state; return it."""
+        """Poll until the flow run is in a terminal state; return it. A server that does
+        not answer (restarting) is asked again until the deadline: the flow run goes on
+        under the worker whether or not this client can see it."""
         deadline = time.monotonic() + timeout_s
+        state: str | None = None
         while True:
-            flow_run = self.read_flow_run(flow_run_id)
-            state = (flow_run.get("state") or {}).get("type")
-            if state in TERMINAL_FLOW_STATES:
-                return flow_run
+            try:
+                flow_run = self.read_flow_run(flow_run_id)
+            except PrefectApiError as err:
+                if err.status is not None or time.monotonic() > deadline:
+                    raise
+            else:
+                state = (flow_run.get("state") or {}).get("type")
+                if state in TERMINAL_FLOW_STATES:
+                    return flow_run
             if time.monotonic() > deadline:
                 raise PrefectTimeout(
                     f"flow run {flow_run_id} still {state} after {timeout_s:.0f} s"

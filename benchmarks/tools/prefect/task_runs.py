@@ -87,6 +87,21 @@ def flow_run_partition(flow_run: dict[str, Any], logical_date: date | None = Non
     return Partition.daily(scheduled.astimezone(UTC).date())
 
 
+def flow_run_execution(flow_run: dict[str, Any]) -> dict[str, Any]:
+    """Who ran the flow run, as Prefect recorded it: its deployment, work pool and queue,
+    the worker that submitted it (the label a worker gives each flow run it submits) and
+    the worker's handle on its process. All empty for an in-process flow."""
+    labels = flow_run.get("labels") or {}
+    return {
+        "deployment_id": flow_run.get("deployment_id"),
+        "work_pool_name": flow_run.get("work_pool_name"),
+        "work_queue_name": flow_run.get("work_queue_name"),
+        "worker_name": labels.get("prefect.worker.name"),
+        "worker_type": labels.get("prefect.worker.type"),
+        "infrastructure_pid": flow_run.get("infrastructure_pid"),
+    }
+
+
 def flow_run_details(
     flow_run: dict[str, Any], task_runs: list[dict[str, Any]], states: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -105,6 +120,7 @@ def flow_run_details(
         "flow_run_end": flow_run.get("end_time"),
         "expected_start_time": flow_run.get("expected_start_time"),
         "flow_run_states": states,
+        "flow_run_execution": flow_run_execution(flow_run),
         "task_runs": [summarize_task_run(t) for t in task_runs],
         # Prefect's own clock: each candidate branch's first start and last end.
         "branch_intervals": {
