@@ -18,6 +18,7 @@ from typing import Any
 import jinja2
 
 from benchmarks.report.charts import all_charts
+from benchmarks.report.profiles_table import equal_concurrency, settings_sections
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 BASELINE = "local"
@@ -365,6 +366,8 @@ def context(results: dict[str, Any], charts: dict[str, bytes]) -> dict[str, Any]
         "adhoc": adhoc_rows(results),
         "demo": demo_rows(results),
         "caveats": caveats(results),
+        "settings": settings_sections(results),
+        "settings_summary": equal_concurrency(settings_sections(results)),
         "charts": {name: base64.b64encode(png).decode() for name, png in charts.items()},
         "chart_files": {name: f"figures/{name}.png" for name in charts},
         "versions_json": json.dumps(results["versions"], indent=2, sort_keys=True),
