@@ -25,7 +25,9 @@ from benchmarks.harness.setup_cost import Unavailable, venv_python
 from benchmarks.harness.stats import fit_line, summarize
 from shared_ml.artifacts import atomic_write_text
 
-RESULTS_SCHEMA_VERSION = 2  # 2: p95 and the bootstrap CI in every summary
+# 2: p95 and the bootstrap CI in every summary; 3: per tool and profile, the execution
+# path and the metadata database (tools.<tool>.execution_paths)
+RESULTS_SCHEMA_VERSION = 3
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "results.schema.json"
 
 
@@ -39,6 +41,12 @@ def results_schema() -> dict[str, Any]:
 
 
 def validate_results(results: dict[str, Any]) -> None:
+    version = results.get("schema_version") if isinstance(results, dict) else None
+    if version != RESULTS_SCHEMA_VERSION:
+        raise InvalidResults(
+            f"results.json is invalid at schema_version: it is {version!r}, this orchbench "
+            f"reads version {RESULTS_SCHEMA_VERSION}; run the benchmark again to rewrite it"
+        )
     validator = jsonschema.Draft202012Validator(
         results_schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )
@@ -48,6 +56,13 @@ def validate_results(results: dict[str, Any]) -> None:
         path = "/".join(str(p) for p in first.absolute_path) or "<root>"
         more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
         raise InvalidResults(f"results.json is invalid at {path}: {first.message}{more}")
+    for tool, entry in results["tools"].items():
+        unlabelled = sorted(set(entry["profiles"]) - set(entry["execution_paths"]))
+        if unlabelled:
+            raise InvalidResults(
+                f"results.json is invalid at tools/{tool}/execution_paths: no execution path "
+                f"for profile(s) {', '.join(unlabelled)} that it ran"
+            )
 
 
 def write_results(results: dict[str, Any], path: Path) -> Path:

@@ -84,6 +84,29 @@ def _tool_entry(collected: Collected, tool: str, adapter: ToolAdapter | None, pl
     return entry
 
 
+def _record_execution_path(
+    entry: dict, tool: str, adapter: ToolAdapter | None, profile: str
+) -> None:
+    """Per profile, the path through the tool its figures were measured on and the tool's
+    metadata database (``database`` may be absent on an adapter: read defensively)."""
+    paths = entry.setdefault("execution_paths", {})
+    if adapter is None:
+        paths.setdefault(
+            profile, {"execution_path": "unknown (adapter unavailable)", "database": "unknown"}
+        )
+        return
+    conditions = {
+        "execution_path": getattr(adapter, "execution_path", None) or "unknown",
+        "database": getattr(adapter, "database", None) or "none",
+    }
+    recorded = paths.get(profile)
+    if recorded and recorded["database"] != "unknown" and recorded != conditions:
+        # Every session of a tool and profile must measure the same path, or its figures
+        # would mix two paths in one median.
+        raise ValueError(f"{tool}/{profile}: path changed from {recorded} to {conditions}")
+    paths[profile] = conditions
+
+
 def run_session(
     plan: Plan,
     tool: str,
@@ -97,7 +120,7 @@ def run_session(
     try:
         adapter = get_adapter(tool, target=plan.target, url=plan.urls.get(tool), profile=profile)
     except Exception as err:  # the adapter is missing or cannot be built: say so per scenario
-        _tool_entry(collected, tool, None, plan)
+        _record_execution_path(_tool_entry(collected, tool, None, plan), tool, None, profile)
         reason = f"adapter unavailable: {type(err).__name__}: {err}"
         for scenario in plan.scenarios:
             collected.outcomes.append(
@@ -114,6 +137,7 @@ def run_session(
         advance(f"{label}: adapter unavailable", session_units(plan))
         return
     entry = _tool_entry(collected, tool, adapter, plan)
+    _record_execution_path(entry, tool, adapter, profile)
     for skipped in plan.skipped_scenarios:
         collected.outcomes.append(
             {

@@ -99,7 +99,15 @@ def noop_task_timings(runs_root: str, run_id: str) -> list[TaskTiming]:
 
 class ToolAdapter(ABC):
     name: ClassVar[str]
+    # How tasks execute (in the flow's process, a process each, a pod each): verdicts
+    # compare only tools of the same model (benchmarks/report/recommend.py).
     execution_model: ClassVar[ExecutionModel]
+    # The path a run takes through the tool, in words, recorded beside every figure:
+    # e.g. "scheduler + LocalExecutor (process per task)". A subclass sets it, on the
+    # class or, when a constructor argument picks the path, on the instance.
+    execution_path: str
+    # The tool's metadata database ("sqlite", "postgres ..."); None: the tool keeps none.
+    database: str | None = None
     # Python distributions whose versions are recorded beside every figure.
     packages: ClassVar[tuple[str, ...]] = ()
 

@@ -47,6 +47,7 @@ WORKLOAD_DIR = "var/workloads"
 class LocalAdapter(ToolAdapter):
     name = "local"
     execution_model = "in-process"
+    execution_path = "plain Python thread pool (one process, no orchestrator)"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -375,3 +375,69 @@ def test_backfill_dates_are_fresh_per_plan_profile_and_repetition(tmp_path: Path
     plan.backfill_origin = date(2015, 7, 9)  # another plan: other dates
     assert not set(backfilled(plan, "defaults", 0)) & set(every_date)
     assert plan.describe()["backfill_origin"] == "2015-07-09"
+
+
+# --- execution paths (issue 14): which path each figure was measured on ------------------
+@pytest.mark.parametrize(
+    ("tool", "words", "database"),
+    [
+        ("local", "thread pool", "none"),
+        ("airflow", "scheduler + LocalExecutor", "sqlite"),
+        ("prefect", "deployment + process worker", "sqlite"),
+        ("kubeflow", "SubprocessRunner (subprocess per step, not a cluster)", "none"),
+    ],
+)
+def test_the_harness_records_each_adapters_path_and_database_per_profile(
+    tool: str, words: str, database: str
+) -> None:
+    from benchmarks.harness.runner import _record_execution_path
+    from benchmarks.tools import get_adapter
+
+    entry: dict[str, Any] = {"profiles": {}}
+    adapter = get_adapter(tool, target="local", url=None, profile="defaults")
+    _record_execution_path(entry, tool, adapter, "defaults")
+    recorded = entry["execution_paths"]["defaults"]
+    assert words in recorded["execution_path"]
+    assert recorded["execution_path"] == adapter.execution_path
+    assert recorded["database"] == database
+
+
+def test_prefects_in_process_path_is_its_own_label_and_never_shares_a_profile() -> None:
+    from benchmarks.harness.runner import _record_execution_path
+    from benchmarks.tools import get_adapter
+
+    benchmark = get_adapter("prefect", profile="tuned")
+    in_process = get_adapter("prefect", profile="tuned", path="in-process")
+    assert "worker" in benchmark.execution_path
+    assert in_process.execution_path.startswith("in-process flow")
+    assert benchmark.execution_model == in_process.execution_model == "in-process"
+    entry: dict[str, Any] = {"profiles": {}}
+    _record_execution_path(entry, "prefect", benchmark, "tuned")
+    with pytest.raises(ValueError, match="prefect/tuned: path changed"):
+        _record_execution_path(entry, "prefect", in_process, "tuned")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tool", "prefect", "--path", "serve"], "--path 'serve' for prefect: expected one of"),
+        (["--tool", "airflow", "--path", "in-process"], "airflow has one execution path"),
+        (
+            [
+                "--tool",
+                "prefect",
+                "--path",
+                "in-process",
+                "--target",
+                "cluster",
+                "--url",
+                "http://x",
+            ],
+            "with --target cluster",
+        ),
+    ],
+)
+def test_orchbench_run_path_errors_exit_2_naming_the_option(args: list[str], message: str) -> None:
+    done = CliRunner().invoke(app, ["run", *args])
+    assert done.exit_code == 2, done.output
+    assert message in " ".join(done.output.split()) and "Traceback" not in done.output

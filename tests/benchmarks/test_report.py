@@ -70,6 +70,18 @@ def test_execution_models_never_share_a_table(results: dict) -> None:
     assert all(c.startswith("airflow") for c in tables[1]["columns"])
 
 
+def test_each_tool_and_profile_shows_its_execution_path_and_database(
+    results: dict, rendered
+) -> None:
+    markdown, html, _ = rendered
+    for tool, entry in results["tools"].items():
+        for profile, path in entry["execution_paths"].items():
+            row = f"| {tool} | {profile} | {path['execution_path']} | {path['database']} |"
+            assert row in markdown
+            cells = (tool, profile, path["execution_path"], path["database"])
+            assert "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>" in html
+
+
 def test_defaults_and_tuned_both_shown(rendered) -> None:
     markdown, _, _ = rendered
     assert "airflow (defaults)" in markdown and "airflow (tuned)" in markdown

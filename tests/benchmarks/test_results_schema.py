@@ -10,6 +10,7 @@ import pytest
 
 from benchmarks.harness.figures import FIGURES
 from benchmarks.harness.results import (
+    RESULTS_SCHEMA_VERSION,
     InvalidResults,
     load_results,
     scaling_fits,
@@ -28,7 +29,7 @@ def results() -> dict:
 
 def test_fixture_is_valid(results: dict) -> None:
     validate_results(results)
-    assert load_results(FIXTURE)["schema_version"] == 2
+    assert load_results(FIXTURE)["schema_version"] == RESULTS_SCHEMA_VERSION == 3
 
 
 def test_every_figure_is_defined_with_unit_and_definition(results: dict) -> None:
@@ -48,6 +49,23 @@ def test_every_figure_is_defined_with_unit_and_definition(results: dict) -> None
         (lambda r: r["summaries"][0].pop("ci_low"), "summaries/0"),
         (lambda r: r["adhoc_comparison"][1].update(runner="cron"), "adhoc_comparison/1/runner"),
         (lambda r: r["adhoc_comparison"][0].pop("observed"), "adhoc_comparison/0"),
+        # v3: each tool says, per profile, which path and database its figures come from
+        (lambda r: r.update(schema_version=2), "schema_version: it is 2, this orchbench"),
+        (lambda r: r["tools"]["prefect"].pop("execution_paths"), "tools/prefect"),
+        (
+            lambda r: r["tools"]["airflow"]["execution_paths"]["tuned"].pop("database"),
+            "tools/airflow/execution_paths/tuned",
+        ),
+        (
+            lambda r: r["tools"]["prefect"]["execution_paths"]["defaults"].update(
+                execution_path=""
+            ),
+            "tools/prefect/execution_paths/defaults/execution_path",
+        ),
+        (
+            lambda r: r["tools"]["local"]["execution_paths"].pop("tuned"),
+            "tools/local/execution_paths: no execution path for profile.s. tuned",
+        ),
     ],
 )
 def test_invalid_results_refused_naming_the_path(

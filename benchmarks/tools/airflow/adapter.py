@@ -73,6 +73,8 @@ def _timing(t: TaskTry) -> TaskTiming:
 class AirflowAdapter(ToolAdapter):
     name = "airflow"
     execution_model = "process-per-task"
+    execution_path = "scheduler + LocalExecutor (process per task)"
+    database = "sqlite"
     packages = ("apache-airflow",)
 
     def __init__(
@@ -85,6 +87,9 @@ class AirflowAdapter(ToolAdapter):
         super().__init__(target=target, url=url, profile=profile)
         if target == "cluster" and not url:
             raise ValueError("--target cluster needs --url of the Airflow API server")
+        if target == "cluster":  # infra/components/airflow.py: the chart's executor and DB
+            self.execution_path = "scheduler + KubernetesExecutor (pod per task)"
+            self.database = "postgres (the cluster's Airflow chart)"
         self.settings = settings or ServiceSettings.from_env(profile=profile)
         self.services = AirflowServices(self.settings)
         self._run_dags: dict[str, str] = {}  # dag_run_id -> dag_id, for task_timings

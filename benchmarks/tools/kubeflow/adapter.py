@@ -62,6 +62,8 @@ class KubeflowRunError(RuntimeError):
 class KubeflowAdapter(ToolAdapter):
     name = "kubeflow"
     execution_model = "process-per-task"
+    execution_path = "kfp.local SubprocessRunner (subprocess per step, not a cluster)"
+    database = None  # kfp.local keeps no metadata store: the outputs folder is all there is
     packages = ("kfp",)
 
     def __init__(self, *args: Any, webhook_url: str | None = None, **kwargs: Any) -> None:
@@ -70,6 +72,8 @@ class KubeflowAdapter(ToolAdapter):
             if not self.url:
                 raise ValueError("--target cluster needs --url, the KFP API URL of the cluster")
             self.execution_model = "pod-per-step"  # type: ignore[misc]
+            self.execution_path = "KFP on Kubernetes (Argo: driver + executor pod per step)"
+            self.database = "mysql (KFP standalone's metadata and run store)"
         # The exit handler posts here when a run fails; empty: no notification.
         self.webhook_url = (
             webhook_url if webhook_url is not None else os.environ.get(WEBHOOK_ENV, "")
