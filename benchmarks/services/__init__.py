@@ -1,0 +1,1 @@
+"""Local services the tools need: one process supervisor and an embedded PostgreSQL."""
