@@ -184,7 +184,7 @@ _FIGURES = (
         "Per step of the clean run: the peak resident memory (RSS) of the process that ran "
         "the step, sampled every 10 ms by shared_ml.execution while the step ran, from the "
         "step's record. A tool that runs steps as threads of one process (the plain "
-        "runner, Prefect's in-process flow) reports that process's peak, which includes "
+        "runner, Prefect's flow-run process) reports that process's peak, which includes "
         "the tool itself and any branch running at the same time.",
     ),
     Figure(
