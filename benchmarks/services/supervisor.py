@@ -175,6 +175,8 @@ class Supervisor:
     ) -> ProcessRecord:
         """Start ``command`` in its own process group, output appended to ``log``, and
         record it in the state file (replacing an earlier record of the same name)."""
+        if cwd is not None and not Path(cwd).is_dir():
+            raise SupervisorError(f"{name}: working directory {cwd} does not exist")
         log = Path(log)
         log.parent.mkdir(parents=True, exist_ok=True)
         before = _child_pids()

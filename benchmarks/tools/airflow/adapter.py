@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from benchmarks.environments import orchbench_home_set
+from benchmarks.services.postgres import Database
 from benchmarks.tools.airflow.client import AirflowClient, TaskTry, parse_time
 from benchmarks.tools.airflow.logs import fetch_task_log, render_log, task_instance_of
 from benchmarks.tools.airflow.runs import contiguous_ranges, records_run_id, run_partition
@@ -83,6 +84,7 @@ class AirflowAdapter(ToolAdapter):
         url: str | None = None,
         profile: Profile = "defaults",
         settings: ServiceSettings | None = None,
+        database: Database = "sqlite",
     ) -> None:
         super().__init__(target=target, url=url, profile=profile)
         if target == "cluster" and not url:
@@ -90,7 +92,16 @@ class AirflowAdapter(ToolAdapter):
         if target == "cluster":  # infra/components/airflow.py: the chart's executor and DB
             self.execution_path = "scheduler + KubernetesExecutor (pod per task)"
             self.database = "postgres (the cluster's Airflow chart)"
-        self.settings = settings or ServiceSettings.from_env(profile=profile)
+        if settings is not None and database != "sqlite" and settings.database != database:
+            raise ValueError(
+                f"database {database!r} differs from the given settings' {settings.database!r}"
+            )
+        # "sqlite" (the default) leaves the choice to ORCHBENCH_AIRFLOW_DB, as --db does.
+        self.settings = settings or ServiceSettings.from_env(
+            profile=profile, database=None if database == "sqlite" else database
+        )
+        if target == "local":
+            self.database = self.settings.database
         self.services = AirflowServices(self.settings)
         self._run_dags: dict[str, str] = {}  # dag_run_id -> dag_id, for task_timings
 
@@ -114,6 +125,8 @@ class AirflowAdapter(ToolAdapter):
             profile=self.settings.profile,
             details={
                 "home": str(self.settings.home),
+                "database": self.settings.database,
+                "database_url": state.database,  # password redacted
                 "migrate_s": state.migrate_s,
                 "parallelism": self.settings.parallelism,
                 "schedules": self.settings.schedules,

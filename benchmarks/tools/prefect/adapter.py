@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from benchmarks.environments import tool_bin, tool_env
+from benchmarks.services.postgres import Database
 from benchmarks.tools.base import ServiceInfo, TaskTiming, ToolAdapter, WorkloadResult
 from benchmarks.tools.prefect.client import PrefectApiError, PrefectClient, parse_time
 from benchmarks.tools.prefect.config_files import load_resolved_config, raw_config
@@ -76,6 +77,7 @@ class PrefectAdapter(ToolAdapter):
         home: Path | str | None = None,
         mode: Mode = "deployment",
         port: int | None = None,
+        database: Database = "sqlite",
     ) -> None:
         super().__init__(target=target, url=url, profile=profile)
         if mode not in MODES:
@@ -93,6 +95,10 @@ class PrefectAdapter(ToolAdapter):
             self.database = "postgres (the cluster's prefect-server chart)"
         self.services = PrefectServices(home)
         self.port = port
+        # The local services' database: "postgres" starts a PostgreSQL with them.
+        self.services_database: Database = database
+        if target == "local":
+            self.database = database
         self.started_services = False
         self._flow_runs: dict[str, str] = {}  # orchbench run id -> latest flow run id
 
@@ -100,7 +106,9 @@ class PrefectAdapter(ToolAdapter):
     def start_services(self) -> ServiceInfo | None:
         if self.target == "cluster":
             return None  # the cluster's server and worker are not ours to start
-        state = self.services.up(port=self.port, profile=self.profile)
+        state = self.services.up(
+            port=self.port, profile=self.profile, database=self.services_database
+        )
         self.started_services = True
         return self._service_info(state)
 
@@ -113,7 +121,8 @@ class PrefectAdapter(ToolAdapter):
             details={
                 "home": state.home,
                 "worker_ready_s": state.worker_ready_s,
-                "database": state.database,
+                "database": state.database_kind,
+                "database_url": state.database,  # password redacted
                 "processes": {e.name: e.pid for e in state.processes},
             },
         )
@@ -142,7 +151,9 @@ class PrefectAdapter(ToolAdapter):
         if state is None or not self.services.healthy(state):
             if state is not None:
                 self.services.down()  # stale: a crashed server, a dead worker
-            state = self.services.up(port=self.port, profile=self.profile)
+            state = self.services.up(
+                port=self.port, profile=self.profile, database=self.services_database
+            )
             self.started_services = True
         return state.api_url
 

@@ -1,6 +1,7 @@
 """``orchbench prefect up|down|status``: the local Prefect server and process worker.
 
-``up`` starts ``prefect server start`` on 127.0.0.1 (SQLite in the Prefect home, or the
+``up`` starts ``prefect server start`` on 127.0.0.1 (SQLite in the Prefect home; with
+``--db postgres`` a PostgreSQL it starts first, data in <home>/postgres; or the
 ``--database-url`` given), waits for ``/api/health``, registers the work pool and the
 ``orchbench-ml`` deployment, starts ``prefect worker start --pool ... --type process`` and
 waits until the worker is online, then prints the UI's URL (the server serves it; the
@@ -19,6 +20,7 @@ import typer
 from rich.console import Console
 
 from benchmarks.environments import EnvironmentMissing
+from benchmarks.services.postgres import DATABASES
 from benchmarks.tools.prefect.services import (
     DEFAULT_POOL,
     DEFAULT_PORT,
@@ -56,10 +58,19 @@ def up(
         int | None, typer.Option(help=f"Server port on 127.0.0.1 (default {DEFAULT_PORT} if free).")
     ] = None,
     profile: Annotated[str, typer.Option(help="defaults or tuned (poll intervals).")] = "defaults",
+    db: Annotated[
+        str,
+        typer.Option(
+            "--db",
+            help="Server database: sqlite (as shipped, a file in the Prefect home) or postgres "
+            "(a PostgreSQL started and stopped with the services, data in <home>/postgres).",
+        ),
+    ] = "sqlite",
     database_url: Annotated[
         str | None,
         typer.Option(
-            help="SQLAlchemy URL, e.g. postgresql+asyncpg://u:p@host/db (default SQLite)."
+            help="SQLAlchemy URL of a database run elsewhere instead, e.g. "
+            "postgresql+asyncpg://u:p@host/db."
         ),
     ] = None,
     pool: Annotated[str, typer.Option(help="Process work pool name.")] = DEFAULT_POOL,
@@ -75,11 +86,14 @@ def up(
     """Start the Prefect server (and worker) and wait until healthy."""
     if profile not in PROFILES:
         _fail(f"--profile {profile!r}: expected one of {', '.join(PROFILES)}")
+    if db not in DATABASES:
+        _fail(f"--db {db!r}: expected one of {', '.join(DATABASES)}")
     services = PrefectServices(home)
     try:
         state = services.up(
             port=port,
             profile=profile,
+            database=db,  # type: ignore[arg-type]  # checked above
             database_url=database_url,
             pool=pool,
             worker=worker,
@@ -91,10 +105,21 @@ def up(
     console.print(f"Prefect server healthy at {state.url} after {state.cold_start_s:.1f} s")
     console.print(f"UI: {state.url}", soft_wrap=True)
     console.print(f"UI login: {ui_login()}", soft_wrap=True)
-    console.print(f"profile {state.profile}; home {state.home}; database {state.database}")
+    console.print(
+        f"profile {state.profile}; home {state.home}; database {state.database}",
+        soft_wrap=True,
+        markup=False,
+    )
     for entry in state.processes:
         console.print(f"  {entry.name}: pid {entry.pid}, log {entry.log}")
     console.print(f"export PREFECT_API_URL={state.api_url}")
+    # One unwrapped line: the command is meant to be copied.
+    console.print(
+        "The services keep running in the background. Stop them with: "
+        f"orchbench prefect down --home {state.home}",
+        soft_wrap=True,
+        markup=False,
+    )
 
 
 @app.command()
@@ -131,6 +156,7 @@ def status(
             f"(profile {info['profile']}, pids {info['pids']})"
         )
         console.print(f"UI: {info['url']} ({ui_login()})", soft_wrap=True)
+        console.print(f"database: {info['database']}", soft_wrap=True, markup=False)
         for name, proc in info["processes"].items():
             console.print(f"  {name}: pid {proc['pid']} {'alive' if proc['alive'] else 'dead'}")
     raise typer.Exit(0 if info.get("healthy") else 1)

@@ -22,22 +22,33 @@ import json
 import os
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 
 from benchmarks.environments import REPO_ROOT, tool_bin, tool_env
+from benchmarks.services.postgres import (
+    Database,
+    EmbeddedPostgres,
+    PostgresError,
+    check_database,
+    redact,
+)
 from benchmarks.services.supervisor import (
-    ProcessRecord,
-    SupervisedState,
     Supervisor,
     SupervisorError,
     free_port,
     port_is_free,
     signals_as_interrupts,
     tail,
+)
+from benchmarks.tools.prefect.install import (
+    AUTH_ENV,
+    ProcessEntry,
+    ServiceError,
+    ServicesState,
+    ui_login,
 )
 from shared_ml.logs import LOGGER_NAME as SHARED_ML_LOGGER
 
@@ -57,46 +68,23 @@ DEFAULT_POOL = "orchbench-process"
 HEALTH_TIMEOUT_S = 120.0
 EXTRA_LOGGERS_ENV = "PREFECT_LOGGING_EXTRA_LOGGERS"
 STOP_GRACE_S = 15.0
-
-
-class ServiceError(RuntimeError):
-    """A service could not be started, reached or stopped; the message says which."""
+PREFECT_DATABASE = "prefect"  # database and role in the services' own PostgreSQL
 
 
 def default_home() -> Path:
     return Path(os.environ.get(HOME_ENV) or REPO_ROOT / "var" / "prefect").resolve()
 
 
-__all__ = ["ProcessEntry", "free_port", "port_is_free"]  # re-exported for callers
-
-ProcessEntry = ProcessRecord  # one process as the state file records it
-
-
-@dataclass
-class ServicesState:
-    url: str
-    port: int
-    home: str
-    profile: str
-    pool: str
-    database: str
-    processes: list[ProcessEntry] = field(default_factory=list)
-    cold_start_s: float | None = None
-    worker_ready_s: float | None = None
-    deployment_id: str | None = None
-    database_url: str | None = None  # raw (may hold a password): the state file is 0600
-
-    @property
-    def api_url(self) -> str:
-        return f"{self.url}/api"
-
-    def details(self) -> dict[str, Any]:
-        """Everything but the processes: what the supervisor keeps beside them."""
-        return {k: v for k, v in asdict(self).items() if k != "processes"}
-
-    @classmethod
-    def from_supervised(cls, supervised: SupervisedState) -> ServicesState:
-        return cls(**supervised.details, processes=list(supervised.processes))
+# Re-exported: callers (adapter, CLI, tests) import them from here.
+__all__ = [
+    "AUTH_ENV",
+    "ProcessEntry",
+    "ServiceError",
+    "ServicesState",
+    "free_port",
+    "port_is_free",
+    "ui_login",
+]
 
 
 def with_shared_ml_logger(extra_loggers: str | None) -> str:
@@ -134,17 +122,6 @@ def prefect_env(
         env.pop("PREFECT_SERVER_DATABASE_CONNECTION_URL", None)
         env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
     return env
-
-
-AUTH_ENV = "PREFECT_SERVER_API_AUTH_STRING"
-
-
-def ui_login(environ: dict[str, str] | None = None) -> str:
-    """How to log in to the UI of a server started with this environment."""
-    env = os.environ if environ is None else environ
-    if env.get(AUTH_ENV):
-        return f"basic auth: the user:password in ${AUTH_ENV}"
-    return "no login: the local server has no authentication"
 
 
 class PrefectServices:
@@ -192,6 +169,7 @@ class PrefectServices:
             "profile": state.profile,
             "pool": state.pool,
             "database": state.database,
+            "database_kind": state.database_kind,
             "processes": processes,
             "pids": self.pids(state),
             "cold_start_s": state.cold_start_s,
@@ -207,6 +185,7 @@ class PrefectServices:
         *,
         port: int | None = None,
         profile: str = "defaults",
+        database: Database = "sqlite",
         database_url: str | None = None,
         pool: str = DEFAULT_POOL,
         worker: bool = True,
@@ -215,9 +194,20 @@ class PrefectServices:
     ) -> ServicesState:
         """Start the server (and the worker), wait until healthy; return the state.
 
+        ``database="postgres"``: a PostgreSQL in ``<home>/postgres`` is started first
+        (recorded with the others, stopped after them); the server migrates it on start.
         Refuses when services of this home are already running. If anything fails or the
         caller is interrupted (Ctrl-C, SIGTERM), whatever was started is stopped again.
         """
+        try:
+            check_database(database, "database")
+        except PostgresError as err:
+            raise ServiceError(str(err)) from None
+        if database == "postgres" and database_url:
+            raise ServiceError(
+                "give either --database-url (a database run elsewhere) or --db postgres "
+                "(a PostgreSQL started with the services), not both"
+            )
         existing = self.read_state()
         if existing is not None and self.supervisor.running():
             raise ServiceError(
@@ -242,20 +232,25 @@ class PrefectServices:
         elif not port_is_free(port):
             raise ServiceError(f"port {port} on 127.0.0.1 is in use; choose another with --port")
         url = f"http://127.0.0.1:{port}"
-        env = prefect_env(self.home, f"{url}/api", profile, database_url)
         state = ServicesState(
             url=url,
             port=port,
             home=str(self.home),
             profile=profile,
             pool=pool,
-            database=_redact(database_url) if database_url else f"sqlite:{self.home}/prefect.db",
+            database=redact(database_url) if database_url else f"sqlite:{self.home}/prefect.db",
             database_url=database_url,
+            database_kind=database,
         )
         prefect = str(tool_bin("prefect", "prefect"))
         with signals_as_interrupts():
             try:
                 self._save(state)
+                if database == "postgres":
+                    state.database_url = self._start_postgres(timeout_s)
+                    state.database = redact(state.database_url)
+                    self._save(state)
+                env = prefect_env(self.home, state.api_url, profile, state.database_url)
                 server = [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
                 state.cold_start_s = round(self._start_server(state, server, env, timeout_s), 3)
                 self._save(state)
@@ -267,10 +262,17 @@ class PrefectServices:
                     self._save(state)
             except BaseException as err:
                 self.down()
-                if isinstance(err, SupervisorError):
+                if isinstance(err, SupervisorError | PostgresError):
                     raise ServiceError(str(err)) from None
                 raise
         return state
+
+    def _start_postgres(self, timeout_s: float) -> str:
+        """The PostgreSQL of this home, with a ``prefect`` database; its asyncpg URL."""
+        postgres = EmbeddedPostgres(self.home)
+        postgres.start(self.supervisor, timeout_s=timeout_s)
+        postgres.ensure_database(PREFECT_DATABASE)
+        return postgres.url(PREFECT_DATABASE, driver="asyncpg")
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> ProcessEntry:
         return self.supervisor.spawn(
@@ -371,13 +373,3 @@ class PrefectServices:
             raise ServiceError(str(err)) from None
         self.supervisor.clear()
         return sorted(pid for result in results.values() for pid in result.killed_pids)
-
-
-def _redact(url: str) -> str:
-    """A database URL without its password, for state files and output."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
