@@ -38,6 +38,7 @@ SCENARIOS: dict[str, str] = {
     "kill": "Worker killed mid-step",
     "backfill": "Backfill of K dates",
     "restart": "Server restart during a run",
+    "throughput": "Throughput: N workload runs and a few ML runs started at once",
     "adhoc": "Pipelines vs ad-hoc scripts: the same faults on a plain script and the plain runner",
 }
 RECOVERY_SCENARIOS = ("transient", "resume", "kill", "backfill", "restart")
@@ -359,6 +360,54 @@ _FIGURES = (
         "s",
         "restart",
         "End to end of that run minus (the clean run's end to end plus the injected delay).",
+    ),
+    # --- throughput --------------------------------------------------------------------
+    Figure(
+        "throughput.runs_per_min",
+        "Concurrent workload runs per minute",
+        "runs/min",
+        "throughput",
+        "N runs of the no-op chain workload (size T) started together "
+        "(adapter.run_workloads_at_once); N divided by the wall time from the first trigger "
+        "to the last run's end (the tool's own end timestamp), per minute. Each tool runs "
+        "tasks with its own concurrency, stated in the report's settings section.",
+        better="higher",
+    ),
+    Figure(
+        "throughput.tasks_per_s",
+        "Concurrent workload tasks per second",
+        "tasks/s",
+        "throughput",
+        "The same N runs: N x T tasks divided by that wall time.",
+        better="higher",
+    ),
+    Figure(
+        "throughput.run_latency_s",
+        "Concurrent workload run latency",
+        "s",
+        "throughput",
+        "Per run of those N: its trigger to its end (the tool's own end timestamp); a "
+        "distribution, so its p95 is shown beside the median.",
+    ),
+    Figure(
+        "throughput.ml_runs_per_min",
+        "Concurrent ML runs per minute",
+        "runs/min",
+        "throughput",
+        "M ML pipeline runs (distinct logical dates, each in its own storage) started "
+        "together (adapter.run_pipelines_at_once); M divided by the wall time from the first "
+        "trigger to the last run's end, per minute. A tool that admits one ML run at a time "
+        "(Airflow's ML DAG: max_active_runs=1, so promotions happen in date order) queues "
+        "the rest, as deployed.",
+        better="higher",
+    ),
+    Figure(
+        "throughput.ml_run_latency_s",
+        "Concurrent ML run latency",
+        "s",
+        "throughput",
+        "Per ML run of those M: from the moment the M runs were started to the run's end "
+        "(its run record's end).",
     ),
 )
 

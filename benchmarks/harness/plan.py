@@ -46,6 +46,10 @@ class Plan:
     # databases) and answer a backfill of dates they already ran from it (idempotency):
     # each plan backfills from its own randomly drawn origin, so the runs are real.
     backfill_origin: date = field(default_factory=lambda: fresh_backfill_origin())
+    # The throughput scenario: N workload runs of a T-task chain at once, then M ML runs.
+    throughput_runs: int = 10
+    throughput_tasks: int = 10
+    throughput_ml_runs: int = 3
     settle_s: float = 10.0
     kill_after_s: float = 1.0
     restart_delay_s: float = 12.0

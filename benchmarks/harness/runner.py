@@ -31,6 +31,7 @@ from benchmarks.harness.scenarios_recovery import (
     scenario_transient,
 )
 from benchmarks.harness.scenarios_setup import scenario_services, scenario_setup_static
+from benchmarks.harness.scenarios_throughput import scenario_throughput
 from benchmarks.harness.session import (
     PIPELINE_SCENARIOS,
     Collected,
@@ -52,6 +53,7 @@ SCENARIO_FUNCTIONS: dict[str, Callable[[Session], None]] = {
     "backfill": scenario_backfill,
     "restart": scenario_restart,
     "adhoc": scenario_adhoc,
+    "throughput": scenario_throughput,
 }
 
 

@@ -30,7 +30,7 @@ SUCCESS_STATES = {"success", "succeeded", "completed"}
 PIPELINE_UPSTREAM = {s.name: sorted(s.upstream) for s in PIPELINE.steps}
 FAULT_STEP = "train"
 # Scenarios that run the ML pipeline (and so come after one warm-up run).
-PIPELINE_SCENARIOS = {"latency", "transient", "resume", "kill", "backfill", "restart"}
+PIPELINE_SCENARIOS = {"latency", "transient", "resume", "kill", "backfill", "restart", "throughput"}
 
 
 class NotApplicable(Exception):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -97,6 +98,15 @@ def noop_task_timings(runs_root: str, run_id: str) -> list[TaskTiming]:
     return timings
 
 
+def _at_once(calls: list[Callable[[], Any]]) -> list[Any]:
+    """Run the calls in threads, all started together; their results or exceptions."""
+    if not calls:
+        return []
+    with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="at-once") as pool:
+        futures = [pool.submit(call) for call in calls]
+    return [f.exception() or f.result() for f in futures]
+
+
 class ToolAdapter(ABC):
     name: ClassVar[str]
     # How tasks execute (in the flow's process, a process each, a pod each): verdicts
@@ -164,6 +174,30 @@ class ToolAdapter(ABC):
     def run_workload(self, shape: WorkloadShape, size: int) -> WorkloadResult:
         """Run a chain of ``size`` no-op tasks, or a fan-out of width ``size``."""
         raise CapabilityMissing(f"{self.name} has no scaling workload")
+
+    def run_workloads_at_once(
+        self, shape: WorkloadShape, size: int, count: int
+    ) -> list[WorkloadResult | BaseException]:
+        """Start ``count`` runs of one workload together and wait for all of them (the
+        throughput scenario). Each entry is the run's result, or what it raised.
+
+        By default one thread per run calls ``run_workload``; an adapter whose calls must
+        stay on the main thread, or that can trigger many runs and then wait for them
+        all, overrides it."""
+        return _at_once([lambda: self.run_workload(shape, size)] * count)
+
+    def run_pipelines_at_once(
+        self, runs: list[tuple[Path, date]]
+    ) -> list[RunRecord | BaseException]:
+        """Start one ML pipeline run per ``(config, logical date)`` together and wait for
+        all of them (the throughput scenario). Each entry is the run's record, or what it
+        raised. Distinct dates: a tool may keep one run per date."""
+        return _at_once(
+            [
+                (lambda config=config, day=day: self.run_pipeline(config, logical_date=day))
+                for config, day in runs
+            ]
+        )
 
     def backfill(self, config_path: Path, dates: list[date]) -> list[RunRecord]:
         """Run the pipeline once per date through the tool's own backfill mechanism;

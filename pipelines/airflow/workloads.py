@@ -36,7 +36,9 @@ def build(shape: str, size: int) -> DAG:
         description=f"No-op {shape} workload of size {size} (scaling benchmark).",
         schedule=None,
         catchup=False,
-        max_active_runs=1,
+        # Several runs at once for the throughput scenario; the task slots ([core]
+        # parallelism, the same number every tool gets) bound how many tasks run.
+        max_active_runs=16,
         tags=["orchbench", "workload"],
         default_args={"owner": "orchbench", "retries": 1},
         doc_md=__doc__,

@@ -73,7 +73,7 @@ def test_session_order_is_shuffled_per_repetition_and_reproducible_from_its_seed
 def test_scenario_selection() -> None:
     assert expand_scenarios(["recovery"]) == ["transient", "resume", "kill", "backfill", "restart"]
     assert expand_scenarios(["scaling,setup"]) == ["setup", "scaling"]
-    assert len(expand_scenarios(None)) == 9
+    assert len(expand_scenarios(None)) == 10
     assert expand_scenarios(["adhoc"]) == ["adhoc"]
     with pytest.raises(PlanError, match="--scenarios bogus"):
         expand_scenarios(["bogus"])
@@ -102,7 +102,14 @@ def test_quick_plan_is_small() -> None:
     assert max(plan.chain_sizes) == 10 and not plan.measure_install
     assert plan.scenarios == ["setup", "latency", "scaling", "transient"]
     # Recorded as skipped; the script-vs-runner comparison is left out too (about a minute).
-    assert plan.skipped_scenarios == ["resume", "kill", "backfill", "restart", "adhoc"]
+    assert plan.skipped_scenarios == [
+        "resume",
+        "kill",
+        "backfill",
+        "restart",
+        "throughput",
+        "adhoc",
+    ]
     assert plan.fanout_sizes == ()
     full = make_plan(
         tools=["local"],

@@ -71,6 +71,7 @@ def test_smoke_benchmark(
     plan.restart_delay_s = 6.0
     plan.run_timeout_s = 300.0
     plan.adhoc_cases = ("transient",)  # all four: tests/benchmarks/test_adhoc.py
+    plan.throughput_runs, plan.throughput_tasks, plan.throughput_ml_runs = 2, 1, 1
     if tool == "local":  # orchbench demo's showcase run (the same adapter call on every tool)
         plan.demo_config = DEMO_CONFIG
     paths = execute(plan)
@@ -100,6 +101,15 @@ def test_smoke_benchmark(
         assert all(o["value"] > 0 for o in memory)
     if "scaling" in ok:
         assert any(f["tool"] == tool for f in results["fits"])
+    if "throughput" in ok:
+        throughput = {"runs_per_min", "tasks_per_s", "run_latency_s", "ml_runs_per_min"}
+        assert {f"throughput.{name}" for name in throughput} <= measured
+        latencies = [
+            o
+            for o in results["observations"]
+            if o["tool"] == tool and o["figure"] == "throughput.run_latency_s"
+        ]
+        assert len(latencies) == plan.throughput_runs  # one per run started at once
     if tool == "local":
         # The baseline can do everything but restart (it has no services); it says so.
         assert ok == {*SCENARIOS, *extra} - {"restart"}, json.dumps(scenario_outcomes, indent=1)

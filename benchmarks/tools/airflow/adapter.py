@@ -234,6 +234,46 @@ class AirflowAdapter(ToolAdapter):
             run = client.wait_for_run(ML_DAG_ID, run_id, timeout_s=RUN_TIMEOUT_S)
             return self._record(client, config, run, triggered_at)
 
+    def run_pipelines_at_once(
+        self, runs: list[tuple[Path, date]]
+    ) -> list[RunRecord | BaseException]:
+        """Trigger every run first, then wait for each: Airflow runs them side by side
+        (its scheduler, not threads of ours, decides how), and the REST calls stay on
+        this thread."""
+        results: list[RunRecord | BaseException] = []
+        with self._running() as client:
+            client.wait_for_dag(ML_DAG_ID)
+            started: list[tuple[str, PipelineConfig, datetime] | BaseException] = []
+            for config_path, day in runs:
+                try:
+                    run_id = new_run_id("airflow")
+                    config = self._load_config(config_path, None)
+                    partition = Partition.daily(day)
+                    self._check_logical_date_free(client, partition.interval_start)
+                    triggered_at = datetime.now(UTC)
+                    client.trigger(
+                        ML_DAG_ID,
+                        run_id=run_id,
+                        conf={"config_path": str(Path(config_path).resolve())},
+                        logical_date=partition.interval_start,
+                        data_interval=(partition.interval_start, partition.interval_end),
+                    )
+                    self._run_dags[run_id] = ML_DAG_ID
+                    started.append((run_id, config, triggered_at))
+                except Exception as err:
+                    started.append(err)
+            for entry in started:
+                if isinstance(entry, BaseException):
+                    results.append(entry)
+                    continue
+                run_id, config, triggered_at = entry
+                try:
+                    run = client.wait_for_run(ML_DAG_ID, run_id, timeout_s=RUN_TIMEOUT_S)
+                    results.append(self._record(client, config, run, triggered_at))
+                except Exception as err:
+                    results.append(err)
+        return results
+
     @staticmethod
     def _check_logical_date_free(client: AirflowClient, logical: datetime) -> None:
         """Airflow keeps one run per logical date (a unique key of its runs table): say
@@ -406,12 +446,39 @@ class AirflowAdapter(ToolAdapter):
             return [_timing(t) for t in client.run_tries(dag_id, run_id)]
 
     # --- scaling workloads --------------------------------------------------------------
-    def run_workload(self, shape: WorkloadShape, size: int) -> WorkloadResult:
+    def run_workloads_at_once(
+        self, shape: WorkloadShape, size: int, count: int
+    ) -> list[WorkloadResult | BaseException]:
+        """Trigger ``count`` runs of the workload DAG, then wait for each (see
+        ``run_pipelines_at_once``)."""
+        self._check_workload_size(size)
+        dag_id = workload_dag_id(shape, size)
+        with self._running() as client:
+            client.wait_for_dag(dag_id)
+            triggered: list[tuple[str, datetime]] = []
+            for _ in range(count):
+                run_id = new_run_id(f"airflow-{shape}{size}")
+                triggered.append((run_id, datetime.now(UTC)))
+                client.trigger(dag_id, run_id=run_id)
+                self._run_dags[run_id] = dag_id
+            results: list[WorkloadResult | BaseException] = []
+            for run_id, triggered_at in triggered:
+                try:
+                    results.append(self._workload_result(client, shape, size, run_id, triggered_at))
+                except Exception as err:
+                    results.append(err)
+        return results
+
+    @staticmethod
+    def _check_workload_size(size: int) -> None:
         if size not in WORKLOAD_SIZES:
             raise ValueError(
                 f"no Airflow workload DAG of size {size}; pipelines/airflow/workloads.py "
                 f"defines sizes {WORKLOAD_SIZES}"
             )
+
+    def run_workload(self, shape: WorkloadShape, size: int) -> WorkloadResult:
+        self._check_workload_size(size)
         dag_id = workload_dag_id(shape, size)
         run_id = new_run_id(f"airflow-{shape}{size}")
         with self._running() as client:
@@ -419,9 +486,20 @@ class AirflowAdapter(ToolAdapter):
             triggered_at = datetime.now(UTC)
             client.trigger(dag_id, run_id=run_id)
             self._run_dags[run_id] = dag_id
-            run = client.wait_for_run(dag_id, run_id, timeout_s=RUN_TIMEOUT_S, interval_s=0.2)
-            observed = datetime.now(UTC)
-            tries = client.run_tries(dag_id, run_id)
+            return self._workload_result(client, shape, size, run_id, triggered_at)
+
+    def _workload_result(
+        self,
+        client: AirflowClient,
+        shape: WorkloadShape,
+        size: int,
+        run_id: str,
+        triggered_at: datetime,
+    ) -> WorkloadResult:
+        dag_id = workload_dag_id(shape, size)
+        run = client.wait_for_run(dag_id, run_id, timeout_s=RUN_TIMEOUT_S, interval_s=0.2)
+        observed = datetime.now(UTC)
+        tries = client.run_tries(dag_id, run_id)
         return WorkloadResult(
             shape=shape,
             size=size,
