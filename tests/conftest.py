@@ -12,7 +12,13 @@ CONFIGS = REPO_ROOT / "configs"
 
 @pytest.fixture
 def orchbench_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private ORCHBENCH_HOME: artifacts, registry and run records land in tmp."""
+    """A private ORCHBENCH_HOME: artifacts, registry and run records land in tmp. So do
+    the Airflow and Prefect homes an adapter starts services in: never the user's own
+    (var/airflow, var/prefect), whose running services a test would use or stop."""
     monkeypatch.setenv("ORCHBENCH_HOME", str(tmp_path))
+    monkeypatch.setenv("ORCHBENCH_AIRFLOW_HOME", str(tmp_path / "airflow-home"))
+    monkeypatch.setenv("ORCHBENCH_PREFECT_HOME", str(tmp_path / "prefect-home"))
+    for variable in ("ORCHBENCH_AIRFLOW_DB_URL", "ORCHBENCH_AIRFLOW_DB"):  # the user's DB
+        monkeypatch.delenv(variable, raising=False)
     monkeypatch.delenv("ORCHBENCH_FAULTS", raising=False)
     return tmp_path

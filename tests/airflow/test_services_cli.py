@@ -54,7 +54,13 @@ def cli_home(airflow: AirflowTestInstance, tmp_path: Path):
     home.mkdir()
     shutil.copy(airflow.template_db, home / "airflow.db")
     env = {**os.environ, "ORCHBENCH_HOME": str(tmp_path / "orchbench")}
-    for variable in ("ORCHBENCH_SMTP_HOST", "ORCHBENCH_ALERT_EMAIL_TO"):  # no e-mail alerts
+    # No e-mail alerts; and never the user's own metadata DB.
+    for variable in (
+        "ORCHBENCH_SMTP_HOST",
+        "ORCHBENCH_ALERT_EMAIL_TO",
+        "ORCHBENCH_AIRFLOW_DB_URL",
+        "ORCHBENCH_AIRFLOW_DB",
+    ):
         env.pop(variable, None)
     yield home, env
     if (home / "run" / "services.json").exists():  # a failed test left them running
