@@ -162,7 +162,7 @@ def scenario_restart(s: Session) -> None:
     worker = threading.Thread(target=run, name=f"restart-{s.tool}", daemon=True)
     worker.start()
     deadline = time.monotonic() + s.plan.run_timeout_s
-    while worker.is_alive() and not list(runs_root.glob(f"*/steps/{FAULT_STEP}.attempt-*.json")):
+    while worker.is_alive() and not list(runs_root.glob(f"*/steps/{FAULT_STEP}*.attempt-*.json")):
         if time.monotonic() > deadline:
             raise ScenarioFailed(f"the run did not reach {FAULT_STEP} in {s.plan.run_timeout_s}s")
         time.sleep(0.2)
