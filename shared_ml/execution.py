@@ -132,7 +132,14 @@ def execute_step(
         durable_attempt = attempt
     attempt = attempt or durable_attempt
     record = StepRecord(
-        step=name, branch=branch, attempt=attempt, started_at=datetime.now(UTC), pid=os.getpid()
+        step=name,
+        branch=branch,
+        attempt=attempt,
+        started_at=datetime.now(UTC),
+        pid=os.getpid(),
+        # Read per step, not at import: a task process forked from a parent that had
+        # imported this module (Airflow's preload variant) has a start of its own.
+        process_started_at=datetime.fromtimestamp(psutil.Process().create_time(), UTC),
     )
     record_path = write_step_record(config.storage.runs_root, run_id, record)
     log_format()  # a bad $ORCHBENCH_LOG_FORMAT fails here, before the work, not mid-step

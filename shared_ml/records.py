@@ -44,6 +44,9 @@ class StepRecord(BaseModel):
     outcome: Outcome = "running"
     error: StepError | None = None
     pid: int | None = None
+    # When the process the step ran in started (a task's own process, or the flow's for
+    # a tool that runs tasks in threads): the "process up" moment of the timestamp scheme.
+    process_started_at: datetime | None = None
     outputs: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
