@@ -64,7 +64,7 @@ class ServiceSettings:
             expected = ", ".join(get_args(Profile))
             raise ServiceError(f"profile {self.profile!r}: expected one of {expected}")
         try:
-            check_database(self.database, "database")
+            check_database(self.database, "database (--db, ORCHBENCH_AIRFLOW_DB)")
         except PostgresError as err:
             raise ServiceError(str(err)) from None
         if self.db_url and self.database == "postgres":
@@ -181,6 +181,33 @@ def is_healthy(report: dict[str, Any] | None) -> bool:
         (report.get(part) or {}).get("status") == "healthy"
         for part in ("metadatabase", "scheduler", "dag_processor")
     )
+
+
+def status_report(home: Path, state: ServiceState | None, running: set[str]) -> dict[str, Any]:
+    """What ``orchbench airflow status`` shows: the recorded processes, which of them run,
+    the database (password redacted) and the API's health report."""
+    report = health(state.url) if state else None
+    return {
+        "home": str(home),
+        "url": state.url if state else None,
+        "profile": state.profile if state else None,
+        "database": state.database if state else None,
+        "database_process": {
+            "pid": state.database_process.pid,
+            "running": state.database_process.alive(),
+        }
+        if state and state.database_process
+        else None,
+        "components": {
+            name: {
+                "pid": state.components[name].pid if state and name in state.components else None,
+                "running": name in running,
+            }
+            for name in COMPONENTS
+        },
+        "healthy": is_healthy(report),
+        "health": report,
+    }
 
 
 # The user Airflow's simple auth manager creates (``[core] simple_auth_manager_users``).

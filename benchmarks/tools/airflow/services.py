@@ -46,6 +46,7 @@ from benchmarks.tools.airflow.install import (
     admin_password,
     health,
     is_healthy,
+    status_report,
 )
 from shared_ml.spec import PIPELINE
 
@@ -227,32 +228,7 @@ class AirflowServices:
         return self.supervisor.pids(include_descendants=include_children)
 
     def status(self) -> dict[str, Any]:
-        state = self.state()
-        running = self.running_components()
-        report = health(state.url) if state else None
-        return {
-            "home": str(self.settings.home),
-            "url": state.url if state else None,
-            "profile": state.profile if state else None,
-            "database": state.database if state else None,
-            "database_process": {
-                "pid": state.database_process.pid,
-                "running": state.database_process.alive(),
-            }
-            if state and state.database_process
-            else None,
-            "components": {
-                name: {
-                    "pid": state.components[name].pid
-                    if state and name in state.components
-                    else None,
-                    "running": name in running,
-                }
-                for name in COMPONENTS
-            },
-            "healthy": is_healthy(report),
-            "health": report,
-        }
+        return status_report(self.settings.home, self.state(), set(self.running_components()))
 
     # --- lifecycle --------------------------------------------------------------------
     def migrate(self, env: dict[str, str] | None = None, timeout_s: float = 600.0) -> float:

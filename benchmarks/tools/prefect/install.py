@@ -1,13 +1,17 @@
-"""One local Prefect install as seen from outside: the state its supervisor recorded and
-how to log in to its UI."""
+"""One local Prefect install: the state its supervisor recorded, the deployment it
+registers and how to log in to its UI."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
-from benchmarks.services.supervisor import ProcessRecord, SupervisedState
+from benchmarks.environments import REPO_ROOT, tool_bin
+from benchmarks.services.supervisor import ProcessRecord, SupervisedState, tail
 
 
 class ServiceError(RuntimeError):
@@ -54,3 +58,29 @@ def ui_login(environ: dict[str, str] | None = None) -> str:
     if env.get(AUTH_ENV):
         return f"basic auth: the user:password in ${AUTH_ENV}"
     return "no login: the local server has no authentication"
+
+
+def register_deployment(
+    home: Path, config: str, pool: str, env: dict[str, str], timeout_s: float
+) -> str:
+    """Register the work pool and the orchbench-ml deployment (``pipelines.prefect.deploy``
+    in the prefect environment); the deployment's id."""
+    log = home / "logs" / "deploy.log"
+    command = [str(tool_bin("prefect", "python")), "-m", "pipelines.prefect.deploy"]
+    command += ["--config", config, "--pool", pool]
+    try:
+        done = subprocess.run(
+            command,
+            env=env,
+            cwd=env.get("ORCHBENCH_HOME", str(REPO_ROOT)),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise ServiceError(f"registering the deployment took over {timeout_s:.0f} s") from None
+    log.write_text(done.stdout + done.stderr, encoding="utf-8")
+    if done.returncode != 0:
+        raise ServiceError(f"registering the deployment failed; see {log}:\n{tail(log)}")
+    return json.loads(done.stdout.strip().splitlines()[-1])["deployment_id"]

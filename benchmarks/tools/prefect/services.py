@@ -18,9 +18,7 @@ Profiles (``ORCHBENCH``'s poll-interval knob):
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -41,13 +39,13 @@ from benchmarks.services.supervisor import (
     free_port,
     port_is_free,
     signals_as_interrupts,
-    tail,
 )
 from benchmarks.tools.prefect.install import (
     AUTH_ENV,
     ProcessEntry,
     ServiceError,
     ServicesState,
+    register_deployment,
     ui_login,
 )
 from shared_ml.logs import LOGGER_NAME as SHARED_ML_LOGGER
@@ -255,7 +253,9 @@ class PrefectServices:
                 state.cold_start_s = round(self._start_server(state, server, env, timeout_s), 3)
                 self._save(state)
                 if deploy_config:
-                    state.deployment_id = self._deploy(deploy_config, pool, env, timeout_s)
+                    state.deployment_id = register_deployment(
+                        self.home, deploy_config, pool, env, timeout_s
+                    )
                     self._save(state)
                 if worker:
                     state.worker_ready_s = round(self._start_worker(state, env, timeout_s), 3)
@@ -323,27 +323,6 @@ class PrefectServices:
             worker, online, timeout_s=timeout_s, what="prefect worker", interval_s=0.3
         )
         return time.monotonic() - started
-
-    def _deploy(self, config: str, pool: str, env: dict[str, str], timeout_s: float) -> str:
-        log = self.home / "logs" / "deploy.log"
-        command = [str(tool_bin("prefect", "python")), "-m", "pipelines.prefect.deploy"]
-        command += ["--config", config, "--pool", pool]
-        try:
-            done = subprocess.run(
-                command,
-                env=env,
-                cwd=env.get("ORCHBENCH_HOME", str(REPO_ROOT)),
-                capture_output=True,
-                text=True,
-                timeout=timeout_s,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise ServiceError(f"registering the deployment took over {timeout_s:.0f} s") from None
-        log.write_text(done.stdout + done.stderr, encoding="utf-8")
-        if done.returncode != 0:
-            raise ServiceError(f"registering the deployment failed; see {log}:\n{tail(log)}")
-        return json.loads(done.stdout.strip().splitlines()[-1])["deployment_id"]
 
     def restart_server(self, timeout_s: float = HEALTH_TIMEOUT_S) -> float:
         """Stop the server and start it again on the same port and database; the worker
