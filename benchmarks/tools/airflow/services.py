@@ -264,6 +264,13 @@ class AirflowServices:
             existing = self.state()
             if existing is not None:
                 if self.is_running() and is_healthy(health(existing.url)):
+                    running_on = "postgres" if existing.database_process else "sqlite"
+                    if not self.settings.db_url and running_on != self.settings.database:
+                        raise ServiceError(
+                            f"Airflow in {self.settings.home} is already running on "
+                            f"{running_on}, not {self.settings.database}; stop it first "
+                            f"(orchbench airflow down --home {self.settings.home})"
+                        )
                     return existing
                 # A half-dead install (a component crashed, or the caller was killed).
                 self.supervisor.stop(timeout_s=self.settings.stop_timeout_s)
