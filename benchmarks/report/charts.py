@@ -42,7 +42,9 @@ def _png(fig: Any) -> bytes:
 
 
 def bars_with_spread(results: dict[str, Any]) -> bytes | None:
-    """Median bars, min-max whiskers, per tool and profile; colour = execution model."""
+    """Per figure, one horizontal bar per tool and profile: the median, with its bootstrap
+    95% interval as whiskers (none below three repetitions: ``n`` is printed instead).
+    Horizontal, so tool labels never overlap; colour = execution model."""
     keys = [
         k
         for k in BAR_FIGURES
@@ -50,32 +52,49 @@ def bars_with_spread(results: dict[str, Any]) -> bytes | None:
     ]
     if not keys:
         return None
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.6), squeeze=False)
-    for ax, key in zip(axes[0], keys, strict=True):
-        rows = [r for r in results["summaries"] if r["figure"] == key and not r["params"]]
-        rows.sort(key=lambda r: (r["execution_model"], r["tool"], r["profile"]))
-        labels = [f"{r['tool']}\n{r['profile']}" for r in rows]
+    rows_of = {
+        k: sorted(
+            (r for r in results["summaries"] if r["figure"] == k and not r["params"]),
+            key=lambda r: (r["execution_model"], r["tool"], r["profile"]),
+        )
+        for k in keys
+    }
+    heights = [0.6 + 0.32 * len(rows_of[k]) for k in keys]
+    fig, axes = plt.subplots(
+        len(keys),
+        1,
+        figsize=(7.5, sum(heights) + 0.8),
+        squeeze=False,
+        gridspec_kw={"height_ratios": heights},
+    )
+    for ax, key in zip(axes[:, 0], keys, strict=True):
+        rows = rows_of[key]
+        positions = range(len(rows))
         medians = [r["median"] for r in rows]
-        errors = [
-            [r["median"] - r["min"] for r in rows],
-            [r["max"] - r["median"] for r in rows],
-        ]
+        low = [r["median"] - r["ci_low"] if r.get("ci_low") is not None else 0 for r in rows]
+        high = [r["ci_high"] - r["median"] if r.get("ci_high") is not None else 0 for r in rows]
         colours = [MODEL_COLOURS.get(r["execution_model"], "#8C8C8C") for r in rows]
-        ax.bar(range(len(rows)), medians, yerr=errors, color=colours, capsize=3)
-        ax.set_xticks(range(len(rows)), labels, fontsize=7)
+        ax.barh(positions, medians, xerr=[low, high], color=colours, capsize=3, height=0.6)
+        ax.set_yticks(positions, [f"{r['tool']} ({r['profile']})" for r in rows], fontsize=7)
+        ax.invert_yaxis()
+        for y, r in zip(positions, rows, strict=True):
+            note = f" {r['median']:.3g}" + ("" if r.get("ci_low") is not None else f" (n={r['n']})")
+            ax.annotate(note, (r["median"] + (high[y] or 0), y), fontsize=6, va="center")
         figure = results["figures"][key]
-        ax.set_title(figure["name"], fontsize=9)
-        ax.set_ylabel(figure["unit"], fontsize=8)
-    handles = [
-        plt.Rectangle((0, 0), 1, 1, color=c) for m, c in MODEL_COLOURS.items() if m != "unknown"
-    ]
-    fig.legend(handles, [m for m in MODEL_COLOURS if m != "unknown"], loc="lower center", ncol=3)
-    fig.subplots_adjust(bottom=0.25)
+        ax.set_title(f"{figure['name']} ({figure['unit']}): median, 95% CI", fontsize=8, loc="left")
+        ax.tick_params(axis="x", labelsize=7)
+        ax.margins(x=0.18)
+    models = [m for m in MODEL_COLOURS if m != "unknown"]
+    handles = [plt.Rectangle((0, 0), 1, 1, color=MODEL_COLOURS[m]) for m in models]
+    fig.legend(handles, models, loc="lower center", ncol=3, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return _png(fig)
 
 
 def scaling_lines(results: dict[str, Any]) -> bytes | None:
-    """End to end against size, every repetition's points and the fitted line."""
+    """End to end against size: every repetition's points and the fitted line, with the
+    slope, its 95% interval and R² in the legend, which sits below the plot so it never
+    covers a line."""
     points: dict[tuple, list[tuple[int, float]]] = defaultdict(list)
     for o in results["observations"]:
         if o["figure"] == "scaling.end_to_end_s":
@@ -85,18 +104,18 @@ def scaling_lines(results: dict[str, Any]) -> bytes | None:
         return None
     fits = {(f["shape"], f["tool"], f["profile"]): f for f in results["fits"]}
     shapes = [s for s in ("chain", "fanout") if any(k[0] == s for k in points)]
-    fig, axes = plt.subplots(1, len(shapes), figsize=(6 * len(shapes), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(shapes), figsize=(6 * len(shapes), 5.2), squeeze=False)
     for ax, shape in zip(axes[0], shapes, strict=True):
         for (s, tool, profile, model), pts in sorted(points.items()):
             if s != shape:
                 continue
             xs, ys = zip(*pts, strict=True)
-            label = f"{tool} {profile} ({model})"
+            label = f"{tool} ({profile}, {model})"
             fit = fits.get((shape, tool, profile))
             line = "-" if profile == "defaults" else "--"
             scatter = ax.scatter(xs, ys, s=14)
             if fit:
-                label += f": {fit['slope_s_per_task']:.3f} s/task"
+                label += ": " + _slope_label(fit)
                 grid = [min(xs), max(xs)]
                 ax.plot(
                     grid,
@@ -108,8 +127,18 @@ def scaling_lines(results: dict[str, Any]) -> bytes | None:
         ax.set_title("chain of N tasks" if shape == "chain" else "fan-out of width W", fontsize=10)
         ax.set_xlabel("N" if shape == "chain" else "W")
         ax.set_ylabel("end to end (s)")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
+    fig.tight_layout()
     return _png(fig)
+
+
+def _slope_label(fit: dict[str, Any]) -> str:
+    slope = f"{fit['slope_s_per_task']:.3f} s/task"
+    if fit.get("slope_ci_low") is not None and fit.get("slope_ci_high") is not None:
+        slope += f" [{fit['slope_ci_low']:.3f}, {fit['slope_ci_high']:.3f}]"
+    if fit.get("r2") is not None:
+        slope += f", R² {fit['r2']:.2f}"
+    return slope
 
 
 def recovery_timeline(results: dict[str, Any]) -> bytes | None:
