@@ -24,6 +24,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import time
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
@@ -223,21 +224,31 @@ class EmbeddedPostgres:
             os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
-def _ensure_system_user(name: str) -> None:
-    try:
-        pwd.getpwnam(name)
-        return
-    except KeyError:
-        pass
+def _ensure_system_user(name: str, attempts: int = 20) -> None:
+    """Create the system user once. Two test suites may start PostgreSQL at the same
+    moment: one of them then finds /etc/passwd locked, or the user just created, and
+    tries again rather than failing."""
     useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-    done = subprocess.run(
-        [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0 and "already exists" not in done.stderr:
-        raise PostgresError(
-            f"PostgreSQL does not run as root, and creating the system user {name!r} for it "
-            f"failed: {done.stderr.strip() or done.returncode}"
+    error = ""
+    for _ in range(attempts):
+        try:
+            pwd.getpwnam(name)
+            return
+        except KeyError:
+            pass
+        done = subprocess.run(
+            [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+            capture_output=True,
+            text=True,
+            check=False,
         )
+        error = done.stderr.strip() or str(done.returncode)
+        if done.returncode == 0 or "already exists" in done.stderr:
+            return
+        if "lock" not in done.stderr:
+            break
+        time.sleep(0.5)
+    raise PostgresError(
+        f"PostgreSQL does not run as root, and creating the system user {name!r} for it "
+        f"failed: {error}"
+    )
