@@ -17,7 +17,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from benchmarks.environments import REPO_ROOT
+from benchmarks.harness import checkpoint
 from benchmarks.harness.bench import execute
+from benchmarks.harness.checkpoint import Checkpoint
 from benchmarks.harness.demo import demo_table
 from benchmarks.harness.figures import SCENARIOS
 from benchmarks.harness.plan import (
@@ -58,10 +60,11 @@ def check_reachable(plan: Plan, timeout_s: float = 10.0) -> None:
             ) from None
 
 
-def _run_with_progress(plan: Plan) -> dict[str, Path]:
-    total = len(session_order(plan)) * session_units(plan)
+def _run_with_progress(plan: Plan, resume: Checkpoint | None = None) -> dict[str, Path]:
+    left = len(session_order(plan)) - (len(resume.done) if resume else 0)
+    total = left * session_units(plan)
     if not err_console.is_terminal:
-        return _run_with_progress_lines(plan, total)
+        return _run_with_progress_lines(plan, total, resume)
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -74,12 +77,14 @@ def _run_with_progress(plan: Plan) -> dict[str, Path]:
         def advance(description: str, units: float) -> None:
             progress.update(task, description=description, advance=units)
 
-        paths = execute(plan, advance)
+        paths = execute(plan, advance, resume)
         progress.update(task, completed=total, description="report written")
     return paths
 
 
-def _run_with_progress_lines(plan: Plan, total: float) -> dict[str, Path]:
+def _run_with_progress_lines(
+    plan: Plan, total: float, resume: Checkpoint | None = None
+) -> dict[str, Path]:
     """Progress as one plain line per step of work: a redirected or CI log shows it as it
     happens (a live bar is only drawn on a terminal)."""
     started = time.monotonic()
@@ -96,7 +101,7 @@ def _run_with_progress_lines(plan: Plan, total: float) -> dict[str, Path]:
             soft_wrap=True,
         )
 
-    paths = execute(plan, advance)
+    paths = execute(plan, advance, resume)
     err_console.print(f"[{total:.0f}/{total:.0f}] report written", markup=False, highlight=False)
     return paths
 
@@ -156,6 +161,14 @@ def bench(
         Path | None,
         typer.Option("--config", help="Pipeline config (default configs/bench-pipeline.yaml)."),
     ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume",
+            help="Go on with an interrupted benchmark: its report folder (it holds "
+            "checkpoint.json). The plan is the one recorded there; give no other option.",
+        ),
+    ] = None,
     databases: Annotated[
         list[str] | None,
         typer.Option(
@@ -167,6 +180,32 @@ def bench(
     ] = None,
 ) -> None:
     """Benchmark the tools on the same work and write results.json, report.md, report.html."""
+    if resume is not None:
+        given = {
+            "--tools": tools,
+            "--scenarios": scenarios,
+            "--profiles": profiles,
+            "--repeat": repeat,
+            "--quick": quick or None,
+            "--config": config,
+            "--db": databases,
+            "--airflow-url": airflow_url,
+            "--prefect-url": prefect_url,
+            "--kubeflow-url": kubeflow_url,
+        }
+        extra = [name for name, value in given.items() if value is not None]
+        if extra:
+            _fail(f"--resume takes the plan from the checkpoint: drop {', '.join(extra)}")
+        try:
+            state = checkpoint.load(resume)
+        except PlanError as err:
+            _fail(str(err))
+        state.plan.output_dir = resume
+        left = len(session_order(state.plan)) - len(state.done)
+        err_console.print(f"resuming {resume}: {len(state.done)} session(s) done, {left} left")
+        paths = _run_with_progress(state.plan, state)
+        _print_paths(paths)
+        return
     try:
         plan = make_plan(
             tools=tools,
@@ -183,7 +222,14 @@ def bench(
         check_reachable(plan)
     except PlanError as err:
         _fail(str(err))
+    err_console.print(
+        f"an interrupted benchmark goes on with: orchbench bench --resume {plan.output_dir}/<its folder>"
+    )
     paths = _run_with_progress(plan)
+    _print_paths(paths)
+
+
+def _print_paths(paths: dict[str, Path]) -> None:
     out_console.print(f"results: {paths['results']}")
     out_console.print(f"report:  {paths['html']}")
     out_console.print(f"         {paths['markdown']}")

@@ -227,6 +227,7 @@ def build_results(
         "notes": list(plan.get("notes", [])),
         "log": collected.log,
         "adhoc_comparison": list(getattr(collected, "adhoc", [])),
+        "sessions": list(getattr(collected, "sessions", [])),
     }
     results["recommendations"] = recommendations(results)
     return results

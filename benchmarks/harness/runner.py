@@ -13,8 +13,11 @@ A scenario a tool cannot do is recorded, never dropped (see ``session.guarded``)
 
 from __future__ import annotations
 
+import os
+import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +68,41 @@ def session_units(plan: Plan) -> int:
     return units + 1  # + services start/stop
 
 
-def run_plan(plan: Plan, work_dir: Path, progress: Progress | None = None) -> Collected:
+def run_plan(
+    plan: Plan,
+    work_dir: Path,
+    progress: Progress | None = None,
+    *,
+    collected: Collected | None = None,
+    done: Iterable[tuple[int, str, str]] = (),
+    on_session_done: Callable[[Collected, tuple[int, str, str]], None] | None = None,
+) -> Collected:
+    """Run every session of the plan not in ``done`` (a resumed benchmark's finished
+    ones), adding to ``collected``; ``on_session_done`` is called after each (the
+    checkpoint). Each session's start, load average and duration are kept: the
+    conditions its figures were measured under."""
     advance = progress or (lambda description, units: None)
-    collected = Collected()
-    for repetition, profile, tool in session_order(plan):
+    collected = collected if collected is not None else Collected()
+    finished = {tuple(key) for key in done}
+    for key in session_order(plan):
+        if key in finished:
+            continue
+        repetition, profile, tool = key
+        started_at, started = datetime.now(UTC), time.perf_counter()
+        load = os.getloadavg()[0]
         run_session(plan, tool, profile, repetition, work_dir, collected, advance)
+        collected.sessions.append(
+            {
+                "repetition": repetition,
+                "profile": profile,
+                "tool": tool,
+                "started_at": started_at.isoformat(),
+                "load_average_1m_at_start": round(load, 2),
+                "duration_s": round(time.perf_counter() - started, 3),
+            }
+        )
+        if on_session_done is not None:
+            on_session_done(collected, key)
     return collected
 
 

@@ -54,6 +54,8 @@ class Collected:
     tools: dict[str, dict[str, Any]] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
     adhoc: list[dict[str, Any]] = field(default_factory=list)  # the script-vs-runner cases
+    # One entry per session run: when, the machine's load then, and how long it took.
+    sessions: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

@@ -323,7 +323,9 @@ def test_progress_is_printed_line_by_line_when_stderr_is_not_a_terminal(
 ) -> None:
     from benchmarks.harness import cli as harness_cli
 
-    def fake_execute(plan: object, advance: Callable[[str, float], None]) -> dict[str, Path]:
+    def fake_execute(
+        plan: object, advance: Callable[[str, float], None], resume: object = None
+    ) -> dict[str, Path]:
         advance("local defaults #1: latency", 1)
         advance("local defaults #1: scaling", 2)
         return {}

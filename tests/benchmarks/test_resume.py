@@ -1,0 +1,72 @@
+"""An interrupted benchmark goes on where it stopped (orchbench bench --resume), with the
+same plan, and its report holds every session exactly once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from benchmarks.cli import app
+from benchmarks.harness import runner
+from benchmarks.harness.bench import execute
+from benchmarks.harness.checkpoint import CHECKPOINT
+from benchmarks.harness.plan import make_plan
+
+cli = CliRunner()
+
+
+def test_an_interrupted_benchmark_resumes_and_reports_every_session_once(
+    orchbench_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = make_plan(
+        tools=["local"],
+        scenarios=["latency"],
+        profiles=None,
+        repeat=3,
+        quick=False,
+        target="local",
+        urls={},
+        output_dir=tmp_path / "reports",
+        environ={},
+    )
+    real_session = runner.run_session
+    calls: list[int] = []
+
+    def interrupted_at_the_second_session(*args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as Ctrl-C, or a stopped machine, would
+        real_session(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_session", interrupted_at_the_second_session)
+    with pytest.raises(KeyboardInterrupt):
+        execute(plan)
+    (folder,) = (tmp_path / "reports").iterdir()
+    saved = json.loads((folder / CHECKPOINT).read_text(encoding="utf-8"))
+    assert [tuple(k) for k in saved["done"]] == [(0, "defaults", "local")]
+    assert not (folder / "results.json").exists()
+
+    monkeypatch.setattr(runner, "run_session", real_session)
+    done = cli.invoke(app, ["bench", "--resume", str(folder)])
+    assert done.exit_code == 0, done.output
+    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    assert results["plan"]["order_seed"] == plan.order_seed  # the recorded plan, not a new one
+    sessions = [(s["repetition"], s["tool"]) for s in results["sessions"]]
+    assert sorted(sessions) == [(0, "local"), (1, "local"), (2, "local")]
+    ends = [o for o in results["observations"] if o["figure"] == "latency.end_to_end_s"]
+    assert sorted(o["repetition"] for o in ends) == [0, 1, 2]
+    assert not (folder / CHECKPOINT).exists()  # finished: nothing left to resume
+
+
+def test_resume_errors_name_the_problem(tmp_path: Path) -> None:
+    done = cli.invoke(app, ["bench", "--resume", str(tmp_path), "--repeat", "2"])
+    assert done.exit_code == 2 and "drop --repeat" in done.output
+    done = cli.invoke(app, ["bench", "--resume", str(tmp_path)])
+    assert done.exit_code == 2 and f"no {CHECKPOINT} there" in done.output
+    (tmp_path / CHECKPOINT).write_text('{"version": 1, "plan": {"tools": 3}}', encoding="utf-8")
+    done = cli.invoke(app, ["bench", "--resume", str(tmp_path)])
+    assert done.exit_code == 2 and "is invalid at plan" in done.output
