@@ -7,7 +7,6 @@ finished run back (task runs, artifacts, the UI)."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -23,7 +22,6 @@ from benchmarks.tools.prefect.adapter import PrefectAdapter
 from benchmarks.tools.prefect.client import PrefectClient
 from benchmarks.tools.prefect.services import HOME_ENV, PrefectServices, ServicesState, free_port
 from shared_ml.config import load_config
-from shared_ml.faults import FAULTS_ENV
 from shared_ml.notify import ALERT_TO_ENV, SMTP_HOST_ENV, SMTP_PORT_ENV
 from shared_ml.records import RunRecord
 from tests.smtp import SmtpServer
@@ -142,12 +140,15 @@ def backfill(
 
 @pytest.fixture(scope="session")
 def cli_run(services: ServicesState, config_path: Path) -> RunRecord:
-    """One clean run through the orchbench CLI (in-process flow against the server).
+    """One clean run through the orchbench CLI, on its default path: a flow run of the
+    deployment, run by the session's worker.
 
     Its only fault is a barrier on train, so that the candidate branches' overlap is
     observed however quickly a branch's work ends (see shared_ml.faults.wait_at_barrier).
+    It goes in with ``--fault`` (the flow run's parameters): the worker's flow-run process
+    never sees this test's environment, so ``$ORCHBENCH_FAULTS`` would not reach it.
     """
-    barrier = {"train": {"barrier": len(load_config(config_path).candidate_names)}}
+    barrier = f"train:barrier={len(load_config(config_path).candidate_names)}"
     done = subprocess.run(
         [
             sys.executable,
@@ -160,10 +161,11 @@ def cli_run(services: ServicesState, config_path: Path) -> RunRecord:
             str(config_path),
             "--run-id",
             "prefect-clean",
+            "--fault",
+            barrier,
             "--json",
         ],
         cwd=REPO_ROOT,
-        env={**os.environ, FAULTS_ENV: json.dumps(barrier)},
         capture_output=True,
         text=True,
         timeout=300,
