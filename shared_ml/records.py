@@ -66,6 +66,9 @@ class RunRecord(BaseModel):
     seed: int
     logical_date: date | None = None
     data_interval: tuple[datetime, datetime] | None = None
+    # When the tool accepted the run's trigger, by its own clock; ended_at is the tool's
+    # terminal time. Latency figures are timed between the two.
+    accepted_at: datetime | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
     duration_s: float | None = None

@@ -102,6 +102,9 @@ def run_pipeline(
     graph = spec.expand(candidates)
     started_at = datetime.now(UTC)
     done: dict[str, dict[str, Any]] = {}
+    # The runner's own moments per task: submitted to the pool, result collected (after
+    # which its downstream may be submitted): "dispatched" and "persisted".
+    moments: dict[str, dict[str, str]] = {}
     status = "success"
     with ThreadPoolExecutor(
         max_workers=max_workers or len(candidates), thread_name_prefix="orchbench-task"
@@ -114,6 +117,7 @@ def run_pipeline(
                     del pending[key]
                     step, branch = parse_task_key(key)
                     inputs = _inputs_of(step, branch, spec, done, candidates)
+                    moments[key] = {"dispatched": datetime.now(UTC).isoformat()}
                     future = pool.submit(
                         _run_task, key, config, inputs, run_id, spec, notify, sleep
                     )
@@ -123,6 +127,7 @@ def run_pipeline(
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 key = running.pop(future)
+                moments[key]["persisted"] = datetime.now(UTC).isoformat()
                 try:
                     done[key] = future.result()
                 except Exception:
@@ -138,7 +143,9 @@ def run_pipeline(
         started_at=started_at,
         ended_at=datetime.now(UTC),
         partition=config.partition,
+        tool_details={"task_moments": moments},
     )
+    record.accepted_at = started_at
     write_run_record(config.storage.runs_root, record)
     clear_memo()  # the run's artifacts are on disk; give their memory back
     return record

@@ -12,7 +12,11 @@ import time
 from pathlib import Path
 from typing import Literal
 
+import psutil
+
 Shape = Literal["chain", "fanout"]
+# Where the no-op tasks write their times, under $ORCHBENCH_HOME (every tool's layout).
+WORKLOAD_DIR = "var/workloads"
 
 
 def workload_graph(shape: Shape, size: int) -> dict[str, list[str]]:
@@ -32,14 +36,16 @@ def workload_graph(shape: Shape, size: int) -> dict[str, list[str]]:
 
 
 def noop(task: str, run_id: str, runs_root: str | None = None) -> dict[str, float]:
-    """Do nothing, but say when: ``{"start": t0, "end": t1}`` (epoch seconds).
+    """Do nothing, but say when: ``{"start": t0, "end": t1}`` (epoch seconds), with the
+    pid and the start of the process it ran in (``process_started``: "process up").
 
     When ``runs_root`` is given the times are also written under
     ``<runs_root>/<run_id>/tasks/<task>.json``, for tools whose API does not report them.
     """
     start = time.time()
     end = time.time()
-    times = {"start": start, "end": end, "pid": os.getpid()}
+    process_started = psutil.Process().create_time()
+    times = {"start": start, "end": end, "pid": os.getpid(), "process_started": process_started}
     if runs_root:
         folder = Path(runs_root) / run_id / "tasks"
         folder.mkdir(parents=True, exist_ok=True)

@@ -147,8 +147,8 @@ _FIGURES = (
         "First run after start",
         "s",
         "latency",
-        "Trigger to terminal state of the first pipeline run after the services started, "
-        "timed like the end to end. It includes one-off work such as the tool discovering "
+        "Accepted to terminal state of the first pipeline run after the services started, "
+        "timed like the end to end (the tool's own timestamps). It includes one-off work such as the tool discovering "
         "the pipeline (DAG parsing, deployment registration) and warming caches; it is "
         "never used as the clean reference.",
     ),
@@ -157,9 +157,11 @@ _FIGURES = (
         "Pipeline end to end",
         "s",
         "latency",
-        "Trigger to terminal state of the ML pipeline, timed by the harness around the "
-        "adapter's run_pipeline() (so it includes the client's submission and polling); "
-        "a run after the first one, and the clean reference of the recovery scenarios.",
+        "From the tool accepting the trigger to the tool recording the run's terminal "
+        "state, both the tool's own timestamps (the run record's accepted_at and ended_at; "
+        "per tool in docs/benchmarks.md), so the harness's polling, log-ins and record "
+        "assembly are outside it; a run after the first one, and the clean reference of "
+        "the recovery scenarios.",
     ),
     Figure(
         "latency.step_execution_s",
@@ -189,28 +191,38 @@ _FIGURES = (
         "the tool itself and any branch running at the same time.",
     ),
     Figure(
-        "latency.assignment_s",
-        "Task assignment",
+        "latency.wait_s",
+        "Task wait",
         "s",
         "latency",
-        "Per task: started_at - queued_at, from the tool's own API/metadata "
-        "(adapter.task_timings); the median over the run's tasks.",
+        "Per task (first attempt): ready -> dispatched. Ready: the latest persisted moment "
+        "of its upstream tasks (a root task: the run's accepted moment); dispatched: the "
+        "tool handing it to whatever runs it (docs/benchmarks.md maps each tool). The "
+        "median over the run's tasks.",
     ),
     Figure(
-        "latency.execution_s",
-        "Task execution (tool view)",
+        "latency.startup_s",
+        "Task start-up",
         "s",
         "latency",
-        "Per task: ended_at - started_at as the tool records it (so including the task's "
-        "own start-up inside the tool); the median over the run's tasks.",
+        "Per task attempt: dispatched -> work start (shared_ml's step record): process "
+        "start, imports, DAG parse, the tool's own task preamble. The median.",
     ),
     Figure(
-        "latency.transition_s",
-        "Task transition",
+        "latency.work_s",
+        "Task work",
         "s",
         "latency",
-        "Per task with upstreams: its started_at minus the latest ended_at of its upstream "
-        "tasks (done to the next task running); the median over the run's tasks.",
+        "Per task attempt: work start -> work end, from the step record shared_ml wrote "
+        "inside the step (the same code in every tool). The median.",
+    ),
+    Figure(
+        "latency.handoff_s",
+        "Task hand-off",
+        "s",
+        "latency",
+        "Per task attempt: work end -> persisted (the tool recording the task's terminal "
+        "state). The median.",
     ),
     # --- scaling -------------------------------------------------------------------
     Figure(
@@ -218,23 +230,31 @@ _FIGURES = (
         "Workload end to end",
         "s",
         "scaling",
-        "Trigger to terminal state of a chain of N no-op tasks or a fan-out of width W "
-        "(root, W leaves, join), timed by the harness around adapter.run_workload(). A line "
-        "is fitted per tool and shape: slope = seconds per extra task, intercept = fixed cost.",
+        "Accepted to terminal state of a chain of N no-op tasks or a fan-out of width W "
+        "(root, W leaves, join), both the tool's own timestamps (as for the pipeline's end "
+        "to end). A line is fitted per tool and shape: slope = seconds per extra task, "
+        "intercept = fixed cost.",
     ),
     Figure(
-        "scaling.assignment_s",
-        "Workload task assignment",
+        "scaling.wait_s",
+        "Workload task wait",
         "s",
         "scaling",
-        "Median over the workload's tasks of started_at - queued_at (tool's own API).",
+        "Median over the workload's tasks of ready -> dispatched (as the pipeline's task wait).",
     ),
     Figure(
-        "scaling.transition_s",
-        "Workload task transition",
+        "scaling.startup_s",
+        "Workload task start-up",
         "s",
         "scaling",
-        "Median over the workload's tasks of started_at minus the latest upstream ended_at.",
+        "Median over the workload's tasks of dispatched -> work start (the no-op's own start).",
+    ),
+    Figure(
+        "scaling.handoff_s",
+        "Workload task hand-off",
+        "s",
+        "scaling",
+        "Median over the workload's tasks of work end -> persisted.",
     ),
     # --- recovery ------------------------------------------------------------------
     Figure(
@@ -386,7 +406,7 @@ _FIGURES = (
         "Concurrent workload run latency",
         "s",
         "throughput",
-        "Per run of those N: its trigger to its end (the tool's own end timestamp); a "
+        "Per run of those N: accepted to terminal, both the tool's own timestamps; a "
         "distribution, so its p95 is shown beside the median.",
     ),
     Figure(

@@ -1,19 +1,38 @@
-"""Per-task phases from the tool's own task timings: assignment, execution, transition."""
+"""Per-task phases from the moments of the one timestamp scheme (benchmarks/tools/moments.py),
+the same for every tool:
+
+- wait: ready -> dispatched (ready: the latest ``persisted`` among the task's upstream
+  tasks, or the run's accepted moment for a root task); first attempts only, since a
+  retry's wait is the tool's retry delay;
+- start-up: dispatched -> work start (process start, imports, DAG parse, the tool's own
+  task preamble);
+- work: work start -> work end (shared_ml's step itself);
+- hand-off: work end -> persisted (the tool recording the outcome).
+"""
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from benchmarks.tools.base import TaskTiming
+
+PHASES: dict[str, tuple[str, str]] = {
+    "wait": ("ready", "dispatched"),
+    "startup": ("dispatched", "work_start"),
+    "work": ("work_start", "work_end"),
+    "handoff": ("work_end", "persisted"),
+}
 
 
 @dataclass
 class Phases:
-    assignment: list[float] = field(default_factory=list)
-    execution: list[float] = field(default_factory=list)
-    transition: list[float] = field(default_factory=list)
+    wait: list[float] = field(default_factory=list)
+    startup: list[float] = field(default_factory=list)
+    work: list[float] = field(default_factory=list)
+    handoff: list[float] = field(default_factory=list)
     unmatched_tasks: list[str] = field(default_factory=list)
 
     @staticmethod
@@ -68,41 +87,66 @@ def _by_branch(timings: Sequence[TaskTiming]) -> dict[str | None, list[TaskTimin
     return groups
 
 
-def _last_end(timings: Sequence[TaskTiming], branch: str | None):
-    """When an upstream was done for a task of ``branch``: the end of the last try of the
-    same branch, or (a fan-in, or an upstream without branches) the latest such end of
-    every branch. None if one has not ended."""
+def _persisted(timings: Sequence[TaskTiming], branch: str | None) -> datetime | None:
+    """When an upstream was persisted for a task of ``branch``: the last try's persisted
+    moment of the same branch, or (a fan-in, or an upstream without branches) the latest
+    such moment of every branch. None if one is missing."""
     groups = _by_branch(timings)
     if branch is not None and branch in groups:
         groups = {branch: groups[branch]}
-    ends = []
+    moments = []
     for tries in groups.values():
         last = max(tries, key=lambda t: t.try_number)
-        if last.ended_at is None:
+        if last.persisted_at is None:
             return None
-        ends.append(last.ended_at)
-    return max(ends) if ends else None
+        moments.append(last.persisted_at)
+    return max(moments) if moments else None
 
 
-def task_phases(timings: Sequence[TaskTiming], upstream: Mapping[str, Sequence[str]]) -> Phases:
-    """Assignment and execution over every attempt that has the timestamps; transition per
-    task with upstreams: its first attempt's start minus the latest end among the last
-    attempts of its upstream tasks. Branch tasks (``train[forest]``) count per branch:
-    ``evaluate[forest]`` waits for ``train[forest]``; a fan-in waits for every branch."""
+def ready_moments(
+    by_node: Mapping[str, Sequence[TaskTiming]],
+    upstream: Mapping[str, Sequence[str]],
+    accepted_at: datetime | None,
+) -> dict[str, datetime | None]:
+    """Task name (``evaluate[forest]``) -> its ready moment: the run's accepted moment for a
+    root task, else the latest persisted moment among its upstream tasks (per branch:
+    ``evaluate[forest]`` waits for ``train[forest]``, a fan-in for every branch)."""
+    ready: dict[str, datetime | None] = {}
+    for node, parents in upstream.items():
+        for tries in _by_branch(by_node.get(node, [])).values():
+            task = tries[0].task
+            if not parents:
+                ready[task] = accepted_at
+                continue
+            ends = [_persisted(by_node.get(p, []), _branch(task)) for p in parents]
+            ready[task] = None if any(e is None for e in ends) else max(ends)  # type: ignore[type-var]
+    return ready
+
+
+def _span(start: datetime | None, end: datetime | None) -> float | None:
+    return (end - start).total_seconds() if start and end else None
+
+
+def task_phases(
+    timings: Sequence[TaskTiming],
+    upstream: Mapping[str, Sequence[str]],
+    accepted_at: datetime | None = None,
+) -> Phases:
+    """The four phases over the run's task attempts (wait: first attempts only); a phase
+    whose moments a timing lacks is left out for that timing."""
     by_node, unmatched = match_tasks(timings, list(upstream))
     phases = Phases(unmatched_tasks=unmatched)
+    ready = ready_moments(by_node, upstream, accepted_at)
     for attempts in by_node.values():
         for t in attempts:
-            if t.queued_at and t.started_at:
-                phases.assignment.append((t.started_at - t.queued_at).total_seconds())
-            if t.started_at and t.ended_at:
-                phases.execution.append((t.ended_at - t.started_at).total_seconds())
-    for node, parents in upstream.items():
-        for branch, tries_of_task in _by_branch(by_node[node]).items():
-            starts = [t.started_at for t in tries_of_task if t.started_at]
-            if not parents or not starts:
-                continue
-            ends = [_last_end(by_node[parent], branch) for parent in parents]
-            if all(end is not None for end in ends):
-                phases.transition.append((min(starts) - max(ends)).total_seconds())  # type: ignore[type-var]
+            spans = {
+                "startup": _span(t.dispatched_at, t.work_started_at),
+                "work": _span(t.work_started_at, t.work_ended_at),
+                "handoff": _span(t.work_ended_at, t.persisted_at),
+            }
+            if t.try_number <= 1:
+                spans["wait"] = _span(ready.get(t.task), t.dispatched_at)
+            for name, value in spans.items():
+                if value is not None:
+                    getattr(phases, name).append(value)
     return phases

@@ -184,6 +184,8 @@ def run_session(
         return
     entry = _tool_entry(collected, tool, adapter, plan)
     _record_execution_path(entry, tool, adapter, profile)
+    # How often the adapter polls the tool for a run's end (outside every timer).
+    entry["poll_interval_s"] = getattr(adapter, "poll_interval_s", None)
     for skipped in plan.skipped_scenarios:
         collected.outcomes.append(
             {

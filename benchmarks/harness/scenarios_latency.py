@@ -2,37 +2,68 @@
 
 from __future__ import annotations
 
-import time
+from datetime import datetime
 from typing import Any
 
-from benchmarks.harness.phases import task_phases
+from benchmarks.harness.phases import PHASES, task_phases
 from benchmarks.harness.session import (
     PIPELINE_UPSTREAM,
     ScenarioFailed,
     Session,
     is_success,
 )
+from benchmarks.tools.base import TaskTiming
+from benchmarks.tools.moments import step_moments
 from shared_ml.workloads import workload_graph
 
+# Which moments each phase needs, to say which one a tool lacks (phases.PHASES).
+_MOMENT_FIELDS = {
+    "ready": None,  # derived from the upstream tasks' persisted moments
+    "dispatched": "dispatched_at",
+    "work_start": "work_started_at",
+    "work_end": "work_ended_at",
+    "persisted": "persisted_at",
+}
 
-def record_phases(s: Session, prefix: str, timings: list, upstream: dict, **params: Any) -> None:
-    phases = task_phases(timings, upstream)
-    names = ["assignment", "transition"] + (["execution"] if prefix == "latency" else [])
+
+def _why_unavailable(
+    s: Session, phase: str, timings: list[TaskTiming], unmatched: list[str]
+) -> str:
+    if not timings:
+        return "no task timings from the adapter"
+    if unmatched and len(unmatched) == len(timings):
+        return f"task names {unmatched[:3]} do not match the graph"
+    gaps = getattr(s.adapter, "moment_gaps", {})
+    for moment in PHASES[phase]:
+        if moment == "ready":
+            moment = "persisted"  # ready is the upstream tasks' persisted moment
+        field = _MOMENT_FIELDS[moment]
+        if field and all(getattr(t, field) is None for t in timings):
+            why = gaps.get(moment, "the tool's API/metadata and the step records lack it")
+            return f"no task has a {moment} moment: {why}"
+    return "no task has both moments of the phase (a root-only graph, or the run's accepted "
+    "moment is missing)"
+
+
+def record_phases(
+    s: Session,
+    prefix: str,
+    timings: list[TaskTiming],
+    upstream: dict,
+    accepted_at: datetime | None,
+    **params: Any,
+) -> None:
+    """The phase figures of one run (``latency.wait_s`` ...) from the tasks' moments;
+    the scaling figures leave out the work phase (a no-op's is nil)."""
+    phases = task_phases(timings, upstream, accepted_at)
+    names = [n for n in PHASES if prefix == "latency" or n != "work"]
     for name in names:
-        values = getattr(phases, name)
         key = f"{prefix}.{name}_s"
+        values = getattr(phases, name)
         if values:
             s.record(key, phases.median(values), **params)
-        elif name == "transition" and not any(upstream.values()):
-            continue  # a graph without edges (chain of 1) has no transitions
         elif s.repetition == 0:
-            why = (
-                "no task timings from the adapter" if not timings else "timings lack the timestamps"
-            )
-            if timings and phases.unmatched_tasks and len(phases.unmatched_tasks) == len(timings):
-                why = f"task names {phases.unmatched_tasks[:3]} do not match the graph"
-            if name == "assignment" and timings and all(t.queued_at is None for t in timings):
-                why = "the tool reports no queued time (no queue between ready and running)"
+            why = _why_unavailable(s, name, timings, phases.unmatched_tasks)
             s.unavailable(key, why + (f" ({params})" if params else ""))
 
 
@@ -56,7 +87,8 @@ def scenario_latency(s: Session) -> None:
     for step in record.steps:
         if step.outcome == "success" and step.peak_rss_mb:
             s.record("latency.step_peak_rss_mb", step.peak_rss_mb, step=step.key)
-    record_phases(s, "latency", s.adapter.task_timings(record.run_id), PIPELINE_UPSTREAM)
+    timings = step_moments(s.adapter.task_timings(record.run_id), record.steps)
+    record_phases(s, "latency", timings, PIPELINE_UPSTREAM, record.accepted_at)
     s.collected.tools[s.tool].setdefault("pipeline_results", []).append(
         {
             "profile": s.profile,
@@ -79,15 +111,20 @@ def scenario_scaling(s: Session) -> None:
                 )
             continue
         for size in sizes:
-            started = time.perf_counter()
             result = s.adapter.run_workload(shape, size)  # type: ignore[arg-type]
-            seconds = time.perf_counter() - started
             if not is_success(result.status):
                 failures.append(f"{shape} {size}: {result.status}")
                 continue
-            s.record("scaling.end_to_end_s", seconds, shape=shape, size=size)
+            if result.end_to_end_s is None:
+                s.unavailable(
+                    "scaling.end_to_end_s",
+                    f"the adapter gave no accepted moment for the run ({shape} {size})",
+                )
+            else:
+                s.record("scaling.end_to_end_s", result.end_to_end_s, shape=shape, size=size)
+            graph = workload_graph(shape, size)
             record_phases(
-                s, "scaling", result.tasks, workload_graph(shape, size), shape=shape, size=size
+                s, "scaling", result.tasks, graph, result.accepted_at, shape=shape, size=size
             )
     if failures:
         raise ScenarioFailed("workload runs did not succeed: " + "; ".join(failures))

@@ -37,9 +37,12 @@ class BackfillNotSupported(CapabilityMissing):
 
 @dataclass
 class TaskTiming:
-    """One task attempt as the tool itself saw it (from its API or metadata).
+    """One task attempt: the tool's own start/end fields, and the moments of the one
+    timestamp scheme (benchmarks/tools/moments.py) that the tool and the step records give.
 
-    assignment = started_at - queued_at; execution = ended_at - started_at.
+    ``queued_at``/``started_at``/``ended_at`` are the tool's fields as it names them (kept
+    for the recovery figures and the run records); the phases use only the moments. A
+    moment the tool does not record is None.
     """
 
     task: str
@@ -48,6 +51,11 @@ class TaskTiming:
     queued_at: datetime | None
     started_at: datetime | None
     ended_at: datetime | None
+    dispatched_at: datetime | None = None
+    process_up_at: datetime | None = None
+    work_started_at: datetime | None = None
+    work_ended_at: datetime | None = None
+    persisted_at: datetime | None = None
 
 
 @dataclass
@@ -58,14 +66,19 @@ class WorkloadResult:
     size: int
     run_id: str
     status: str
-    triggered_at: datetime
-    finished_at: datetime
+    triggered_at: datetime  # the harness's clock, just before the trigger
+    finished_at: datetime  # the tool's own end of the run
     tasks: list[TaskTiming] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    # When the tool accepted the trigger, by its own clock (moments.py); None: unknown.
+    accepted_at: datetime | None = None
 
     @property
-    def end_to_end_s(self) -> float:
-        return (self.finished_at - self.triggered_at).total_seconds()
+    def end_to_end_s(self) -> float | None:
+        """Accepted to terminal, both the tool's timestamps; None without ``accepted_at``."""
+        if self.accepted_at is None:
+            return None
+        return (self.finished_at - self.accepted_at).total_seconds()
 
 
 @dataclass
@@ -79,20 +92,49 @@ class ServiceInfo:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def _epoch(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def noop_times(runs_root: str, run_id: str) -> dict[str, dict[str, float]]:
+    """What ``shared_ml.workloads.noop`` wrote per task of the run: start, end, pid and
+    process_started (epoch seconds); empty if the run wrote nothing."""
+    folder = Path(runs_root) / run_id / "tasks"
+    return {
+        path.stem: json.loads(path.read_text(encoding="utf-8"))
+        for path in sorted(folder.glob("*.json"))
+    }
+
+
+def with_noop_moments(timings: list[TaskTiming], runs_root: str, run_id: str) -> None:
+    """Fill work start/end and process up of each timing from the no-op files (by task
+    name; a workload task runs once)."""
+    times = noop_times(runs_root, run_id)
+    for t in timings:
+        found = times.get(t.task)
+        if found:
+            t.work_started_at = _epoch(found["start"])
+            t.work_ended_at = _epoch(found["end"])
+            t.process_up_at = _epoch(found.get("process_started"))
+
+
 def noop_task_timings(runs_root: str, run_id: str) -> list[TaskTiming]:
     """Task timings written by ``shared_ml.workloads.noop`` under the run's folder, for
-    tools whose API does not report them (plain Python, KFP's local runner)."""
+    tools whose API does not report them (plain Python, KFP's local runner): the work
+    moments and process up; the tool's own fields are the work's."""
     timings = []
-    for path in sorted((Path(runs_root) / run_id / "tasks").glob("*.json")):
-        times = json.loads(path.read_text(encoding="utf-8"))
+    for task, times in noop_times(runs_root, run_id).items():
         timings.append(
             TaskTiming(
-                task=path.stem,
+                task=task,
                 try_number=1,
                 state="success",
                 queued_at=None,
-                started_at=datetime.fromtimestamp(times["start"], UTC),
-                ended_at=datetime.fromtimestamp(times["end"], UTC),
+                started_at=_epoch(times["start"]),
+                ended_at=_epoch(times["end"]),
+                process_up_at=_epoch(times.get("process_started")),
+                work_started_at=_epoch(times["start"]),
+                work_ended_at=_epoch(times["end"]),
             )
         )
     return timings
@@ -120,6 +162,12 @@ class ToolAdapter(ABC):
     database: str | None = None
     # Python distributions whose versions are recorded beside every figure.
     packages: ClassVar[tuple[str, ...]] = ()
+    # How often the adapter asks the tool whether a run ended (seconds); None: it does
+    # not poll (it waits for a process). Outside every timer; recorded in results.json.
+    poll_interval_s: float | None = None
+    # Moments of the timestamp scheme (moments.py) this tool does not record, and why:
+    # the report's reason when a phase is unavailable.
+    moment_gaps: ClassVar[dict[str, str]] = {}
 
     def __init__(
         self,

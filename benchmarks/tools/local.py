@@ -34,6 +34,7 @@ from shared_ml.records import (
     collect_run_record,
     load_run_record,
     read_step_records,
+    run_record_path,
     step_log_path,
     write_run_record,
 )
@@ -85,6 +86,7 @@ class LocalAdapter(ToolAdapter):
             # Killed (e.g. the kill fault): one process is the whole baseline, so the run
             # is over. Assemble what the step files say; the running step becomes "lost".
             record = self._record(config, run_id, "failed", started_at)
+            record.accepted_at = started_at  # the runner died before recording its own
             record.tool_details["killed_by_signal"] = -done.returncode
             write_run_record(config.storage.runs_root, record)
             return record
@@ -134,12 +136,20 @@ class LocalAdapter(ToolAdapter):
         done = subprocess.run(
             command, env=tool_env(self.settings), capture_output=True, text=True, check=False
         )
-        finished_at = datetime.now(UTC)
         tasks = self.task_timings(run_id)
         status = "success" if done.returncode == 0 else "failed"
         details = {"stderr": done.stderr.strip()[-2000:]} if done.returncode else {}
+        span = _workload_moments(runs_root, run_id).get("run", {})
         return WorkloadResult(
-            shape, size, run_id, status, triggered_at, finished_at, tasks, details
+            shape,
+            size,
+            run_id,
+            status,
+            triggered_at,
+            _epoch(span.get("ended")) or datetime.now(UTC),
+            tasks,
+            details,
+            accepted_at=_epoch(span.get("accepted")),
         )
 
     # --- the tool's view of tasks -------------------------------------------------
@@ -162,8 +172,13 @@ class LocalAdapter(ToolAdapter):
             return []
         steps = read_step_records(runs_root, run_id)
         if steps:
-            return [_step_timing(s) for s in steps]
-        return noop_task_timings(runs_root, run_id)
+            return _with_runner_moments([_step_timing(s) for s in steps], runs_root, run_id)
+        timings = noop_task_timings(runs_root, run_id)
+        tasks = _workload_moments(runs_root, run_id).get("tasks", {})
+        for t in timings:
+            t.dispatched_at = _epoch(tasks.get(t.task, {}).get("dispatched"))
+            t.persisted_at = _epoch(tasks.get(t.task, {}).get("persisted"))
+        return timings
 
     def _record(
         self, config: PipelineConfig, run_id: str, status: str, started_at: datetime
@@ -190,7 +205,39 @@ def _step_timing(step: StepRecord) -> TaskTiming:
         queued_at=None,
         started_at=step.started_at,
         ended_at=step.ended_at,
+        process_up_at=step.process_started_at,
+        work_started_at=step.started_at,
+        work_ended_at=step.ended_at,
     )
+
+
+def _epoch(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _with_runner_moments(timings: list[TaskTiming], runs_root: str, run_id: str) -> list:
+    """The plain runner's moments (shared_ml.runner: pool submit, result collected) from
+    the run record: dispatched on a task's first attempt, persisted on its last (its
+    retries run inside the one submitted call)."""
+    path = run_record_path(runs_root, run_id)
+    if not path.is_file():
+        return timings
+    moments = load_run_record(path).tool_details.get("task_moments", {})
+    first = {t.task: min(x.try_number for x in timings if x.task == t.task) for t in timings}
+    last = {t.task: max(x.try_number for x in timings if x.task == t.task) for t in timings}
+    for t in timings:
+        found = moments.get(t.task, {})
+        if t.try_number == first[t.task] and found.get("dispatched"):
+            t.dispatched_at = datetime.fromisoformat(found["dispatched"])
+        if t.try_number == last[t.task] and found.get("persisted"):
+            t.persisted_at = datetime.fromisoformat(found["persisted"])
+    return timings
+
+
+def _workload_moments(runs_root: str, run_id: str) -> dict[str, Any]:
+    """What ``_workload`` recorded of a run: per task submitted/collected, the run's span."""
+    path = Path(runs_root) / run_id / "moments.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 # --- what the subprocesses run (python -m benchmarks.tools.local ...) -------------------
@@ -241,6 +288,7 @@ def _resume(config_path: str, run_id: str, seed: int | None, logical_date: str |
         partition=config.partition,
     )
     record.tool_details["resumed_at"] = started_at.isoformat()
+    record.accepted_at = started_at  # the resume's own start: its latency is its own
     print(write_run_record(runs_root, record))
     return 0 if status == "success" else 1
 
@@ -271,11 +319,19 @@ def _workload(shape: str, size: int, run_id: str, runs_root: str) -> int:
 
     graph = workload_graph(shape, size)  # type: ignore[arg-type]
     done: set[str] = set()
+    accepted = time.time()
+    tasks: dict[str, dict[str, float]] = {}
     with ThreadPoolExecutor(max_workers=task_concurrency()) as pool:
         while len(done) < len(graph):
             ready = [t for t, ups in graph.items() if t not in done and set(ups) <= done]
+            submitted = time.time()
             list(pool.map(lambda task: noop(task, run_id, runs_root), ready))
+            collected = time.time()  # one wave: its results are in together
+            tasks.update({t: {"dispatched": submitted, "persisted": collected} for t in ready})
             done.update(ready)
+    # The runner's own moments (no tool keeps them): base.py reads the noop files beside.
+    moments = {"run": {"accepted": accepted, "ended": time.time()}, "tasks": tasks}
+    (Path(runs_root) / run_id / "moments.json").write_text(json.dumps(moments))
     return 0
 
 

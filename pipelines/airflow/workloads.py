@@ -13,7 +13,8 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, get_current_context, task
 
-from shared_ml.workloads import noop, workload_graph
+from shared_ml.config import orchbench_home
+from shared_ml.workloads import WORKLOAD_DIR, noop, workload_graph
 
 SIZES = (1, 10, 50)
 SHAPES = ("chain", "fanout")
@@ -26,7 +27,9 @@ def workload_dag_id(shape: str, size: int) -> str:
 @task(retries=1, retry_delay=timedelta(seconds=1))
 def noop_task() -> dict[str, float]:
     context = get_current_context()
-    return noop(context["ti"].task_id, context["dag_run"].run_id)
+    # The times also go to a file, for the work moments (the adapter reads them there).
+    runs_root = str(orchbench_home() / WORKLOAD_DIR)
+    return noop(context["ti"].task_id, context["dag_run"].run_id, runs_root)
 
 
 def build(shape: str, size: int) -> DAG:

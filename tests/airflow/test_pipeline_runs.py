@@ -33,6 +33,7 @@ from tests.airflow.conftest import (
     AirflowTestInstance,
     run_ml,
 )
+from tests.moments import assert_moments_in_order
 from tests.webhook import WebhookReceiver
 
 pytestmark = pytest.mark.slow
@@ -98,6 +99,15 @@ def airflow_candidates(record: RunRecord) -> tuple[str, ...]:
     """The candidate list preprocess produced (what the branches were expanded over)."""
     (preprocess,) = [s for s in record.steps if s.step == "preprocess" and s.outcome == "success"]
     return tuple(preprocess.metadata["candidates"])
+
+
+def test_the_runs_task_moments_are_present_and_ordered(
+    airflow: AirflowTestInstance, recovered: RunRecord
+) -> None:
+    """queued_when -> work start -> work end -> end_date for every try that ran (the
+    transient ingest try too), within the dag run's queued_at -> end_date."""
+    adapter = AirflowAdapter(settings=airflow.services.settings)
+    assert_moments_in_order(adapter.task_timings(recovered.run_id), recovered)
 
 
 def test_the_run_has_the_date_it_was_given(recovered: RunRecord, baseline: RunRecord) -> None:

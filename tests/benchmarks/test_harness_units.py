@@ -1,4 +1,4 @@
-"""Plan options, cluster URL wiring, phases, line counting: the harness's small parts."""
+"""Plan options, cluster URL wiring, line counting: the harness's small parts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import http.server
 import socket
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ import pytest
 from typer.testing import CliRunner
 
 from benchmarks.cli import app
-from benchmarks.harness.phases import task_phases
 from benchmarks.harness.plan import (
     PlanError,
     expand_scenarios,
@@ -23,13 +21,6 @@ from benchmarks.harness.plan import (
     session_order,
 )
 from benchmarks.harness.setup_cost import code_lines, parse_importtime
-from benchmarks.tools.base import TaskTiming
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
 
 
 def free_port() -> int:
@@ -256,39 +247,6 @@ def test_cluster_wiring_reaches_the_adapter(
     finally:
         server.shutdown()
         server.server_close()
-
-
-def test_phases_from_task_timings() -> None:
-    upstream = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}
-    timings = [
-        TaskTiming("a", 1, "success", at(0), at(1), at(2)),
-        TaskTiming("b", 1, "failed", at(2.5), at(3), at(4)),
-        TaskTiming("b", 2, "success", at(5), at(5.5), at(6)),
-        TaskTiming("orchbench_ml.c", 1, "success", at(2.2), at(2.4), at(3)),
-        TaskTiming("d", 1, "success", None, at(6.7), at(7)),
-    ]
-    phases = task_phases(timings, upstream)
-    assert sorted(phases.assignment) == pytest.approx([0.2, 0.5, 0.5, 1.0])
-    assert sorted(phases.execution) == pytest.approx([0.3, 0.5, 0.6, 1.0, 1.0])
-    # b: first try starts 1 s after a ends; c: 0.4 s; d: 0.7 s after b's last try ends.
-    assert sorted(phases.transition) == pytest.approx([0.4, 0.7, 1.0])
-    assert phases.unmatched_tasks == []
-
-
-def test_phases_of_branch_tasks_count_per_branch() -> None:
-    """``evaluate[x]`` waits for ``train[x]`` only; the fan-in waits for every branch."""
-    upstream = {"prep": [], "train": ["prep"], "evaluate": ["train"], "select": ["evaluate"]}
-    timings = [
-        TaskTiming("prep", 1, "success", None, at(0), at(1)),
-        TaskTiming("train[x]", 1, "success", None, at(1.1), at(2)),
-        TaskTiming("train[y]", 1, "success", None, at(1.2), at(4)),
-        TaskTiming("evaluate[x]", 1, "success", None, at(2.3), at(2.5)),
-        TaskTiming("evaluate[y]", 1, "success", None, at(4.4), at(5)),
-        TaskTiming("select", 1, "success", None, at(5.5), at(6)),
-    ]
-    phases = task_phases(timings, upstream)
-    assert phases.unmatched_tasks == []
-    assert sorted(phases.transition) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
 
 
 def test_code_lines_skip_blanks_comments_and_docstrings() -> None:

@@ -45,7 +45,8 @@ def test_every_tool_figure_and_definition_appears(results: dict, rendered) -> No
     for text in (markdown, html):
         for tool in results["plan"]["tools"]:
             assert tool in text
-        assert "Trigger to terminal state of the ML pipeline" in text  # a definition
+        assert "From the tool accepting the trigger to the tool recording" in text  # a definition
+        assert "Task hand-off" in text  # a phase of the one timestamp scheme
         assert "fixture CPU" in text  # the machine
         assert "not_supported" in text and "no restart_services" in text
 
@@ -110,3 +111,11 @@ def test_the_caveats_are_in_the_report_itself(results: dict, rendered) -> None:
     assert "## Caveats" in markdown and "<h2>Caveats</h2>" in html
     assert "only compared within one execution model" in markdown
     assert "5 or more are advised" in markdown
+
+
+def test_the_poll_interval_of_each_tool_is_stated(rendered) -> None:
+    """The harness's polling is outside every timer; the report says how often it was."""
+    markdown, html, _ = rendered
+    assert "**airflow** every 0.5 s; **prefect** every 0.25 s" in markdown
+    assert "**local** no polling (waits for the run's process)" in markdown
+    assert "<b>airflow</b> every 0.5 s" in html

@@ -18,6 +18,7 @@ from shared_ml.records import RunRecord
 from shared_ml.runner import run_pipeline
 from shared_ml.spec import PIPELINE
 from tests.kubeflow.conftest import DAILY_CONFIG, DAILY_DATE, DEFAULT_CONFIG, link_partitions
+from tests.moments import assert_moments_in_order
 from tests.webhook import WebhookReceiver
 
 pytestmark = pytest.mark.slow
@@ -159,6 +160,14 @@ def test_task_timings_show_each_kfp_attempt(
     assert {t.task for t in timings if t.task.startswith("train[")} == {
         f"train[{c}]" for c in candidates
     }
+
+
+def test_task_moments_are_present_and_ordered(
+    adapter: KubeflowAdapter, failed_run: RunRecord
+) -> None:
+    """The launcher's subprocess start -> work start -> work end -> subprocess exit, for
+    every attempt (the failed select tries too), within the runner's start -> end."""
+    assert_moments_in_order(adapter.task_timings(failed_run.run_id), failed_run)
 
 
 def test_exit_handler_posts_the_failure_to_the_webhook(

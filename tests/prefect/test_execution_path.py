@@ -17,6 +17,7 @@ from benchmarks.tools.prefect.client import PrefectClient
 from benchmarks.tools.prefect.services import ServicesState
 from shared_ml.records import RunRecord
 from shared_ml.workloads import workload_graph
+from tests.moments import assert_moments_in_order
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +71,14 @@ def test_a_benchmark_run_is_a_deployment_flow_run_executed_by_the_worker(
     flow_run = client.read_flow_run(details["flow_run_id"])
     assert flow_run["deployment_id"] == services.deployment_id
     assert flow_run["labels"]["prefect.worker.name"] == worker_name(services)
+
+
+def test_the_benchmark_runs_task_moments_are_present_and_ordered(
+    benchmark_adapter: PrefectAdapter, benchmark_run: RunRecord
+) -> None:
+    """Running (start_time) -> work start -> work end -> end_time for every task run,
+    within the flow run's created -> end_time."""
+    assert_moments_in_order(benchmark_adapter.task_timings(benchmark_run.run_id), benchmark_run)
 
 
 def test_a_benchmark_workload_runs_through_the_workload_deployment_and_the_worker(

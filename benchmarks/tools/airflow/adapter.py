@@ -45,10 +45,12 @@ from benchmarks.tools.base import (
     ToolAdapter,
     WorkloadResult,
     WorkloadShape,
+    with_noop_moments,
 )
 from shared_ml.config import Partition, PipelineConfig, load_config
 from shared_ml.records import RunRecord, collect_run_record, write_run_record
 from shared_ml.runner import new_run_id
+from shared_ml.workloads import WORKLOAD_DIR
 
 ML_DAG_ID = "orchbench_ml"
 WORKLOAD_SIZES = (1, 10, 50)
@@ -61,6 +63,9 @@ def workload_dag_id(shape: str, size: int) -> str:
 
 
 def _timing(t: TaskTry) -> TaskTiming:
+    """A task try with the moments Airflow records (docs/benchmarks.md): dispatched =
+    ``queued_when`` (the scheduler queued it to the executor), persisted = ``end_date``
+    (the task's terminal state reached the metadata DB)."""
     return TaskTiming(
         task=t.key,
         try_number=t.try_number,
@@ -68,7 +73,15 @@ def _timing(t: TaskTry) -> TaskTiming:
         queued_at=t.queued_at,
         started_at=t.started_at,
         ended_at=t.ended_at,
+        dispatched_at=t.queued_at,
+        persisted_at=t.ended_at,
     )
+
+
+def accepted_at(run: dict[str, Any]) -> datetime | None:
+    """When Airflow accepted the run: its ``queued_at`` (the trigger created it queued),
+    else ``run_after``, as the API returns them."""
+    return parse_time(run.get("queued_at")) or parse_time(run.get("run_after"))
 
 
 class AirflowAdapter(ToolAdapter):
@@ -77,6 +90,7 @@ class AirflowAdapter(ToolAdapter):
     execution_path = "scheduler + LocalExecutor (process per task)"
     database = "sqlite"
     packages = ("apache-airflow",)
+    poll_interval_s = 0.5  # GET the dag run until terminal (client.wait_for_run)
 
     def __init__(
         self,
@@ -232,7 +246,9 @@ class AirflowAdapter(ToolAdapter):
                 }
             client.trigger(ML_DAG_ID, run_id=run_id, conf=conf, **dated)
             self._run_dags[run_id] = ML_DAG_ID
-            run = client.wait_for_run(ML_DAG_ID, run_id, timeout_s=RUN_TIMEOUT_S)
+            run = client.wait_for_run(
+                ML_DAG_ID, run_id, timeout_s=RUN_TIMEOUT_S, interval_s=self.poll_interval_s
+            )
             return self._record(client, config, run, triggered_at)
 
     def run_pipelines_at_once(
@@ -335,6 +351,7 @@ class AirflowAdapter(ToolAdapter):
             partition=run_partition(run),
             tool_details=details,
         )
+        record.accepted_at = accepted_at(run)
         if "airflow_version" in details:
             record.versions["apache-airflow"] = details["airflow_version"]
         if self.target == "local":
@@ -498,9 +515,14 @@ class AirflowAdapter(ToolAdapter):
         triggered_at: datetime,
     ) -> WorkloadResult:
         dag_id = workload_dag_id(shape, size)
-        run = client.wait_for_run(dag_id, run_id, timeout_s=RUN_TIMEOUT_S, interval_s=0.2)
+        run = client.wait_for_run(
+            dag_id, run_id, timeout_s=RUN_TIMEOUT_S, interval_s=self.poll_interval_s
+        )
         observed = datetime.now(UTC)
-        tries = client.run_tries(dag_id, run_id)
+        tasks = [_timing(t) for t in client.run_tries(dag_id, run_id)]
+        state = self._state()
+        if state is not None and state.orchbench_home:  # where the DAG's noop tasks write
+            with_noop_moments(tasks, str(Path(state.orchbench_home) / WORKLOAD_DIR), run_id)
         return WorkloadResult(
             shape=shape,
             size=size,
@@ -508,6 +530,7 @@ class AirflowAdapter(ToolAdapter):
             status=run["state"],
             triggered_at=triggered_at,
             finished_at=parse_time(run.get("end_date")) or observed,
-            tasks=[_timing(t) for t in tries],
+            tasks=tasks,
             details={"dag_id": dag_id, "observed_finished_at": observed.isoformat()},
+            accepted_at=accepted_at(run),
         )

@@ -28,7 +28,7 @@ import subprocess
 import textwrap
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from benchmarks.environments import tool_bin, tool_env
 from benchmarks.tools.base import (
@@ -40,6 +40,7 @@ from benchmarks.tools.base import (
     WorkloadShape,
     noop_task_timings,
 )
+from benchmarks.tools.moments import step_moments
 from shared_ml.config import load_config, orchbench_home
 from shared_ml.records import (
     RunRecord,
@@ -65,6 +66,11 @@ class KubeflowAdapter(ToolAdapter):
     execution_path = "kfp.local SubprocessRunner (subprocess per step, not a cluster)"
     database = None  # kfp.local keeps no metadata store: the outputs folder is all there is
     packages = ("kfp",)
+    poll_interval_s = None  # no polling: the adapter waits for the runner's process
+    moment_gaps: ClassVar[dict[str, str]] = {
+        "persisted": "kfp.local has no API; for the no-op workloads (run without the "
+        "launcher's task index) nothing records a task's end as kfp.local saw it",
+    }
 
     def __init__(self, *args: Any, webhook_url: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -79,6 +85,7 @@ class KubeflowAdapter(ToolAdapter):
             webhook_url if webhook_url is not None else os.environ.get(WEBHOOK_ENV, "")
         )
         self._runs_roots: dict[str, str] = {}  # run id -> runs_root, for task_timings
+        self._task_indexes: dict[str, str] = {}  # run id -> the launcher's task index
 
     # --- the pipeline -------------------------------------------------------------
     def run_pipeline(
@@ -129,6 +136,8 @@ class KubeflowAdapter(ToolAdapter):
         summary = self._kubeflow_python(command, extra_env, keep_log=True)
         runs_root = summary["runs_root"]
         self._runs_roots[run_id] = runs_root
+        if summary.get("task_logs"):
+            self._task_indexes[run_id] = summary["task_logs"]
         # The date kubeflow.run resolved and passed to every step (today for a manual run).
         config = config.for_partition(summary["logical_date"])
         record = collect_run_record(
@@ -155,6 +164,7 @@ class KubeflowAdapter(ToolAdapter):
             },
         )
         record.versions["kfp"] = summary["kfp_version"]
+        record.accepted_at = record.started_at  # the runner's own start (kubeflow.run)
         write_run_record(runs_root, record)
         return record
 
@@ -249,7 +259,6 @@ class KubeflowAdapter(ToolAdapter):
         command += ["--size", str(size), "--run-id", run_id, "--runs-root", runs_root]
         triggered_at = datetime.now(UTC)
         summary = self._kubeflow_python(command, None, keep_log=False)
-        finished_at = datetime.now(UTC)
         details = {"kfp_duration_s": summary["duration_s"], "error": summary["error"]}
         return WorkloadResult(
             shape,
@@ -257,26 +266,62 @@ class KubeflowAdapter(ToolAdapter):
             run_id,
             summary["status"],
             triggered_at,
-            finished_at,
+            datetime.fromisoformat(summary["ended_at"]),  # the runner's own end
             self.task_timings(run_id),
             details,
+            accepted_at=datetime.fromisoformat(summary["started_at"]),
         )
 
     # --- the tool's view of tasks -------------------------------------------------
     def task_timings(self, run_id: str) -> list[TaskTiming]:
         """Step attempts (pipeline runs) or no-op task times (workloads) of ``run_id``, from
         the files the tasks wrote: the local runner has no API that reports timings.
-        ``queued_at`` is None: there is no queue between a ready task and its subprocess."""
+        ``queued_at`` is None: there is no queue between a ready task and its subprocess.
+
+        Moments: a pipeline task is dispatched when the launcher's handler starts kfp.local's
+        subprocess for it and persisted when that subprocess has exited, its executor
+        output written (the task index of pipelines/kubeflow/task_logs.py); a workload task
+        (no index) is dispatched at its process's start and has no persisted moment."""
         runs_root = self._runs_roots.get(run_id)
         if runs_root is None:
             return []
         steps = read_step_records(runs_root, run_id)
-        if steps:
-            return [
-                TaskTiming(s.key, s.attempt, s.outcome, None, s.started_at, s.ended_at)
-                for s in steps
-            ]
-        return noop_task_timings(runs_root, run_id)
+        if not steps:
+            timings = noop_task_timings(runs_root, run_id)
+            for t in timings:
+                t.dispatched_at = t.process_up_at
+            return timings
+        launched = self._launched(run_id)
+        timings = []
+        for s in steps:
+            dispatched, persisted = launched.get((s.key, s.attempt), (None, None))
+            timings.append(
+                TaskTiming(
+                    s.key,
+                    s.attempt,
+                    s.outcome,
+                    None,
+                    s.started_at,
+                    s.ended_at,
+                    dispatched_at=dispatched,
+                    persisted_at=persisted,
+                )
+            )
+        return step_moments(timings, steps)
+
+    def _launched(self, run_id: str) -> dict[tuple[str, int], tuple[datetime, datetime]]:
+        """(task key, attempt) -> when the launcher started and ended its kfp.local task."""
+        index = self._task_indexes.get(run_id)
+        if not index or not Path(index).is_file():
+            return {}
+        entries = [json.loads(line) for line in Path(index).read_text().splitlines() if line]
+        return {
+            (e["key"], e["attempt"]): (
+                datetime.fromisoformat(e["started_at"]),
+                datetime.fromisoformat(e["ended_at"]),
+            )
+            for e in entries
+        }
 
     # --- the subprocess -----------------------------------------------------------
     def _kubeflow_python(

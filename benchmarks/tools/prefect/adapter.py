@@ -27,12 +27,19 @@ from typing import Any, Literal
 
 from benchmarks.environments import tool_bin, tool_env
 from benchmarks.services.postgres import Database
-from benchmarks.tools.base import ServiceInfo, TaskTiming, ToolAdapter, WorkloadResult
+from benchmarks.tools.base import (
+    ServiceInfo,
+    TaskTiming,
+    ToolAdapter,
+    WorkloadResult,
+    with_noop_moments,
+)
 from benchmarks.tools.prefect.client import PrefectApiError, PrefectClient, parse_time
 from benchmarks.tools.prefect.config_files import load_resolved_config, raw_config
 from benchmarks.tools.prefect.logs import log_server, step_attempt_log
 from benchmarks.tools.prefect.services import PrefectServices, ServicesState, prefect_env
 from benchmarks.tools.prefect.task_runs import (
+    flow_run_accepted_at,
     flow_run_details,
     flow_run_partition,
     to_task_timing,
@@ -67,6 +74,7 @@ class PrefectAdapter(ToolAdapter):
     execution_model = "in-process"
     packages = ("prefect",)
     database = "sqlite"
+    poll_interval_s = 0.25  # GET the flow run until terminal (client.wait_for_flow_run)
 
     def __init__(
         self,
@@ -278,7 +286,9 @@ class PrefectAdapter(ToolAdapter):
                 scheduled_time=scheduled,
                 tags=["orchbench"] + (["backfill"] if backfill else []),
             )
-            client.wait_for_flow_run(flow_run["id"], timeout_s=RUN_TIMEOUT_S)
+            client.wait_for_flow_run(
+                flow_run["id"], timeout_s=RUN_TIMEOUT_S, poll_s=self.poll_interval_s
+            )
         return flow_run["id"]
 
     def _record(
@@ -293,7 +303,9 @@ class PrefectAdapter(ToolAdapter):
     ) -> RunRecord:
         self._flow_runs[run_id] = flow_run_id
         with PrefectClient(api_url) as client:
-            flow_run = client.wait_for_flow_run(flow_run_id, timeout_s=RUN_TIMEOUT_S)
+            flow_run = client.wait_for_flow_run(
+                flow_run_id, timeout_s=RUN_TIMEOUT_S, poll_s=self.poll_interval_s
+            )
             # A crashed run may never report its last task runs: don't wait for them.
             crashed = flow_run["state"]["type"] != "COMPLETED"
             task_runs = (
@@ -336,6 +348,7 @@ class PrefectAdapter(ToolAdapter):
             tool_packages=(),
             tool_details=details,
         )
+        record.accepted_at = flow_run_accepted_at(flow_run)
         with contextlib.suppress(Exception), PrefectClient(api_url) as client:
             record.versions["prefect-server"] = client.server_version()
         write_run_record(config.storage.runs_root, record)
@@ -433,8 +446,12 @@ class PrefectAdapter(ToolAdapter):
         self._flow_runs[run_id] = flow_run_id
         expected = size if shape == "chain" else size + 2
         with PrefectClient(api_url) as client:
-            flow_run = client.wait_for_flow_run(flow_run_id, timeout_s=RUN_TIMEOUT_S)
+            flow_run = client.wait_for_flow_run(
+                flow_run_id, timeout_s=RUN_TIMEOUT_S, poll_s=self.poll_interval_s
+            )
             task_runs = client.wait_for_task_runs(flow_run_id, expected=expected)
+        tasks = [to_task_timing(t) for t in task_runs]
+        with_noop_moments(tasks, runs_root, run_id)
         return WorkloadResult(
             shape=shape,  # type: ignore[arg-type]
             size=size,
@@ -442,8 +459,9 @@ class PrefectAdapter(ToolAdapter):
             status=flow_run["state"]["type"].lower(),
             triggered_at=triggered,
             finished_at=parse_time(flow_run.get("end_time")) or datetime.now(UTC),
-            tasks=[to_task_timing(t) for t in task_runs],
+            tasks=tasks,
             details={"flow_run_id": flow_run_id, **details},
+            accepted_at=flow_run_accepted_at(flow_run),
         )
 
     def task_timings(self, run_id: str) -> list[TaskTiming]:

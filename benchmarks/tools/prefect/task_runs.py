@@ -67,14 +67,28 @@ def summarize_task_run(task_run: dict[str, Any]) -> dict[str, Any]:
 
 
 def to_task_timing(task_run: dict[str, Any]) -> TaskTiming:
+    """A task run with the moments Prefect records (docs/benchmarks.md). dispatched =
+    ``start_time`` (the Running state: the task engine, in its runner thread, took the
+    task once its upstream futures resolved). Not the Pending state: Prefect 3.9's engine
+    records Pending at submission, before it waits for the upstream results, so it can
+    precede ready. persisted = ``end_time`` (the terminal state's timestamp)."""
+    start, end = parse_time(task_run.get("start_time")), parse_time(task_run.get("end_time"))
     return TaskTiming(
         task=task_run["name"],
         try_number=task_run.get("run_count") or 0,
         state=state_name(task_run) or "unknown",
         queued_at=parse_time(task_run.get("expected_start_time")),
-        started_at=parse_time(task_run.get("start_time")),
-        ended_at=parse_time(task_run.get("end_time")),
+        started_at=start,
+        ended_at=end,
+        dispatched_at=start,
+        persisted_at=end,
     )
+
+
+def flow_run_accepted_at(flow_run: dict[str, Any]) -> datetime | None:
+    """When Prefect accepted the flow run: its ``created`` timestamp (the API created it,
+    from a deployment or the flow's own process), else its expected start."""
+    return parse_time(flow_run.get("created")) or parse_time(flow_run.get("expected_start_time"))
 
 
 def flow_run_partition(flow_run: dict[str, Any], logical_date: date | None = None) -> Partition:
