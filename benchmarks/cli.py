@@ -19,7 +19,7 @@ from benchmarks import inspection
 from benchmarks.environments import EnvironmentMissing
 from benchmarks.inspection import print_record
 from benchmarks.tools import PATHS, TOOLS, check_path, default_url, get_adapter
-from benchmarks.tools.base import BackfillNotSupported, CapabilityMissing
+from benchmarks.tools.base import BackfillNotSupported, CapabilityMissing, ToolAdapter
 from shared_ml.config import load_config, parse_logical_date
 from shared_ml.errors import ConfigError
 from shared_ml.preflight import preflight
@@ -165,7 +165,16 @@ def run(
         out_console.print(
             f"run record: {Path(loaded.storage.runs_root) / record.run_id / 'run.json'}"
         )
+    note_services_left_running(adapter)
     raise typer.Exit(0 if record.status == "success" else 1)
+
+
+def note_services_left_running(adapter: ToolAdapter) -> None:
+    """Say so when a command started services and left them up (stderr: --json output
+    stays clean)."""
+    left = adapter.services_left_running()
+    if left:
+        err_console.print(f"note: {left}", markup=False, highlight=False)
 
 
 # A backfill is one run per date: bounded so that a typo in a year cannot start thousands.
@@ -306,6 +315,7 @@ def backfill(
     if missing:
         err_console.print(f"[bold red]error:[/] no run record for {', '.join(map(str, missing))}")
     ok = not missing and all(r.status == "success" for r in records)
+    note_services_left_running(adapter)
     raise typer.Exit(0 if ok else 1)
 
 

@@ -190,6 +190,11 @@ class ToolAdapter(ABC):
         """Stop whatever ``start_services`` started; no orphans."""
         return None
 
+    def services_left_running(self) -> str | None:
+        """If a command started this tool's services as a side effect and left them up (for
+        the next command to reuse), what is running and how to stop it; else None."""
+        return None
+
     def service_pids(self) -> list[int]:
         return []
 

@@ -144,6 +144,15 @@ class PrefectAdapter(ToolAdapter):
         if self.target == "local":
             self.services.down()
 
+    def services_left_running(self) -> str | None:
+        if not self.started_services:
+            return None
+        return (
+            f"the Prefect server and worker this command started keep running (home "
+            f"{self.services.home}), for the next command to reuse: stop them with "
+            f"`orchbench prefect down --home {self.services.home}`"
+        )
+
     def service_pids(self) -> list[int]:
         return self.services.pids() if self.target == "local" else []
 
