@@ -1,6 +1,6 @@
 """Write the bundled daily dataset: one CSV per date, drawn from a drifting synthetic source.
 
-    python -m shared_ml.partitions [--out configs/data/daily] [--start 2026-01-01] [--end 2026-01-14]
+    python -m shared_ml.partitions [--out configs/data/daily] [--start 2026-01-01] [--end 2026-01-20]
 
 The files are committed (``configs/daily.yaml`` reads them through ``{ds}``); this module
 is how they were made, and a test checks that re-running it reproduces them byte for byte.
@@ -29,7 +29,7 @@ DAILY_SOURCE = SyntheticSource(
     drift_origin=date(2026, 1, 1),
 )
 DAILY_SEED = 7
-FIRST, LAST = date(2026, 1, 1), date(2026, 1, 14)
+FIRST, LAST = date(2026, 1, 1), date(2026, 1, 20)  # 20 days: the full plan's backfill
 
 
 def partition_csv(day: date) -> str:

@@ -35,13 +35,34 @@ SCENARIOS: dict[str, str] = {
     "scaling": "Scaling: chain of N and fan-out of width W no-op tasks",
     "transient": "Recovery from a transient fault (retried by the tool)",
     "resume": "Hard failure, then resume",
-    "kill": "Worker killed mid-step",
+    "kill": "Task process killed mid-step",
+    "kill_worker": "Worker-level process killed mid-step (scheduler's task supervisor, "
+    "Prefect worker, KFP runner)",
     "backfill": "Backfill of K dates",
-    "restart": "Server restart during a run",
+    "restart": "Server-only restart during a run",
+    "restart_scheduler": "Scheduler- or worker-only restart during a run",
     "throughput": "Throughput: N workload runs and a few ML runs started at once",
     "adhoc": "Pipelines vs ad-hoc scripts: the same faults on a plain script and the plain runner",
 }
-RECOVERY_SCENARIOS = ("transient", "resume", "kill", "backfill", "restart")
+RECOVERY_SCENARIOS = (
+    "transient",
+    "resume",
+    "kill",
+    "kill_worker",
+    "backfill",
+    "restart",
+    "restart_scheduler",
+)
+# What each recovery scenario's runs are, for the counted figures below.
+_COUNTED_RUNS = {
+    "transient": "the run with the transient fault",
+    "resume": "the failed run and its resume",
+    "kill": "the run whose train process was killed",
+    "kill_worker": "the run whose worker-level process was killed",
+    "restart": "the run during which the server restarted",
+    "restart_scheduler": "the run during which the scheduler (Prefect: worker) restarted",
+    "backfill": "the K backfill runs",
+}
 
 _FIGURES = (
     # --- setup ---------------------------------------------------------------------
@@ -311,33 +332,34 @@ _FIGURES = (
     ),
     Figure(
         "recovery.kill_detection_s",
-        "Killed worker: time to detection",
+        "Killed task process: time to detection",
         "s",
         "kill",
-        "The process running the train step is SIGKILLed mid-step (fault kill_attempts=1, "
-        "kill_after_s). From the kill to the moment the tool recorded the killed attempt as "
-        "ended (its own API, adapter.task_timings).",
+        "The task's own process running the train step SIGKILLs itself mid-step (fault "
+        "kill_attempts=1, kill_after_s; the worker, scheduler and server stay up). From the "
+        "kill to the moment the tool recorded the killed attempt as ended (its own API, "
+        "adapter.task_timings).",
     ),
     Figure(
         "recovery.kill_recovery_s",
-        "Killed worker: time to recovery",
+        "Killed task process: time to recovery",
         "s",
         "kill",
         "From the kill to the start of the step's next attempt (from the step records).",
     ),
     Figure(
         "recovery.kill_extra_s",
-        "Killed worker: extra time",
+        "Killed task process: extra time",
         "s",
         "kill",
-        "End to end of the run with the killed worker minus the clean run's end to end.",
+        "End to end of the run with the killed task process minus the clean run's end to end.",
     ),
     Figure(
         "recovery.kill_completed",
-        "Killed worker: run succeeded",
+        "Killed task process: run succeeded",
         "yes=1",
         "kill",
-        "1 if the run ended in success despite the killed worker.",
+        "1 if the run ended in success despite the killed task process.",
         better="higher",
     ),
     Figure(
@@ -345,9 +367,28 @@ _FIGURES = (
         "Backfill throughput",
         "runs/min",
         "backfill",
-        "K consecutive dates backfilled with adapter.backfill(): K divided by the wall time "
-        "of the whole backfill, per minute.",
+        "K consecutive dates of configs/daily.yaml (daily partitions) backfilled with "
+        "adapter.backfill(): K divided by the wall time of the whole backfill, per minute. "
+        "Each tool runs as many backfill runs at once as its adapter states (the report's "
+        "settings section).",
         better="higher",
+    ),
+    Figure(
+        "recovery.backfill_steady_runs_per_min",
+        "Backfill steady-state throughput",
+        "runs/min",
+        "backfill",
+        "The same backfill, without its start-up: the runs after the first 3 to end "
+        "(ordered by their run records' end times), divided by the time from the 3rd run's "
+        "end to the last run's end, per minute.",
+        better="higher",
+    ),
+    Figure(
+        "recovery.backfill_total_s",
+        "Backfill total time",
+        "s",
+        "backfill",
+        "Wall time of the whole backfill of K dates, around adapter.backfill().",
     ),
     Figure(
         "recovery.backfill_succeeded",
@@ -362,17 +403,12 @@ _FIGURES = (
         "Server restart: run succeeded",
         "yes=1",
         "restart",
-        "A run is started with a delay in its train step; while train runs, the adapter's "
-        "restart_services() stops and restarts the tool's services. 1 if the run still "
-        "ended in success.",
+        "A run is started with a delay in its train step; once a train branch has started, "
+        "only the tool's server is stopped (SIGTERM) and started again (adapter."
+        "restart_component: Airflow's api-server, Prefect's server), the scheduler, "
+        "dag-processor or worker left running. 1 if the run's terminal state, read from the "
+        "tool after the restart, is success.",
         better="higher",
-    ),
-    Figure(
-        "recovery.restart_lost_attempts",
-        "Server restart: attempts lost",
-        "attempts",
-        "restart",
-        "Step attempts of that run recorded as lost (started, never finished).",
     ),
     Figure(
         "recovery.restart_extra_s",
@@ -431,6 +467,103 @@ _FIGURES = (
     ),
 )
 
+
+def _disruption_figures(scenario: str, what: str, action: str) -> tuple[Figure, ...]:
+    """The four figures of a scenario that disrupts a run in flight (see _COUNTED_RUNS)."""
+    return (
+        Figure(
+            f"recovery.{scenario}_completed",
+            f"{what}: run succeeded",
+            "yes=1",
+            scenario,
+            f"A run is started with a delay in its train step; once a train branch has "
+            f"started, {action}. 1 if the run's terminal state, read from the tool after "
+            "the disruption, is success; 0 if it is failed or crashed, or if the tool "
+            "reported none within the plan's run timeout (the outcome says which).",
+            better="higher",
+        ),
+        Figure(
+            f"recovery.{scenario}_detection_s",
+            f"{what}: time to detection",
+            "s",
+            scenario,
+            "From the disruption to the moment the tool recorded an affected attempt (one "
+            "running then that did not succeed) as ended, from its own API (adapter."
+            "task_timings). Unavailable when no attempt was affected or the tool recorded "
+            "no end for it.",
+        ),
+        Figure(
+            f"recovery.{scenario}_recovery_s",
+            f"{what}: time to recovery",
+            "s",
+            scenario,
+            "From the disruption to the start of the next execution of an affected task "
+            "(from the step records); when no attempt was affected, to the run's end.",
+        ),
+        Figure(
+            f"recovery.{scenario}_extra_s",
+            f"{what}: extra time",
+            "s",
+            scenario,
+            "End to end of that run minus (the clean run's end to end plus the injected "
+            "delay). Only for a run that succeeded.",
+        ),
+    )
+
+
+def _counted_figures(scenario: str, runs: str) -> tuple[Figure, ...]:
+    """Duplicates, lost attempts and registry versions (benchmarks.harness.recovery_counts)."""
+    title = scenario.replace("_", " ").capitalize()
+    return (
+        Figure(
+            f"recovery.{scenario}_duplicates",
+            f"{title}: duplicate executions",
+            "executions",
+            scenario,
+            f"In {runs}: executions of a task (a step, or one branch train[c]) that started "
+            "after an earlier-started execution of the same task had succeeded, from the "
+            "step records (work done again; 0 = none).",
+        ),
+        Figure(
+            f"recovery.{scenario}_lost_attempts",
+            f"{title}: attempts lost",
+            "attempts",
+            scenario,
+            f"In {runs}: step executions whose record never got an end (outcome lost or "
+            "still running once the run was over): their process died mid-step.",
+        ),
+        Figure(
+            f"recovery.{scenario}_registry_versions",
+            f"{title}: registry versions added",
+            "versions",
+            scenario,
+            f"Model versions the scenario's own registry gained over {runs} (the registry "
+            "returns the existing version for a model it already holds).",
+        ),
+    )
+
+
+_FIGURES += (
+    *_disruption_figures(
+        "kill_worker",
+        "Killed worker",
+        "the worker-level process is SIGKILLed (adapter.kill_worker: Airflow, the "
+        "LocalExecutor worker process supervising the running train task, which the "
+        "executor replaces itself; Prefect, the worker process alone, then a new worker is "
+        "started as a process supervisor would; KFP local, the runner process running the "
+        "pipeline, with no supervisor to bring it back)",
+    ),
+    *_disruption_figures(
+        "restart_scheduler",
+        "Scheduler restart",
+        "only the component that runs the work is stopped (SIGTERM, its process group: "
+        "with it the task processes it started) and started again (adapter."
+        "restart_component: Airflow's scheduler with its LocalExecutor, Prefect's worker)",
+    ),
+    # restart's completed and extra time are defined above (their keys predate these).
+    *_disruption_figures("restart", "Server restart", "")[1:3],
+    *(f for scenario, runs in _COUNTED_RUNS.items() for f in _counted_figures(scenario, runs)),
+)
 FIGURES: dict[str, Figure] = {f.key: f for f in _FIGURES}
 
 

@@ -62,7 +62,11 @@ class Plan:
     pipeline_config: Path = DEFAULT_PIPELINE_CONFIG
     chain_sizes: tuple[int, ...] = (1, 10, 50)
     fanout_sizes: tuple[int, ...] = (1, 10, 50)
-    backfill_dates: int = 5
+    # The backfill: K dates of the daily partitioned config, each date reading one of
+    # the bundled partitions (benchmarks.harness.scenarios_recovery._backfill_config).
+    backfill_dates: int = 20
+    backfill_config: Path = REPO_ROOT / "configs" / "daily.yaml"
+    backfill_data: Path = REPO_ROOT / "configs" / "data" / "daily"
     # The tools keep their history across benchmark runs (Airflow's and Prefect's
     # databases) and answer a backfill of dates they already ran from it (idempotency):
     # each plan backfills from its own randomly drawn origin, so the runs are real.
@@ -132,6 +136,8 @@ class Plan:
         data["pipeline_config"] = str(self.pipeline_config)
         data["adhoc_config"] = str(self.adhoc_config)
         data["adhoc_daily_config"] = str(self.adhoc_daily_config)
+        data["backfill_config"] = str(self.backfill_config)
+        data["backfill_data"] = str(self.backfill_data)
         data["demo_config"] = str(self.demo_config) if self.demo_config else None
         data["session_order"] = [list(s) for s in session_order(self)]
         return data
@@ -179,7 +185,7 @@ QUICK_SCENARIOS = ("setup", "latency", "scaling", "transient")
 
 
 def expand_scenarios(values: list[str] | None, default: tuple[str, ...] = ("all",)) -> list[str]:
-    """Scenario names; ``recovery`` stands for all five recovery scenarios."""
+    """Scenario names; ``recovery`` stands for every recovery scenario (RECOVERY_SCENARIOS)."""
     allowed = (*SCENARIOS, "recovery", "all")
     chosen = parse_list(values, allowed, "--scenarios") or list(default)
     expanded: list[str] = []

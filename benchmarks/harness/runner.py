@@ -24,12 +24,16 @@ from typing import Any
 from benchmarks.harness.demo import demo_run
 from benchmarks.harness.figures import SCENARIOS
 from benchmarks.harness.plan import Plan, base_tool, database_of, session_order
+from benchmarks.harness.scenarios_disruption import (
+    scenario_kill_worker,
+    scenario_restart,
+    scenario_restart_scheduler,
+)
 from benchmarks.harness.scenarios_latency import scenario_latency, scenario_scaling, warm_up
 from benchmarks.harness.scenarios_recovery import (
     scenario_adhoc,
     scenario_backfill,
     scenario_kill,
-    scenario_restart,
     scenario_resume,
     scenario_transient,
 )
@@ -53,8 +57,10 @@ SCENARIO_FUNCTIONS: dict[str, Callable[[Session], None]] = {
     "transient": scenario_transient,
     "resume": scenario_resume,
     "kill": scenario_kill,
+    "kill_worker": scenario_kill_worker,
     "backfill": scenario_backfill,
     "restart": scenario_restart,
+    "restart_scheduler": scenario_restart_scheduler,
     "adhoc": scenario_adhoc,
     "throughput": scenario_throughput,
 }

@@ -1,32 +1,47 @@
-"""Recovery scenarios (transient fault, resume, kill, backfill, restart) and the ad-hoc
-script comparison: each records what happened, not only how long it took."""
+"""Recovery scenarios (transient fault, resume, task-process kill, backfill) and the
+ad-hoc script comparison: each records what happened, not only how long it took. The
+scenarios that disrupt a run in flight (kill_worker, restart, restart_scheduler) are in
+``scenarios_disruption``. Every recovery scenario also counts duplicates, lost attempts
+and registry versions added (``recovery_counts``)."""
 
 from __future__ import annotations
 
-import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+
+import yaml
 
 from benchmarks.harness import adhoc
 from benchmarks.harness.phases import match_tasks
+from benchmarks.harness.scenarios_disruption import record_counts, registry_versions_now
 from benchmarks.harness.session import (
     FAULT_STEP,
     NotApplicable,
     ScenarioFailed,
     Session,
 )
-from benchmarks.tools.base import CapabilityMissing, ToolAdapter
 from shared_ml.config import load_config
-from shared_ml.records import RunRecord, StepRecord
+from shared_ml.records import StepRecord
 from shared_ml.spec import PIPELINE
+
+# The backfill's steady state: the runs that end after this many have ended.
+BACKFILL_WARM_UP_RUNS = 3
+
+
+def _registry_before(s: Session, label: str) -> tuple[str, int | None]:
+    """The registry of the scenario's config (``Session.config_for(label)``, the one
+    ``timed_run(label)`` uses) and its version count before the scenario's runs."""
+    root = load_config(s.config_for(label)).storage.registry_root
+    return root, registry_versions_now(root)
 
 
 def scenario_transient(s: Session) -> None:
     clean = s.clean_run_seconds()
     faults = {FAULT_STEP: {"transient_attempts": 1}}
+    registry, before = _registry_before(s, "transient")
     record, seconds, triggered, _ = s.timed_run("transient", faults)
+    record_counts(s, "transient", [record], registry, before)
     s.record("recovery.transient_completed", 1.0 if record.status == "success" else 0.0)
     s.record("recovery.transient_extra_s", seconds - clean)
     s.record("recovery.transient_attempts", len(record.steps) - len({x.key for x in record.steps}))
@@ -44,6 +59,7 @@ def scenario_resume(s: Session) -> None:
     # fault settings persist in the run, gets past it on the next attempt.
     failures = PIPELINE.step(FAULT_STEP).retry.max_retries + 1
     faults = {FAULT_STEP: {"transient_attempts": failures}}
+    registry, before = _registry_before(s, "resume")
     failed, failed_s, triggered, config = s.timed_run("resume", faults)
     if failed.status == "success":
         raise ScenarioFailed("the run with the hard failure succeeded; nothing to resume")
@@ -51,6 +67,9 @@ def scenario_resume(s: Session) -> None:
     started = time.perf_counter()
     resumed = s.adapter.resume_pipeline(failed, config)
     resume_s = time.perf_counter() - started
+    # Under the same run id the resumed record holds the failed run's steps too.
+    same_run = resumed.run_id == failed.run_id
+    record_counts(s, "resume", [resumed] if same_run else [failed, resumed], registry, before)
     before = {_attempt_key(x) for x in failed.steps}
     succeeded_before = {x.key for x in failed.steps if x.outcome == "success"}
     new_attempts = [x for x in resumed.steps if _attempt_key(x) not in before]
@@ -70,6 +89,7 @@ def scenario_kill(s: Session) -> None:
     clean = s.clean_run_seconds()
     kill_after = s.plan.kill_after_s
     faults = {FAULT_STEP: {"kill_attempts": 1, "kill_after_s": kill_after}}
+    registry, before = _registry_before(s, "kill")
     try:
         record, seconds, triggered, _ = s.timed_run("kill", faults)
     except Exception as err:
@@ -81,9 +101,13 @@ def scenario_kill(s: Session) -> None:
             "recovery.kill_extra_s",
             "recovery.kill_recovery_s",
             "recovery.kill_detection_s",
+            "recovery.kill_duplicates",
+            "recovery.kill_lost_attempts",
+            "recovery.kill_registry_versions",
         ):
             s.unavailable(key, reason)
         return
+    record_counts(s, "kill", [record], registry, before)
     attempts = sorted(record.attempts(FAULT_STEP), key=lambda x: x.started_at)
     lost = next((a for a in attempts if a.outcome in ("lost", "running")), None)
     s.record("recovery.kill_completed", 1.0 if record.status == "success" else 0.0)
@@ -92,7 +116,7 @@ def scenario_kill(s: Session) -> None:
         s.timeline(triggered, [("run", record)])
         raise ScenarioFailed(f"no attempt of {FAULT_STEP} was lost: did the kill fault fire?")
     killed_at = lost.started_at + timedelta(seconds=kill_after)
-    markers.append(("worker killed", killed_at))
+    markers.append(("task process killed", killed_at))
     if record.status == "success":
         s.record("recovery.kill_extra_s", seconds - clean)
     else:
@@ -122,7 +146,9 @@ def scenario_kill(s: Session) -> None:
 
 
 def scenario_backfill(s: Session) -> None:
-    config = s.config_for("backfill")
+    """K dates of the daily partitioned config through the tool's own backfill. Every
+    adapter runs one backfill run at a time (in date order, so each promotion decision
+    sees the earlier dates' models): equal concurrency across tools."""
     # Fresh dates per plan, profile and repetition: the tools keep their history, and a
     # backfill of dates already run is answered from it (idempotency), which would
     # measure a lookup instead of the runs.
@@ -130,83 +156,54 @@ def scenario_backfill(s: Session) -> None:
         days=(s.plan.profile_number(s.profile) * 100 + s.repetition) * s.plan.backfill_dates
     )
     dates = [first + timedelta(days=i) for i in range(s.plan.backfill_dates)]
+    config = _backfill_config(s, dates)
+    registry = load_config(config).storage.registry_root
+    before = registry_versions_now(registry)
     started = time.perf_counter()
     records = s.adapter.backfill(config, dates)
     seconds = time.perf_counter() - started
     if len(records) != len(dates):
         s.outcome("error", f"{len(dates)} dates backfilled but {len(records)} run records")
+    s.record("recovery.backfill_total_s", seconds)
     s.record("recovery.backfill_runs_per_min", len(dates) / seconds * 60)
+    ends = sorted(r.ended_at for r in records if r.ended_at is not None)
+    steady = ends[BACKFILL_WARM_UP_RUNS - 1 :]
+    if len(steady) >= 2 and steady[-1] > steady[0]:
+        per_s = (len(steady) - 1) / (steady[-1] - steady[0]).total_seconds()
+        s.record("recovery.backfill_steady_runs_per_min", per_s * 60)
+    else:
+        s.unavailable(
+            "recovery.backfill_steady_runs_per_min",
+            f"{len(ends)} runs with an end time: a steady state needs more than "
+            f"{BACKFILL_WARM_UP_RUNS} (plan.backfill_dates is {s.plan.backfill_dates})",
+        )
     ok = sum(1 for r in records if r.status == "success")
     s.record("recovery.backfill_succeeded", ok / len(dates))
+    record_counts(s, "backfill", records, registry, before)
 
 
-def scenario_restart(s: Session) -> None:
-    if type(s.adapter).restart_services is ToolAdapter.restart_services:
-        raise CapabilityMissing(f"the {s.tool} adapter has no restart_services()")
-    clean = s.clean_run_seconds()
-    delay = s.plan.restart_delay_s
-    config = s.config_for("restart")
-    runs_root = Path(load_config(config).storage.runs_root)
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["record"] = s.adapter.run_pipeline(
-                config, faults={FAULT_STEP: {"delay_s": delay}}
-            )
-        except BaseException as err:  # reported below, in the harness thread
-            outcome["error"] = err
-
-    triggered = datetime.now(UTC)
-    started = time.perf_counter()
-    worker = threading.Thread(target=run, name=f"restart-{s.tool}", daemon=True)
-    worker.start()
-    deadline = time.monotonic() + s.plan.run_timeout_s
-    while worker.is_alive() and not list(runs_root.glob(f"*/steps/{FAULT_STEP}*.attempt-*.json")):
-        if time.monotonic() > deadline:
-            raise ScenarioFailed(f"the run did not reach {FAULT_STEP} in {s.plan.run_timeout_s}s")
-        time.sleep(0.2)
-    if not worker.is_alive():
-        raise ScenarioFailed(f"the run ended before {FAULT_STEP} started: {outcome}")
-    restart_begin = datetime.now(UTC)
-    try:
-        s.adapter.restart_services()
-    except CapabilityMissing:
-        worker.join(s.plan.run_timeout_s)
-        raise
-    restart_end = datetime.now(UTC)
-    worker.join(max(1.0, deadline - time.monotonic()))
-    if worker.is_alive():
+def _backfill_config(s: Session, dates: list[date]) -> Path:
+    """The plan's backfill config (configs/daily.yaml) with its storage in the session,
+    and (local target) its partitions copied to the backfill's fresh dates: date i reads
+    the i-th bundled partition (configs/data/daily, made by shared_ml.partitions)."""
+    config = s.config_for("backfill", source=s.plan.backfill_config)
+    if s.plan.target != "local":
+        return config  # the cluster's pods read the config's own (shared) data URL
+    raw = yaml.safe_load(config.read_text(encoding="utf-8"))
+    source = raw["data"]["source"]
+    bundled = sorted(s.plan.backfill_data.glob("*.csv"))
+    if len(bundled) < len(dates):
         raise ScenarioFailed(
-            f"the run did not finish within {s.plan.run_timeout_s}s of the restart"
+            f"{s.plan.backfill_data} has {len(bundled)} partitions, the backfill needs "
+            f"{len(dates)}: extend it with `python -m shared_ml.partitions --end <date>`"
         )
-    seconds = time.perf_counter() - started
-    error = outcome.get("error")
-    if isinstance(error, Exception) and not isinstance(error, CapabilityMissing):
-        # The run itself did not survive the restart (e.g. its client gave up while the
-        # server was down): that is the measured answer, not a harness error.
-        reason = (
-            f"the run did not survive the restart: {type(error).__name__}: "
-            + (str(error).strip().splitlines() or [""])[0][:300]
-        )
-        s.record("recovery.restart_completed", 0.0)
-        s.unavailable("recovery.restart_lost_attempts", reason)
-        s.unavailable("recovery.restart_extra_s", reason)
-        return
-    if error is not None:
-        raise error
-    record: RunRecord = outcome["record"]
-    s.record("recovery.restart_completed", 1.0 if record.status == "success" else 0.0)
-    s.record("recovery.restart_lost_attempts", sum(1 for x in record.steps if x.outcome == "lost"))
-    if record.status == "success":
-        s.record("recovery.restart_extra_s", seconds - clean - delay)
-    else:
-        s.unavailable("recovery.restart_extra_s", f"the run ended {record.status}")
-    s.timeline(
-        triggered,
-        [("run", record)],
-        [("restart begins", restart_begin), ("services healthy again", restart_end)],
-    )
+    folder = config.parent / f"{config.stem}-partitions"
+    folder.mkdir(parents=True, exist_ok=True)
+    for day, partition in zip(dates, bundled, strict=False):
+        (folder / f"{day.isoformat()}.csv").write_bytes(partition.read_bytes())
+    source["url"] = str(folder / "{ds}.csv")
+    config.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return config
 
 
 def scenario_adhoc(s: Session) -> None:

@@ -30,7 +30,17 @@ SUCCESS_STATES = {"success", "succeeded", "completed"}
 PIPELINE_UPSTREAM = {s.name: sorted(s.upstream) for s in PIPELINE.steps}
 FAULT_STEP = "train"
 # Scenarios that run the ML pipeline (and so come after one warm-up run).
-PIPELINE_SCENARIOS = {"latency", "transient", "resume", "kill", "backfill", "restart", "throughput"}
+PIPELINE_SCENARIOS = {
+    "latency",
+    "transient",
+    "resume",
+    "kill",
+    "kill_worker",
+    "backfill",
+    "restart",
+    "restart_scheduler",
+    "throughput",
+}
 
 
 class NotApplicable(Exception):

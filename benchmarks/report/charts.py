@@ -141,11 +141,26 @@ def _slope_label(fit: dict[str, Any]) -> str:
     return slope
 
 
-def recovery_timeline(results: dict[str, Any]) -> bytes | None:
-    """Step attempts of each recovery run (first repetition, first profile) over time."""
-    profile = results["plan"]["profiles"][0]
+def recovery_timelines(results: dict[str, Any]) -> dict[str, bytes]:
+    """One chart per recovery scenario that recorded a timeline: ``timeline_<scenario>``."""
+    scenarios = dict.fromkeys(t["scenario"] for t in results["timelines"])
+    charts = {f"timeline_{s}": recovery_timeline(results, s) for s in scenarios}
+    return {name: png for name, png in charts.items() if png is not None}
+
+
+def recovery_timeline(results: dict[str, Any], scenario: str) -> bytes | None:
+    """Step attempts of the scenario's run in each tool (first repetition, first profile
+    each tool ran) over time, with the moments of the disruption marked."""
+    first_profile: dict[str, str] = {}
+    for t in results["timelines"]:
+        if t["scenario"] == scenario and t["repetition"] == 0:
+            first_profile.setdefault(t["tool"], t["profile"])
     timelines = [
-        t for t in results["timelines"] if t["repetition"] == 0 and t["profile"] == profile
+        t
+        for t in results["timelines"]
+        if t["scenario"] == scenario
+        and t["repetition"] == 0
+        and t["profile"] == first_profile.get(t["tool"])
     ]
     if not timelines:
         return None
@@ -193,7 +208,8 @@ def recovery_timeline(results: dict[str, Any]) -> bytes | None:
         ax.set_yticks(range(len(events)), labels, fontsize=6)
         ax.invert_yaxis()
         ax.set_title(
-            f"{timeline['tool']} ({timeline['execution_model']}): {timeline['scenario']}",
+            f"{timeline['tool']} ({timeline['profile']}, {timeline['execution_model']}): "
+            f"{timeline['scenario']}",
             fontsize=9,
         )
         ax.set_xlabel("seconds since trigger", fontsize=8)
@@ -207,6 +223,6 @@ def all_charts(results: dict[str, Any]) -> dict[str, bytes]:
     charts = {
         "bars": bars_with_spread(results),
         "scaling": scaling_lines(results),
-        "recovery_timeline": recovery_timeline(results),
     }
-    return {name: png for name, png in charts.items() if png is not None}
+    found = {name: png for name, png in charts.items() if png is not None}
+    return {**found, **recovery_timelines(results)}

@@ -182,6 +182,18 @@ def outcome_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(seen.values(), key=lambda o: (o["scenario"], o["tool"], o["profile"]))
 
 
+def what_happened(results: dict[str, Any], scenario: str) -> list[dict[str, Any]]:
+    """The scenario's notes on what it did and saw (an "ok" outcome with a reason: what
+    was killed, the terminal state read back), once per (tool, profile, text)."""
+    seen: dict[tuple, dict[str, Any]] = {}
+    for o in results["outcomes"]:
+        if o["scenario"] != scenario or o["status"] != "ok" or not o["reason"]:
+            continue
+        key = (o["tool"], o["profile"], o["reason"])
+        seen.setdefault(key, {**o, "repetitions": 0})["repetitions"] += 1
+    return sorted(seen.values(), key=lambda o: (o["tool"], o["profile"]))
+
+
 def scenario_status(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Per scenario and tool: ok / not supported / error... and the total time it took
     (all repetitions and profiles), so no tool vanishes and the cost of each is visible."""
@@ -354,6 +366,7 @@ def context(results: dict[str, Any], charts: dict[str, bytes]) -> dict[str, Any]
                 "title": titles.get(scenario, scenario),
                 "figures": figures,
                 "tables": figure_tables(results, scenario),
+                "happened": what_happened(results, scenario),
             }
         )
     return {

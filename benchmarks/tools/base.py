@@ -203,6 +203,29 @@ class ToolAdapter(ABC):
         they are healthy again. Optional: used by the "server restart" benchmark scenario."""
         raise CapabilityMissing(f"{self.name} has no restart_services")
 
+    # --- disruption (the kill_worker, restart and restart_scheduler scenarios) -------
+    # The component a server-only restart restarts, and the one that runs the work (a
+    # scheduler- or worker-only restart); None: the tool has no such process here.
+    server_component: ClassVar[str | None] = None
+    work_component: ClassVar[str | None] = None
+
+    def restart_component(self, component: str) -> None:
+        """Stop one service component (SIGTERM, as an operator's restart would) and start
+        it again, the others left running; return once it is healthy again."""
+        raise CapabilityMissing(f"{self.name} has no service component {component!r} to restart")
+
+    def kill_worker(self, step_pid: int) -> str:
+        """SIGKILL the worker-level process of a run in flight, ``step_pid`` being the
+        process of a running step (from its step record), then bring the killed component
+        back as a process supervisor would. Returns what was killed and what was brought
+        back, in words, for the report."""
+        raise CapabilityMissing(f"{self.name} has no worker process to kill")
+
+    def read_run_record(self, run_id: str, config_path: Path) -> RunRecord:
+        """The run record of ``run_id`` read from the tool itself once the run is in a
+        terminal state (after a restart, when the call that started the run gave up)."""
+        raise CapabilityMissing(f"{self.name} cannot read a run back by its id")
+
     # --- work ---------------------------------------------------------------------
     @abstractmethod
     def run_pipeline(

@@ -62,9 +62,17 @@ def test_session_order_is_shuffled_per_repetition_and_reproducible_from_its_seed
 
 
 def test_scenario_selection() -> None:
-    assert expand_scenarios(["recovery"]) == ["transient", "resume", "kill", "backfill", "restart"]
+    assert expand_scenarios(["recovery"]) == [
+        "transient",
+        "resume",
+        "kill",
+        "kill_worker",
+        "backfill",
+        "restart",
+        "restart_scheduler",
+    ]
     assert expand_scenarios(["scaling,setup"]) == ["setup", "scaling"]
-    assert len(expand_scenarios(None)) == 10
+    assert len(expand_scenarios(None)) == 12
     assert expand_scenarios(["adhoc"]) == ["adhoc"]
     with pytest.raises(PlanError, match="--scenarios bogus"):
         expand_scenarios(["bogus"])
@@ -96,8 +104,10 @@ def test_quick_plan_is_small() -> None:
     assert plan.skipped_scenarios == [
         "resume",
         "kill",
+        "kill_worker",
         "backfill",
         "restart",
+        "restart_scheduler",
         "throughput",
         "adhoc",
     ]

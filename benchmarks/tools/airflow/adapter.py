@@ -24,6 +24,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+import psutil
+
 from benchmarks.environments import orchbench_home_set
 from benchmarks.services.postgres import Database
 from benchmarks.tools.airflow.client import AirflowClient, TaskTry, parse_time
@@ -47,6 +49,7 @@ from benchmarks.tools.base import (
     WorkloadShape,
     with_noop_moments,
 )
+from benchmarks.tools.disruption import ancestor_of, sigkill
 from shared_ml.config import Partition, PipelineConfig, load_config
 from shared_ml.records import RunRecord, collect_run_record, write_run_record
 from shared_ml.runner import new_run_id
@@ -162,6 +165,41 @@ class AirflowAdapter(ToolAdapter):
             raise CapabilityMissing("restart is driven only for local services")
         self.services.stop()
         self.services.start()
+
+    # --- disruption (benchmarks/harness/scenarios_disruption.py) --------------------
+    server_component = "api-server"
+    work_component = "scheduler"  # with its LocalExecutor workers and task processes
+
+    def restart_component(self, component: str) -> None:
+        if self.target != "local":
+            raise CapabilityMissing("components are restarted only for local services")
+        self.services.restart_component(component)
+
+    def kill_worker(self, step_pid: int) -> str:
+        """SIGKILL the LocalExecutor worker process supervising the running task: the
+        task process's parent, which runs the Task SDK supervisor (heartbeats, state
+        updates to the API) and was forked by the scheduler. The scheduler's executor
+        reaps dead workers and forks new ones itself, so nothing is restarted here; the
+        orphaned task process is left to what follows."""
+        if self.target != "local":
+            raise CapabilityMissing("a worker is killed only in local services")
+        scheduler = self.services.running_components().get("scheduler")
+        if scheduler is None:
+            raise ServiceError(f"Airflow's scheduler is not running in {self.settings.home}")
+        below_scheduler = {p.pid for p in psutil.Process(scheduler.pid).children(recursive=True)}
+        worker = ancestor_of(
+            step_pid,
+            lambda p: p.pid in below_scheduler,
+            "LocalExecutor worker (a descendant of the scheduler)",
+        )
+        return (
+            f"SIGKILLed the LocalExecutor worker supervising the task, {sigkill(worker)}, a "
+            f"child of the scheduler (pid {scheduler.pid}); the executor replaces dead "
+            "workers itself"
+        )
+
+    def read_run_record(self, run_id: str, config_path: Path) -> RunRecord:
+        return self.run_record(run_id, config_path)
 
     def service_pids(self) -> list[int]:
         return self.services.pids(include_children=True) if self.target == "local" else []

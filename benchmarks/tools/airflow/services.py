@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, get_args
 
 from filelock import FileLock
@@ -346,6 +347,45 @@ class AirflowServices:
             log=self.settings.log_file(component),
             cwd=self.settings.home,
         )
+
+    def restart_component(self, component: str) -> float:
+        """Stop one component (SIGTERM to its process group, so the scheduler takes its
+        LocalExecutor workers and task processes with it) and start it again on the same
+        home, port and database, the others left running. Returns once the API reports
+        every part healthy again, a restarted scheduler or dag-processor with a heartbeat
+        newer than the restart; the seconds from the stop to then."""
+        if component not in COMPONENTS:
+            raise ServiceError(f"unknown component {component!r}; expected one of {COMPONENTS}")
+        with self._locked(), signals_as_interrupts():
+            if component not in self.running_components():
+                raise ServiceError(f"Airflow's {component} is not running in {self.settings.home}")
+            begun = time.time()
+            self.supervisor.stop([component], timeout_s=self.settings.stop_timeout_s)
+            deadline = time.monotonic() + self.settings.health_timeout_s
+            while component == "api-server" and not port_is_free(self.settings.port):
+                if time.monotonic() > deadline:
+                    raise ServiceError(f"port {self.settings.port} still taken after the stop")
+                time.sleep(0.2)  # the old socket may linger for a moment
+            record = self._spawn(component, airflow_env(self.settings))
+            heartbeat = {"scheduler": "scheduler", "dag-processor": "dag_processor"}.get(component)
+
+            def healthy_again() -> bool:
+                report = health(self.settings.url)
+                if not is_healthy(report) or heartbeat is None:
+                    return is_healthy(report)
+                beat = (report or {})[heartbeat].get(f"latest_{heartbeat}_heartbeat")
+                return bool(beat) and datetime.fromisoformat(beat).timestamp() > begun
+
+            try:
+                self.supervisor.wait_healthy(
+                    record,
+                    healthy_again,
+                    timeout_s=self.settings.health_timeout_s,
+                    what=f"Airflow at {self.settings.url} after restarting its {component}",
+                )
+            except SupervisorError as err:
+                raise ServiceError(str(err)) from None
+            return time.time() - begun
 
     def stop(self) -> dict[str, str]:
         """Stop every process recorded in AIRFLOW_HOME/run (works from any shell); how

@@ -40,6 +40,7 @@ from benchmarks.tools.base import (
     WorkloadShape,
     noop_task_timings,
 )
+from benchmarks.tools.disruption import ancestor_of, sigkill
 from benchmarks.tools.moments import step_moments
 from shared_ml.config import load_config, orchbench_home
 from shared_ml.records import (
@@ -204,6 +205,42 @@ class KubeflowAdapter(ToolAdapter):
             "no_catchup=False). Locally, run one date at a time: "
             "orchbench run --tool kubeflow --date YYYY-MM-DD."
         )
+
+    # --- disruption (benchmarks/harness/scenarios_disruption.py) --------------------
+    def kill_worker(self, step_pid: int) -> str:
+        """SIGKILL the runner process (``python -m pipelines.kubeflow.run``, which runs
+        kfp.local and launches each step's subprocess). kfp.local has no scheduler or
+        server to notice or start it again: the run ends there, its running step left to
+        finish as an orphan."""
+        if self.target != "local":
+            raise CapabilityMissing("the runner is killed only for kfp.local runs")
+        runner = ancestor_of(
+            step_pid,
+            lambda p: "pipelines.kubeflow.run" in " ".join(p.cmdline()),
+            "kfp.local runner process (python -m pipelines.kubeflow.run)",
+        )
+        return f"SIGKILLed the kfp.local runner, {sigkill(runner)}; nothing restarts it"
+
+    def read_run_record(self, run_id: str, config_path: Path) -> RunRecord:
+        """After the runner died: the run's step records as they stand, status failed
+        (the runner reported no end, and nothing else would)."""
+        config = load_config(config_path)
+        runs_root = config.storage.runs_root
+        if not read_step_records(runs_root, run_id):
+            raise KubeflowRunError(f"run {run_id}: no step records under {runs_root}")
+        self._runs_roots[run_id] = runs_root
+        record = collect_run_record(
+            runs_root=runs_root,
+            run_id=run_id,
+            tool=self.name,
+            pipeline=PIPELINE.name,
+            config_fingerprint=config.ml_fingerprint(),
+            seed=config.seed,
+            status="failed",
+            tool_details={"target": "local", "runner": "killed before it reported an end"},
+        )
+        write_run_record(runs_root, record)
+        return record
 
     # --- logs ---------------------------------------------------------------------
     def step_log(self, config_path: Path, record: RunRecord, step: str, attempt: int) -> str:

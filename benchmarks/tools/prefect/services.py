@@ -343,6 +343,27 @@ class PrefectServices:
             raise ServiceError(str(err)) from None
         return round(time.monotonic() - started, 3)
 
+    def restart_worker(self, *, stop: bool = True, timeout_s: float = HEALTH_TIMEOUT_S) -> float:
+        """Start the worker again; the seconds until the server lists it online.
+
+        ``stop=True``: first stop the running worker (SIGTERM to its process group, then
+        SIGKILL to what is left, flow-run processes it started included), as restarting
+        its pod would. ``stop=False``: the worker process is already dead (killed); a new
+        one is started beside whatever it left running, as a process supervisor would."""
+        state = self.read_state()
+        worker = next((e for e in state.processes if e.name == "worker"), None) if state else None
+        if state is None or worker is None:
+            raise ServiceError(f"no Prefect worker recorded in {self.home}")
+        started = time.monotonic()
+        if stop:
+            self.supervisor.stop(["worker"], timeout_s=STOP_GRACE_S)
+        env = prefect_env(self.home, state.api_url, state.profile, state.database_url)
+        try:
+            self._start_worker(state, env, timeout_s)
+        except SupervisorError as err:
+            raise ServiceError(str(err)) from None
+        return round(time.monotonic() - started, 3)
+
     # --- stop ---------------------------------------------------------------------
     def down(self, grace_s: float = STOP_GRACE_S) -> list[int]:
         """Stop every process; return the pids that had to be SIGKILLed."""
