@@ -487,18 +487,20 @@ def _disruption_figures(scenario: str, what: str, action: str) -> tuple[Figure, 
             f"{what}: time to detection",
             "s",
             scenario,
-            "From the disruption to the moment the tool recorded an affected attempt (one "
-            "running then that did not succeed) as ended, from its own API (adapter."
-            "task_timings). Unavailable when no attempt was affected or the tool recorded "
-            "no end for it.",
+            "From the disruption to the moment the tool recorded an attempt that was running "
+            "at the disruption as ended in a state other than success (failed, up for "
+            "retry, crashed...), from its own API (adapter.task_timings); the earliest such "
+            "end. Unavailable when the tool recorded none (e.g. the attempt finished "
+            "normally, or the tool never noticed).",
         ),
         Figure(
             f"recovery.{scenario}_recovery_s",
             f"{what}: time to recovery",
             "s",
             scenario,
-            "From the disruption to the start of the next execution of an affected task "
-            "(from the step records); when no attempt was affected, to the run's end.",
+            "From the disruption to the start of the next execution of a task that was "
+            "running at the disruption (from the step records); when none ran again, to the "
+            "run's end.",
         ),
         Figure(
             f"recovery.{scenario}_extra_s",

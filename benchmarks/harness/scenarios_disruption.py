@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.harness.recovery_counts import RecoveryCounts, registry_version_count
-from benchmarks.harness.session import FAULT_STEP, ScenarioFailed, Session
+from benchmarks.harness.session import FAULT_STEP, ScenarioFailed, Session, is_success
 from benchmarks.tools.base import CapabilityMissing, TaskTiming, ToolAdapter
 from shared_ml.config import load_config
 from shared_ml.records import RunRecord, StepRecord
@@ -102,26 +102,21 @@ def _disrupt(s: Session, scenario: str, act: Action) -> None:
     if record.status != "success":
         s.outcome("ok", f"terminal state read from {s.tool}: {record.status}", scenario_figure(s))
     record_counts(s, scenario, [record], storage.registry_root, versions_before)
+    # Running at the disruption, whatever their record says later: an orphaned attempt
+    # may finish its work while the tool has already given up on it.
     affected = [
         x
         for x in record.steps
-        if x.started_at <= acted_at
-        and (x.ended_at is None or x.ended_at > acted_at)
-        and x.outcome != "success"
+        if x.started_at <= acted_at and (x.ended_at is None or x.ended_at > acted_at)
     ]
     _detection(s, scenario, record, affected, acted_at, markers)
     later = [
         x for x in record.steps if x.started_at > acted_at and x.key in {a.key for a in affected}
     ]
-    if affected and later:
+    if later:
         first = min(x.started_at for x in later)
         s.record(f"recovery.{scenario}_recovery_s", (first - acted_at).total_seconds())
-    elif affected:
-        s.unavailable(
-            f"recovery.{scenario}_recovery_s",
-            f"no affected task ({', '.join(sorted({a.key for a in affected}))}) ran again",
-        )
-    elif record.ended_at is not None:
+    elif record.ended_at is not None:  # nothing ran again: recovered when the run ended
         s.record(f"recovery.{scenario}_recovery_s", (record.ended_at - acted_at).total_seconds())
     if record.status == "success":
         s.record(f"recovery.{scenario}_extra_s", _run_seconds(record, seconds) - clean - delay)
@@ -250,20 +245,23 @@ def _detection(
 ) -> None:
     figure = f"recovery.{scenario}_detection_s"
     if not affected:
-        s.unavailable(figure, "no attempt running at the disruption was affected")
+        s.unavailable(figure, "no attempt was running at the disruption")
         return
     timings = s.adapter.task_timings(record.run_id)
     ends = [
         t.ended_at
         for t in timings
         for step in affected
-        if _matches(t, step) and t.ended_at is not None and t.ended_at >= acted_at
+        if _matches(t, step)
+        and not is_success(t.state)
+        and t.ended_at is not None
+        and t.ended_at >= acted_at
     ]
     if not ends:
+        attempts = ", ".join(f"{a.key} #{a.attempt}" for a in affected)
         s.unavailable(
             figure,
-            f"{s.tool} recorded no end for the affected attempts "
-            f"({', '.join(f'{a.key} #{a.attempt}' for a in affected)})"
+            f"{s.tool} recorded no failed end for the attempts running then ({attempts})"
             if timings
             else "no task timings from the adapter",
         )

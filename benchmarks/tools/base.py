@@ -200,7 +200,8 @@ class ToolAdapter(ABC):
 
     def restart_services(self) -> None:
         """Stop and restart the tool's services while a run may be in flight; return once
-        they are healthy again. Optional: used by the "server restart" benchmark scenario."""
+        they are healthy again. Optional; the benchmark's restart scenarios restart one
+        component at a time instead (``restart_component``)."""
         raise CapabilityMissing(f"{self.name} has no restart_services")
 
     # --- disruption (the kill_worker, restart and restart_scheduler scenarios) -------

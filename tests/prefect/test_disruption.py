@@ -40,7 +40,7 @@ def session(adapter: PrefectAdapter, config_path: Path, tmp_path_factory) -> Ses
         environ={},
     )
     plan.restart_delay_s = 6.0
-    plan.run_timeout_s = 45.0  # a run the tool never ends is reported, not waited for
+    plan.run_timeout_s = 30.0  # a run the tool never ends is reported, not waited for
     work = plan.output_dir / "work"
     return Session(plan, "prefect", "tuned", 0, adapter, "in-process", Collected(), work)
 
