@@ -499,8 +499,8 @@ def _disruption_figures(scenario: str, what: str, action: str) -> tuple[Figure, 
             "s",
             scenario,
             "From the disruption to the start of the next execution of a task that was "
-            "running at the disruption (from the step records); when none ran again, to the "
-            "run's end.",
+            "running at the disruption (from the step records); when none ran again and "
+            "the run succeeded, to the run's end; otherwise unavailable (no recovery).",
         ),
         Figure(
             f"recovery.{scenario}_extra_s",

@@ -116,8 +116,14 @@ def _disrupt(s: Session, scenario: str, act: Action) -> None:
     if later:
         first = min(x.started_at for x in later)
         s.record(f"recovery.{scenario}_recovery_s", (first - acted_at).total_seconds())
-    elif record.ended_at is not None:  # nothing ran again: recovered when the run ended
+    elif record.status == "success" and record.ended_at and record.ended_at > acted_at:
+        # Nothing ran again: the run carried on and recovered when it ended.
         s.record(f"recovery.{scenario}_recovery_s", (record.ended_at - acted_at).total_seconds())
+    else:
+        s.unavailable(
+            f"recovery.{scenario}_recovery_s",
+            f"the run ended {record.status} without running again what was running then",
+        )
     if record.status == "success":
         s.record(f"recovery.{scenario}_extra_s", _run_seconds(record, seconds) - clean - delay)
     else:

@@ -40,7 +40,7 @@ from benchmarks.tools.base import (
     WorkloadShape,
     noop_task_timings,
 )
-from benchmarks.tools.disruption import ancestor_of, sigkill
+from benchmarks.tools.disruption import ancestor_of, sigkill, wait_group_gone
 from benchmarks.tools.moments import step_moments
 from shared_ml.config import load_config, orchbench_home
 from shared_ml.records import (
@@ -219,11 +219,18 @@ class KubeflowAdapter(ToolAdapter):
             lambda p: "pipelines.kubeflow.run" in " ".join(p.cmdline()),
             "kfp.local runner process (python -m pipelines.kubeflow.run)",
         )
+        # The steps it launched share its process group (_kubeflow_python starts a new
+        # session): read_run_record waits for them before reading their records.
+        self._killed_runner_group = os.getpgid(runner.pid)
         return f"SIGKILLed the kfp.local runner, {sigkill(runner)}; nothing restarts it"
 
     def read_run_record(self, run_id: str, config_path: Path) -> RunRecord:
-        """After the runner died: the run's step records as they stand, status failed
-        (the runner reported no end, and nothing else would)."""
+        """After the runner died: once the steps it had launched are gone too, the run's
+        step records as they stand, status failed (the runner reported no end, and nothing
+        else would)."""
+        group = getattr(self, "_killed_runner_group", None)
+        if group is not None and not wait_group_gone(group, RUN_TIMEOUT_S):
+            raise KubeflowRunError(f"the killed runner's steps still run after {RUN_TIMEOUT_S} s")
         config = load_config(config_path)
         runs_root = config.storage.runs_root
         if not read_step_records(runs_root, run_id):
