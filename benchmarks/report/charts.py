@@ -183,6 +183,7 @@ def recovery_timeline(results: dict[str, Any], scenario: str) -> bytes | None:
             + [1]
         )
         marks = sorted(m["at_s"] for m in timeline["markers"])
+        repeated = _duplicates(events)
         labels = []
         for row, e in enumerate(events):
             stop = e["end_s"]
@@ -193,8 +194,11 @@ def recovery_timeline(results: dict[str, Any], scenario: str) -> bytes | None:
                 max(stop - e["start_s"], end * 0.004),  # keep sub-second steps visible
                 left=e["start_s"],
                 color=OUTCOME_COLOURS[e["outcome"]],
+                hatch="///" if row in repeated else None,
+                edgecolor="white" if row in repeated else None,
             )
-            labels.append(f"{e['run']}: {e['step']} #{e['attempt']}")
+            duplicate = " (duplicate)" if row in repeated else ""
+            labels.append(f"{e['run']}: {e['step']} #{e['attempt']}{duplicate}")
         for index, marker in enumerate(timeline["markers"]):
             ax.axvline(marker["at_s"], color="black", linestyle=":", linewidth=1)
             ax.annotate(
@@ -214,9 +218,25 @@ def recovery_timeline(results: dict[str, Any], scenario: str) -> bytes | None:
         )
         ax.set_xlabel("seconds since trigger", fontsize=8)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in OUTCOME_COLOURS.values()]
-    fig.legend(handles, list(OUTCOME_COLOURS), loc="upper right", ncol=4, fontsize=8)
-    fig.tight_layout()
+    handles.append(plt.Rectangle((0, 0), 1, 1, facecolor="#8C8C8C", hatch="///", ec="white"))
+    names = [*OUTCOME_COLOURS, "duplicate: ran again after a success"]
+    fig.legend(handles, names, loc="lower center", ncol=5, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))  # room for the legend below the charts
     return _png(fig)
+
+
+def _duplicates(events: list[dict[str, Any]]) -> set[int]:
+    """Rows of executions that started after an earlier-started execution of the same
+    task had succeeded (benchmarks.harness.recovery_counts' duplicates)."""
+    first_success: dict[str, float] = {}
+    for e in sorted(events, key=lambda e: e["start_s"]):
+        if e["outcome"] == "success":
+            first_success.setdefault(e["step"], e["start_s"])
+    return {
+        row
+        for row, e in enumerate(events)
+        if e["step"] in first_success and e["start_s"] > first_success[e["step"]]
+    }
 
 
 def all_charts(results: dict[str, Any]) -> dict[str, bytes]:
