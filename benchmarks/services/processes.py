@@ -164,6 +164,17 @@ def port_is_free(port: int) -> bool:
         return True
 
 
+def accepts_connections(port: int, timeout_s: float = 0.5) -> bool:
+    """Whether something listens on 127.0.0.1:``port``. Unlike ``port_is_free`` (a bind
+    without SO_REUSEADDR), not fooled by closed connections still in TIME_WAIT, which a
+    server that sets SO_REUSEADDR (uvicorn) can bind over at once."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
 def popen_user_args(user: str | None) -> dict[str, Any]:
     """Popen arguments that run the child as ``user`` (its group, no extra groups)."""
     if user is None:

@@ -20,6 +20,7 @@ from filelock import FileLock
 
 from benchmarks.environments import tool_bin, tool_env
 from benchmarks.services.postgres import EmbeddedPostgres, PostgresError, redact
+from benchmarks.services.processes import accepts_connections
 from benchmarks.services.secret_files import persistent_secret
 from benchmarks.services.supervisor import (
     SupervisedState,
@@ -362,10 +363,12 @@ class AirflowServices:
             begun = time.time()
             self.supervisor.stop([component], timeout_s=self.settings.stop_timeout_s)
             deadline = time.monotonic() + self.settings.health_timeout_s
-            while component == "api-server" and not port_is_free(self.settings.port):
+            while component == "api-server" and accepts_connections(self.settings.port):
                 if time.monotonic() > deadline:
-                    raise ServiceError(f"port {self.settings.port} still taken after the stop")
-                time.sleep(0.2)  # the old socket may linger for a moment
+                    raise ServiceError(
+                        f"port {self.settings.port} still listened on after the stop"
+                    )
+                time.sleep(0.2)  # a straggler of the old server may hold it for a moment
             record = self._spawn(component, airflow_env(self.settings))
             heartbeat = {"scheduler": "scheduler", "dag-processor": "dag_processor"}.get(component)
 

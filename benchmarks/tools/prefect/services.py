@@ -33,6 +33,7 @@ from benchmarks.services.postgres import (
     check_database,
     redact,
 )
+from benchmarks.services.processes import accepts_connections
 from benchmarks.services.supervisor import (
     Supervisor,
     SupervisorError,
@@ -335,8 +336,10 @@ class PrefectServices:
         env = prefect_env(self.home, state.api_url, state.profile, state.database_url)
         started = time.monotonic()
         deadline = started + timeout_s
-        while not port_is_free(state.port) and time.monotonic() < deadline:
-            time.sleep(0.2)  # the old socket may linger for a moment
+        # Not port_is_free: closed connections in TIME_WAIT would hold that up for a
+        # minute, while the server (uvicorn, SO_REUSEADDR) can bind at once.
+        while accepts_connections(state.port) and time.monotonic() < deadline:
+            time.sleep(0.2)  # a straggler of the old server may hold it for a moment
         try:
             self._start_server(state, server.command, env, timeout_s)
         except SupervisorError as err:
