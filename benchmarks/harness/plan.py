@@ -79,9 +79,13 @@ class Plan:
     kill_after_s: float = 1.0
     restart_delay_s: float = 12.0
     run_timeout_s: float = 900.0
+    # After a worker kill or a restart, how long to wait for the run's terminal state:
+    # longer than Airflow's default task heartbeat timeout (300 s), after which it retries.
+    disruption_timeout_s: float = 400.0
     measure_install: bool = True
     # Scenarios left out (quick mode): recorded per tool as "skipped", never silently.
     skipped_scenarios: list[str] = field(default_factory=list)
+    skip_reasons: dict[str, str] = field(default_factory=dict)  # default: quick mode's
     notes: list[str] = field(default_factory=list)
     # The "adhoc" scenario: the script and the plain runner on these configs.
     adhoc_config: Path = REPO_ROOT / "configs" / "default.yaml"

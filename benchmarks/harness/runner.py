@@ -201,7 +201,10 @@ def run_session(
                 "profile": profile,
                 "repetition": repetition,
                 "status": "skipped",
-                "reason": "left out of quick mode; run `orchbench bench` (or --scenarios) for it",
+                "reason": plan.skip_reasons.get(
+                    skipped,
+                    "left out of quick mode; run `orchbench bench` (or --scenarios) for it",
+                ),
             }
         )
     entry["profiles"][profile] = entry["profile_descriptions"].get(profile, profile)

@@ -79,6 +79,8 @@ def test_smoke_benchmark(
         disruptions = ["kill_worker", "restart_scheduler"]
         plan.scenarios = [s for s in plan.scenarios if s not in disruptions]
         plan.skipped_scenarios = [*plan.skipped_scenarios, *disruptions]
+        for name in disruptions:
+            plan.skip_reasons[name] = "left out of the smoke test (minutes per tool)"
     if tool == "local":  # orchbench demo's showcase run (the same adapter call on every tool)
         plan.demo_config = DEMO_CONFIG
     paths = execute(plan)
