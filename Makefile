@@ -58,7 +58,13 @@ test-kubeflow: .venvs/kubeflow/.synced
 test-infra: .venvs/infra/.synced
 	.venvs/infra/bin/pytest tests/infra
 
-test: lint check-manifests test-core test-kubeflow test-infra test-prefect test-airflow
+# Two suites at a time: much of each suite's time is spent waiting on servers, schedulers
+# and pollers, so on 2 cores two lanes finish well before one would. Each suite uses its
+# own homes and free ports (tests/conftest.py), so they never meet. --output-sync keeps
+# each suite's output together; the first suites to start are the two longest.
+SUITES := test-core test-airflow test-prefect test-kubeflow test-infra
+test: lint check-manifests envs
+	$(MAKE) --no-print-directory -j2 --output-sync=target $(SUITES)
 
 clean:
 	rm -rf .venvs var reports
