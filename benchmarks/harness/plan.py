@@ -301,4 +301,11 @@ def make_plan(
             f"chain sizes {', '.join(map(str, plan.chain_sizes))} (no fan-out), "
             f"{plan.settle_s:.0f} s idle settle, install time not measured"
         )
+        left_out = ", ".join(plan.skipped_scenarios) or "none"
+        plan.notes.append(
+            f"quick mode leaves out: the scenarios {left_out}; Airflow and Prefect on "
+            f"{'/'.join(d for d in DATABASES if d not in plan.databases) or 'no other database'}; "
+            "intervals (one repetition has none), so it names no winner. Run `orchbench "
+            "bench` for the full comparison."
+        )
     return plan
