@@ -18,19 +18,25 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import psutil
-
 from benchmarks.environments import orchbench_home_set
 from benchmarks.services.postgres import Database
-from benchmarks.tools.airflow.client import AirflowClient, TaskTry, parse_time
+from benchmarks.tools.airflow.backfill import Backfills
+from benchmarks.tools.airflow.client import AirflowClient, parse_time
+from benchmarks.tools.airflow.dags import (
+    ML_DAG_ID,
+    RUN_TIMEOUT_S,
+    SAFE_RUN_ID,
+    accepted_at,
+    task_timing,
+)
+from benchmarks.tools.airflow.disruption import Disruptions
 from benchmarks.tools.airflow.logs import fetch_task_log, render_log, task_instance_of
-from benchmarks.tools.airflow.runs import contiguous_ranges, records_run_id, run_partition
+from benchmarks.tools.airflow.runs import records_run_id, run_partition
 from benchmarks.tools.airflow.services import (
     AirflowServices,
     Profile,
@@ -39,55 +45,19 @@ from benchmarks.tools.airflow.services import (
     ServiceState,
     signals_as_interrupts,
 )
+from benchmarks.tools.airflow.workload_runs import WorkloadRuns
 from benchmarks.tools.base import (
-    BackfillNotSupported,
     CapabilityMissing,
     ServiceInfo,
     TaskTiming,
     ToolAdapter,
-    WorkloadResult,
-    WorkloadShape,
-    with_noop_moments,
 )
-from benchmarks.tools.disruption import ancestor_of, sigkill
 from shared_ml.config import Partition, PipelineConfig, load_config
 from shared_ml.records import RunRecord, collect_run_record, write_run_record
 from shared_ml.runner import new_run_id
-from shared_ml.workloads import WORKLOAD_DIR
-
-ML_DAG_ID = "orchbench_ml"
-WORKLOAD_SIZES = (1, 10, 50)
-RUN_TIMEOUT_S = float(os.environ.get("ORCHBENCH_AIRFLOW_RUN_TIMEOUT", "1800"))
-SAFE_RUN_ID = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 
 
-def workload_dag_id(shape: str, size: int) -> str:
-    return f"orchbench_{shape}_{size}"
-
-
-def _timing(t: TaskTry) -> TaskTiming:
-    """A task try with the moments Airflow records (docs/benchmarks.md): dispatched =
-    ``queued_when`` (the scheduler queued it to the executor), persisted = ``end_date``
-    (the task's terminal state reached the metadata DB)."""
-    return TaskTiming(
-        task=t.key,
-        try_number=t.try_number,
-        state=t.state or "none",
-        queued_at=t.queued_at,
-        started_at=t.started_at,
-        ended_at=t.ended_at,
-        dispatched_at=t.queued_at,
-        persisted_at=t.ended_at,
-    )
-
-
-def accepted_at(run: dict[str, Any]) -> datetime | None:
-    """When Airflow accepted the run: its ``queued_at`` (the trigger created it queued),
-    else ``run_after``, as the API returns them."""
-    return parse_time(run.get("queued_at")) or parse_time(run.get("run_after"))
-
-
-class AirflowAdapter(ToolAdapter):
+class AirflowAdapter(WorkloadRuns, Disruptions, Backfills, ToolAdapter):
     name = "airflow"
     execution_model = "process-per-task"
     execution_path = "scheduler + LocalExecutor (process per task)"
@@ -165,41 +135,6 @@ class AirflowAdapter(ToolAdapter):
             raise CapabilityMissing("restart is driven only for local services")
         self.services.stop()
         self.services.start()
-
-    # --- disruption (benchmarks/harness/scenarios_disruption.py) --------------------
-    server_component = "api-server"
-    work_component = "scheduler"  # with its LocalExecutor workers and task processes
-
-    def restart_component(self, component: str) -> None:
-        if self.target != "local":
-            raise CapabilityMissing("components are restarted only for local services")
-        self.services.restart_component(component)
-
-    def kill_worker(self, step_pid: int) -> str:
-        """SIGKILL the LocalExecutor worker process supervising the running task: the
-        task process's parent, which runs the Task SDK supervisor (heartbeats, state
-        updates to the API) and was forked by the scheduler. The scheduler's executor
-        reaps dead workers and forks new ones itself, so nothing is restarted here; the
-        orphaned task process is left to what follows."""
-        if self.target != "local":
-            raise CapabilityMissing("a worker is killed only in local services")
-        scheduler = self.services.running_components().get("scheduler")
-        if scheduler is None:
-            raise ServiceError(f"Airflow's scheduler is not running in {self.settings.home}")
-        below_scheduler = {p.pid for p in psutil.Process(scheduler.pid).children(recursive=True)}
-        worker = ancestor_of(
-            step_pid,
-            lambda p: p.pid in below_scheduler,
-            "LocalExecutor worker (a descendant of the scheduler)",
-        )
-        return (
-            f"SIGKILLed the LocalExecutor worker supervising the task, {sigkill(worker)}, a "
-            f"child of the scheduler (pid {scheduler.pid}); the executor replaces dead "
-            "workers itself"
-        )
-
-    def read_run_record(self, run_id: str, config_path: Path) -> RunRecord:
-        return self.run_record(run_id, config_path)
 
     def service_pids(self) -> list[int]:
         return self.services.pids(include_children=True) if self.target == "local" else []
@@ -419,71 +354,6 @@ class AirflowAdapter(ToolAdapter):
             record.tool_details["cleared_tasks"] = sorted({t["task_id"] for t in cleared})
             return record
 
-    def backfill(self, config_path: Path, dates: list[date]) -> list[RunRecord]:
-        """Airflow backfills of ``dates``, one per range of consecutive days, one run at a
-        time in date order (each date's promotion decision sees the earlier dates' models).
-
-        The DAG's timetable decides the runs: with a daily schedule there is one per date,
-        whose logical date picks that day's partition. A schedule that plans any other
-        number of runs for a date is refused before anything runs. Dates that ran before
-        are run again (``reprocess_behavior="completed"``, the same Airflow run ids):
-        registration and the artifact store are idempotent, so that adds nothing.
-        """
-        if not dates:
-            return []
-        conf = {"config_path": str(Path(config_path).resolve())}
-        with self._running() as client:
-            config = self._load_config(config_path, None)
-            client.wait_for_dag(ML_DAG_ID)
-            ranges = contiguous_ranges(dates)
-            for first, last in ranges:  # a schedule that does not fit: refused before any run
-                self._check_one_run_per_date(client, first, last, conf)
-            records: list[RunRecord] = []
-            for first, last in ranges:
-                client.run_backfill(
-                    ML_DAG_ID,
-                    first,
-                    last,
-                    conf=conf,
-                    reprocess_behavior="completed",
-                    max_active_runs=1,
-                    timeout_s=RUN_TIMEOUT_S * ((last - first).days + 1),
-                )
-                by_date = {
-                    parse_time(r["logical_date"]).astimezone(UTC).date(): r  # type: ignore[union-attr]
-                    for r in client.dag_runs(ML_DAG_ID, run_type=["backfill"])
-                    if r.get("logical_date")
-                }
-                for n in range((last - first).days + 1):
-                    day = first + timedelta(days=n)
-                    records.append(self._record(client, config, by_date[day], None))
-                    self.report_backfill_progress(day, records[-1])
-            return records
-
-    @staticmethod
-    def _check_one_run_per_date(
-        client: AirflowClient, first: date, last: date, conf: dict[str, Any]
-    ) -> None:
-        planned = client.backfill_dry_run(
-            {
-                "dag_id": ML_DAG_ID,
-                "from_date": datetime.combine(first, datetime.min.time(), UTC).isoformat(),
-                "to_date": datetime.combine(last, datetime.max.time(), UTC).isoformat(),
-                "run_backwards": False,
-                "dag_run_conf": conf,
-                "reprocess_behavior": "completed",
-                "max_active_runs": 1,
-            }
-        )
-        days = [p.astimezone(UTC).date() for p in planned]
-        wanted = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-        if sorted(days) != wanted:
-            raise BackfillNotSupported(
-                f"the {ML_DAG_ID} DAG's schedule plans runs for {[d.isoformat() for d in days]} "
-                f"between {first} and {last}; a backfill by partition needs one run per day "
-                "(a daily schedule in the config the services parse, $ORCHBENCH_AIRFLOW_CONFIG)"
-            )
-
     def step_log(self, config_path: Path, record: RunRecord, step: str, attempt: int) -> str:
         """Airflow's own log of try ``attempt`` of the task instance of ``step`` (task
         ``train`` at the map index labelled ``forest`` for ``train[forest]``), read through
@@ -499,76 +369,4 @@ class AirflowAdapter(ToolAdapter):
     def task_timings(self, run_id: str) -> list[TaskTiming]:
         dag_id = self._run_dags.get(run_id, ML_DAG_ID)
         with self._client() as client:
-            return [_timing(t) for t in client.run_tries(dag_id, run_id)]
-
-    # --- scaling workloads --------------------------------------------------------------
-    def run_workloads_at_once(
-        self, shape: WorkloadShape, size: int, count: int
-    ) -> list[WorkloadResult | BaseException]:
-        """Trigger ``count`` runs of the workload DAG, then wait for each (see
-        ``run_pipelines_at_once``)."""
-        self._check_workload_size(size)
-        dag_id = workload_dag_id(shape, size)
-        with self._running() as client:
-            client.wait_for_dag(dag_id)
-            triggered: list[tuple[str, datetime]] = []
-            for _ in range(count):
-                run_id = new_run_id(f"airflow-{shape}{size}")
-                triggered.append((run_id, datetime.now(UTC)))
-                client.trigger(dag_id, run_id=run_id)
-                self._run_dags[run_id] = dag_id
-            results: list[WorkloadResult | BaseException] = []
-            for run_id, triggered_at in triggered:
-                try:
-                    results.append(self._workload_result(client, shape, size, run_id, triggered_at))
-                except Exception as err:
-                    results.append(err)
-        return results
-
-    @staticmethod
-    def _check_workload_size(size: int) -> None:
-        if size not in WORKLOAD_SIZES:
-            raise ValueError(
-                f"no Airflow workload DAG of size {size}; pipelines/airflow/workloads.py "
-                f"defines sizes {WORKLOAD_SIZES}"
-            )
-
-    def run_workload(self, shape: WorkloadShape, size: int) -> WorkloadResult:
-        self._check_workload_size(size)
-        dag_id = workload_dag_id(shape, size)
-        run_id = new_run_id(f"airflow-{shape}{size}")
-        with self._running() as client:
-            client.wait_for_dag(dag_id)
-            triggered_at = datetime.now(UTC)
-            client.trigger(dag_id, run_id=run_id)
-            self._run_dags[run_id] = dag_id
-            return self._workload_result(client, shape, size, run_id, triggered_at)
-
-    def _workload_result(
-        self,
-        client: AirflowClient,
-        shape: WorkloadShape,
-        size: int,
-        run_id: str,
-        triggered_at: datetime,
-    ) -> WorkloadResult:
-        dag_id = workload_dag_id(shape, size)
-        run = client.wait_for_run(
-            dag_id, run_id, timeout_s=RUN_TIMEOUT_S, interval_s=self.poll_interval_s
-        )
-        observed = datetime.now(UTC)
-        tasks = [_timing(t) for t in client.run_tries(dag_id, run_id)]
-        state = self._state()
-        if state is not None and state.orchbench_home:  # where the DAG's noop tasks write
-            with_noop_moments(tasks, str(Path(state.orchbench_home) / WORKLOAD_DIR), run_id)
-        return WorkloadResult(
-            shape=shape,
-            size=size,
-            run_id=run_id,
-            status=run["state"],
-            triggered_at=triggered_at,
-            finished_at=parse_time(run.get("end_date")) or observed,
-            tasks=tasks,
-            details={"dag_id": dag_id, "observed_finished_at": observed.isoformat()},
-            accepted_at=accepted_at(run),
-        )
+            return [task_timing(t) for t in client.run_tries(dag_id, run_id)]

@@ -25,20 +25,27 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, Literal
 
-from benchmarks.environments import tool_bin, tool_env
+from benchmarks.environments import tool_bin
 from benchmarks.services.postgres import Database
 from benchmarks.tools.base import (
-    CapabilityMissing,
     ServiceInfo,
     TaskTiming,
     ToolAdapter,
-    WorkloadResult,
-    with_noop_moments,
 )
-from benchmarks.tools.disruption import sigkill
+from benchmarks.tools.prefect.backfill import Backfills
 from benchmarks.tools.prefect.client import PrefectApiError, PrefectClient, parse_time
 from benchmarks.tools.prefect.config_files import load_resolved_config, raw_config
+from benchmarks.tools.prefect.disruption import Disruptions
 from benchmarks.tools.prefect.logs import log_server, step_attempt_log
+from benchmarks.tools.prefect.paths import (
+    DEPLOYMENT_NAME,
+    EXECUTION_PATHS,
+    FLOW_NAME,
+    MODES,
+    RUN_TIMEOUT_S,
+    Mode,
+    PrefectRunError,
+)
 from benchmarks.tools.prefect.services import PrefectServices, ServicesState, prefect_env
 from benchmarks.tools.prefect.task_runs import (
     flow_run_accepted_at,
@@ -46,31 +53,14 @@ from benchmarks.tools.prefect.task_runs import (
     flow_run_partition,
     to_task_timing,
 )
+from benchmarks.tools.prefect.workload_runs import WorkloadRuns
 from shared_ml.config import PipelineConfig
 from shared_ml.records import RunRecord, collect_run_record, write_run_record
 from shared_ml.runner import new_run_id
 from shared_ml.spec import PIPELINE
 
-FLOW_NAME = "orchbench-ml"
-DEPLOYMENT_NAME = "orchbench-ml"
-WORKLOAD_FLOW_NAME = "orchbench-workload"
-WORKLOAD_DEPLOYMENT_NAME = "orchbench-workload"
-RUN_TIMEOUT_S = 600.0
-Mode = Literal["deployment", "in-process"]
-MODES: tuple[Mode, ...] = ("deployment", "in-process")
-# What each mode measures, recorded beside every figure (results.json, run records).
-EXECUTION_PATHS: dict[str, str] = {
-    "deployment": "deployment + process worker (flow-run process, tasks in threads)",
-    "in-process": "in-process flow (no deployment or worker; tasks in threads)",
-    "cluster": "deployment + the cluster's worker (flow-run pod, tasks in threads)",
-}
 
-
-class PrefectRunError(RuntimeError):
-    pass
-
-
-class PrefectAdapter(ToolAdapter):
+class PrefectAdapter(WorkloadRuns, Disruptions, Backfills, ToolAdapter):
     name = "prefect"
     # Either path runs the tasks as threads of one flow-run process.
     execution_model = "in-process"
@@ -141,55 +131,6 @@ class PrefectAdapter(ToolAdapter):
         """Restart the Prefect server (same port, same database) while runs may be in
         flight; the worker and any flow-run process keep running and reconnect."""
         self.services.restart_server()
-
-    # --- disruption (benchmarks/harness/scenarios_disruption.py) --------------------
-    server_component = "server"
-    work_component = "worker"  # the process worker; its flow-run processes go with it
-
-    def restart_component(self, component: str) -> None:
-        if self.target != "local":
-            raise CapabilityMissing("components are restarted only for local services")
-        if component == "server":
-            self.services.restart_server()
-        elif component == "worker":
-            self.services.restart_worker()
-        else:
-            raise CapabilityMissing(f"prefect has no component {component!r}: server or worker")
-
-    def kill_worker(self, step_pid: int) -> str:
-        """SIGKILL the process worker alone, not the flow-run process it started (that
-        keeps running, orphaned, as after an OOM kill of the worker on a host), then start
-        a new worker as a process supervisor would. The worker that died sent no final
-        state, and Prefect has no heartbeat check for it by default: the flow run goes on
-        and reports its own end."""
-        if self.target != "local" or self.mode != "deployment":
-            raise CapabilityMissing("a worker is killed only on the local deployment path")
-        state = self.services.read_state()
-        worker = next((e for e in state.processes if e.name == "worker"), None) if state else None
-        process = worker.process() if worker else None
-        if process is None:
-            raise PrefectRunError(f"no live Prefect worker recorded in {self.services.home}")
-        runs_under_it = step_pid in {p.pid for p in process.children(recursive=True)}
-        killed = sigkill(process)
-        self.services.restart_worker(stop=False)
-        where = "its descendant" if runs_under_it else "not its descendant"
-        return (
-            f"SIGKILLed the Prefect worker {killed} (the step's process {step_pid} is "
-            f"{where}); a new worker was started"
-        )
-
-    def read_run_record(self, run_id: str, config_path: Path) -> RunRecord:
-        """The flow run named ``run_id`` (the adapter names each after its run id), waited
-        for until terminal, read as ``run_pipeline`` reads its own."""
-        api_url = self.api_url()
-        with PrefectClient(api_url) as client:
-            runs = client.read_flow_runs(names=[run_id])
-            if not runs:
-                raise PrefectRunError(f"no flow run named {run_id!r} on {api_url}")
-            flow_run = client.wait_for_flow_run(runs[0]["id"], timeout_s=RUN_TIMEOUT_S)
-        triggered = parse_time(flow_run.get("created")) or datetime.now(UTC)
-        config = load_resolved_config(config_path, None)
-        return self._record(config, run_id, flow_run["id"], triggered, api_url)
 
     def stop_services(self) -> None:
         if self.target == "local":
@@ -428,46 +369,6 @@ class PrefectAdapter(ToolAdapter):
         write_run_record(config.storage.runs_root, record)
         return record
 
-    def backfill(self, config_path: Path, dates: list[date]) -> list[RunRecord]:
-        """One deployment flow run per date, in date order, each scheduled at its date with
-        that date as ``logical_date`` (so the champion history follows the dates, each run
-        starts when the one before has ended). A date whose flow run already completed is
-        not run again: its run id and idempotency key are fixed, so the server hands back
-        the same flow run. A date whose last flow run failed gets a new flow run under
-        the same run id, which resumes from the task cache."""
-        config = load_resolved_config(config_path)
-        api_url = self.api_url()
-        records = []
-        for day in sorted(set(dates)):
-            run_id = f"prefect-backfill-{day.isoformat()}-{config.ml_fingerprint()[:8]}"
-            triggered = datetime.now(UTC)
-            with PrefectClient(api_url) as client:
-                # A flow run of this date still going (an earlier call): let it finish.
-                earlier = [
-                    client.wait_for_flow_run(r["id"], timeout_s=RUN_TIMEOUT_S)
-                    for r in client.read_flow_runs(names=[run_id])
-                ]
-            done = [r["id"] for r in earlier if r["state"]["type"] == "COMPLETED"]
-            flow_run_id = (
-                done[0]
-                if done
-                else self._run_deployment(
-                    config_path,
-                    None,
-                    run_id,
-                    None,
-                    api_url,
-                    logical_date=day,
-                    idempotency_key=f"orchbench-backfill/{run_id}/{len(earlier) + 1}",
-                    backfill=True,
-                )
-            )
-            extra = {"backfill": True, "reused_flow_run": bool(done)}
-            record = self._record(config, run_id, flow_run_id, triggered, api_url, day, extra)
-            self.report_backfill_progress(day, record)
-            records.append(record)
-        return records
-
     def step_log(self, config_path: Path, record: RunRecord, step: str, attempt: int) -> str:
         """The attempt's lines from Prefect's logs API (``logs.py``), on the server given
         by --url, else the run record's, else the running local services'."""
@@ -477,53 +378,7 @@ class PrefectAdapter(ToolAdapter):
         with PrefectClient(api) as client:
             return step_attempt_log(client, record, step, attempt)
 
-    # --- scaling workloads and timings --------------------------------------------
-    def run_workload(self, shape: str, size: int) -> WorkloadResult:
-        """A no-op chain or fan-out, on this adapter's path: a flow run of the workload
-        deployment picked up by the worker, or the workload flow in a subprocess."""
-        run_id = new_run_id(f"prefect-{shape}{size}")
-        api_url = self.api_url()
-        runs_root = str(Path(tool_env()["ORCHBENCH_HOME"]) / "var" / "runs")
-        parameters = {"shape": shape, "size": size, "run_id": run_id, "runs_root": runs_root}
-        triggered = datetime.now(UTC)
-        details: dict[str, Any] = {"mode": self.mode, "execution_path": self.execution_path}
-        if self.mode == "deployment":
-            with PrefectClient(api_url) as client:
-                deployment_id = self._deployment_id(
-                    client, WORKLOAD_FLOW_NAME, WORKLOAD_DEPLOYMENT_NAME
-                )
-                flow_run_id = client.create_flow_run_from_deployment(
-                    deployment_id, parameters=parameters, name=run_id, tags=["orchbench"]
-                )["id"]
-            details["deployment_id"] = deployment_id
-        else:
-            command = [str(tool_bin("prefect", "python")), "-m", "pipelines.prefect.run"]
-            command += ["workload", "--shape", shape, "--size", str(size), "--run-id", run_id]
-            command += ["--runs-root", runs_root]
-            summary = self._run_subprocess(command, api_url)
-            flow_run_id = summary["flow_run_id"]
-            details["process_seconds"] = summary["process_ended"] - summary["process_started"]
-        self._flow_runs[run_id] = flow_run_id
-        expected = size if shape == "chain" else size + 2
-        with PrefectClient(api_url) as client:
-            flow_run = client.wait_for_flow_run(
-                flow_run_id, timeout_s=RUN_TIMEOUT_S, poll_s=self.poll_interval_s
-            )
-            task_runs = client.wait_for_task_runs(flow_run_id, expected=expected)
-        tasks = [to_task_timing(t) for t in task_runs]
-        with_noop_moments(tasks, runs_root, run_id)
-        return WorkloadResult(
-            shape=shape,  # type: ignore[arg-type]
-            size=size,
-            run_id=run_id,
-            status=flow_run["state"]["type"].lower(),
-            triggered_at=triggered,
-            finished_at=parse_time(flow_run.get("end_time")) or datetime.now(UTC),
-            tasks=tasks,
-            details={"flow_run_id": flow_run_id, **details},
-            accepted_at=flow_run_accepted_at(flow_run),
-        )
-
+    # --- timings -----------------------------------------------------------------
     def task_timings(self, run_id: str) -> list[TaskTiming]:
         """Task-run timings of the latest flow run for an orchbench run id (or a flow run id)."""
         with self.client() as client:
