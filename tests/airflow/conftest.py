@@ -7,7 +7,9 @@ Failure e-mails are on for the whole session: an SMTP server on 127.0.0.1 (aiosm
 ``ORCHBENCH_ALERT_EMAIL_TO``, as a user's shell would give ``orchbench airflow up``.
 
 Settings differ from the defaults only where a test would otherwise wait minutes: the
-``tuned`` profile, a task heartbeat timeout of seconds so a SIGKILLed worker is found, and
+``tuned+preload`` profile (``tuned`` plus the scheduler's preload of the pipeline's modules,
+which saves every task process seconds of imports), a task heartbeat timeout of seconds so
+a SIGKILLed worker is found, and
 schedules on: with catchup off, the scheduler creates the run of the latest complete
 interval of the ML DAG's schedule (``configs/default.yaml``: ``0 3 * * *``) as soon as it
 sees the DAG, which ``test_triggers`` observes (asset events need schedules on too).
@@ -109,7 +111,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowTestIns
     settings = ServiceSettings(
         home=root / "airflow_home",
         port=free_port(),
-        profile="tuned",
+        profile="tuned+preload",
         schedules=True,
         extra_env={
             **TEST_SETTINGS,

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def adapter(airflow: AirflowTestInstance) -> AirflowAdapter:
-    return AirflowAdapter(profile="tuned", settings=airflow.services.settings)
+    settings = airflow.services.settings
+    return AirflowAdapter(profile=settings.profile, settings=settings)
 
 
 def test_start_services_reports_the_running_install(

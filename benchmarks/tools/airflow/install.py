@@ -7,7 +7,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import httpx
 
@@ -19,16 +19,19 @@ from benchmarks.services.supervisor import (
     Supervisor,
     SupervisorError,
 )
+from benchmarks.tools.profiles import profiles_of, task_concurrency
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
-Profile = Literal["defaults", "tuned"]
+# A profile named in benchmarks/tools/airflow/profiles.yaml (PROFILES).
+Profile = str
+PROFILES: tuple[str, ...] = profiles_of("airflow")
 DEFAULT_HOME = REPO_ROOT / "var" / "airflow"
 DEFAULT_PORT = 8080
 DAGS_FOLDER = REPO_ROOT / "pipelines" / "airflow"
-# At least the number of model candidates of the bundled configs (3), so that one run's
-# candidate branches run at once. Airflow's default, 32, starts 32 LocalExecutor worker
-# processes (about 1.5 GB); each worker is a process, so keep it small on 2 cores.
-DEFAULT_PARALLELISM = 4
+# The task concurrency every tool gets (benchmarks/tools/concurrency.yaml, 4): at least
+# the 3 candidates of the bundled configs. Airflow's default, 32, starts 32 LocalExecutor
+# worker processes (about 1.5 GB); each worker is a process, so keep it small on 2 cores.
+DEFAULT_PARALLELISM = task_concurrency("airflow")
 
 
 class ServiceError(RuntimeError):
@@ -60,8 +63,8 @@ class ServiceSettings:
     stop_timeout_s: float = 20.0
 
     def __post_init__(self) -> None:
-        if self.profile not in get_args(Profile):
-            expected = ", ".join(get_args(Profile))
+        if self.profile not in PROFILES:
+            expected = ", ".join(PROFILES)
             raise ServiceError(f"profile {self.profile!r}: expected one of {expected}")
         try:
             check_database(self.database, "database (--db, ORCHBENCH_AIRFLOW_DB)")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, get_args
+from typing import Any
 
 from filelock import FileLock
 
@@ -40,6 +40,7 @@ from benchmarks.tools.airflow.install import (
     DEFAULT_HOME,
     DEFAULT_PARALLELISM,
     DEFAULT_PORT,
+    PROFILES,
     ComponentProcess,
     Profile,
     ServiceError,
@@ -50,7 +51,7 @@ from benchmarks.tools.airflow.install import (
     is_healthy,
     status_report,
 )
-from shared_ml.spec import PIPELINE
+from benchmarks.tools.profiles import settings as profile_settings
 
 # Re-exported: callers (adapter, tests) import them from here.
 __all__ = [
@@ -60,7 +61,9 @@ __all__ = [
     "DEFAULT_HOME",
     "DEFAULT_PARALLELISM",
     "DEFAULT_PORT",
+    "PROFILES",
     "ComponentProcess",
+    "Profile",
     "ServiceError",
     "ServiceSettings",
     "ServiceState",
@@ -72,61 +75,17 @@ __all__ = [
     "signals_as_interrupts",
 ]
 
-PROFILES: tuple[Profile, ...] = get_args(Profile)
 AIRFLOW_DATABASE = "airflow"  # database and role in the services' own PostgreSQL
+# Each profile's settings (base, task concurrency, knobs) are data, with their reasons and
+# documentation: benchmarks/tools/airflow/profiles.yaml (benchmarks.tools.profiles).
+# The labelled variant "tuned+preload" adds this variable: see PRELOAD_SETTINGS.
+PRELOAD_VARIABLE = "ORCHBENCH_AIRFLOW_PRELOAD"
 
-# Airflow's defaults except what a 2-core laptop and a project-local install need.
-BASE_SETTINGS = {
-    "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-    # Task slots (and LocalExecutor worker processes): see DEFAULT_PARALLELISM.
-    "AIRFLOW__CORE__PARALLELISM": str(DEFAULT_PARALLELISM),
-    "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(DEFAULT_PARALLELISM),
-    "AIRFLOW__SCHEDULER__CATCHUP_BY_DEFAULT": "False",
-    "AIRFLOW__API__WORKERS": "1",
-    # Every task process re-parses its DAG file first (default limit 30 s). On a loaded
-    # 2-core machine that parse alone was seen taking over 20 s; a timeout reschedules the
-    # task a minute later, so allow more.
-    "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
-    "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "180",
-}
-
-# The documented "tuned" profile: shorter loops and refresh intervals, fewer parsers.
-# Each value trades a little idle CPU for latency; docs/airflow.md explains each one.
-TUNED_SETTINGS = {
-    # New or changed DAG files are seen within seconds rather than 5 minutes / 30 s.
-    "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
-    "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
-    "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "2",
-    # One parsing process is plenty for a handful of DAG files on 2 cores.
-    "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
-    # The scheduler loop sleeps less when idle, so a trigger or a finished task is acted on sooner.
-    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
-    "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-    "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
-    # Killed workers are found in seconds rather than 5 minutes.
-    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
-    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
-    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "2",
-    # See PRELOAD_SETTINGS: the scheduler imports the pipeline's libraries once, and every
-    # LocalExecutor task process (forked from it) starts with them already imported.
-    "ORCHBENCH_AIRFLOW_PRELOAD": ",".join(
-        [
-            "pipelines.airflow.tasks",
-            "pipelines.airflow.alerts",
-            "pipelines.airflow.metadata",
-            "shared_ml.execution",
-            "shared_ml.workloads",
-            *(f"shared_ml.steps.{step}" for step in PIPELINE.step_names),
-        ]
-    ),
-}
-
-# Written to $AIRFLOW_HOME/config/airflow_local_settings.py for the tuned profile; Airflow
-# imports that module in every one of its processes at start-up.
+# Written to $AIRFLOW_HOME/config/airflow_local_settings.py for a profile that sets
+# PRELOAD_VARIABLE (tuned+preload: a trick for this pipeline, not an Airflow setting);
+# Airflow imports that module in every one of its processes at start-up.
 PRELOAD_SETTINGS = """\
-# Written by orchbench (profile "tuned"); removed again by a "defaults" start.
+# Written by orchbench (profile "tuned+preload"); removed again by any other profile.
 # LocalExecutor forks its workers from the scheduler, and each task process from a worker:
 # modules imported here, in the scheduler only, are inherited by every task process, which
 # then parses its DAG file in milliseconds instead of re-importing pandas and scikit-learn.
@@ -144,9 +103,7 @@ def airflow_env(settings: ServiceSettings) -> dict[str, str]:
     """The environment every Airflow process of this install gets."""
     home = settings.home
     env = tool_env()
-    env.update(BASE_SETTINGS)
-    if settings.profile == "tuned":
-        env.update(TUNED_SETTINGS)
+    env.update(profile_settings("airflow", settings.profile))
     secrets_dir = home / "secrets"
     env.update(
         {
@@ -334,7 +291,7 @@ class AirflowServices:
 
     def _write_local_settings(self) -> None:
         path = self.settings.home / "config" / "airflow_local_settings.py"
-        if self.settings.profile == "tuned":
+        if PRELOAD_VARIABLE in profile_settings("airflow", self.settings.profile):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(PRELOAD_SETTINGS)
         else:

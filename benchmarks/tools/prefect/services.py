@@ -9,11 +9,9 @@ process). The processes run under the project's one supervisor
 SIGTERM to the whole group, waits, then SIGKILLs whatever is left, including any
 descendant that moved to a group of its own (a flow-run subprocess of the worker).
 
-Profiles (``ORCHBENCH``'s poll-interval knob):
-
-- ``defaults``: Prefect's own settings (worker query every 10 s, prefetch 10 s; runner
-  poll 10 s for ``serve``);
-- ``tuned``: worker query every 1 s, prefetch 1 s, runner poll 1 s.
+Profiles (``defaults``: Prefect's own polling; ``tuned``: the worker and runner poll every
+second) are data: ``benchmarks/tools/prefect/profiles.yaml``, each setting with its reason
+and documentation, read through ``benchmarks.tools.profiles``.
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 
@@ -49,16 +47,15 @@ from benchmarks.tools.prefect.install import (
     register_deployment,
     ui_login,
 )
+from benchmarks.tools.profiles import profiles_of
+from benchmarks.tools.profiles import settings as profile_settings
 from shared_ml.logs import LOGGER_NAME as SHARED_ML_LOGGER
 
-Profile = Literal["defaults", "tuned"]
+Profile = str  # a profile named in benchmarks/tools/prefect/profiles.yaml
+# Each profile's settings (base, task concurrency, knobs) are data, with their reasons and
+# documentation: benchmarks/tools/prefect/profiles.yaml (benchmarks.tools.profiles).
 PROFILES: dict[str, dict[str, str]] = {
-    "defaults": {},
-    "tuned": {
-        "PREFECT_WORKER_QUERY_SECONDS": "1",
-        "PREFECT_WORKER_PREFETCH_SECONDS": "1",
-        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-    },
+    name: profile_settings("prefect", name) for name in profiles_of("prefect")
 }
 HOME_ENV = "ORCHBENCH_PREFECT_HOME"
 STATE_FILE = "orchbench-services.json"
@@ -106,10 +103,6 @@ def prefect_env(
         "PREFECT_HOME": str(home),
         # Always set: without it every client process starts its own throw-away server.
         "PREFECT_API_URL": api_url,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_API_HOST": "127.0.0.1",
-        # The server serves the UI (its default; set so a stray setting cannot hide it).
-        "PREFECT_SERVER_UI_ENABLED": "true",
         "PREFECT_UI_API_URL": api_url,
         EXTRA_LOGGERS_ENV: with_shared_ml_logger(os.environ.get(EXTRA_LOGGERS_ENV)),
         **PROFILES[profile],
@@ -305,8 +298,9 @@ class PrefectServices:
         command = [str(tool_bin("prefect", "prefect")), "worker", "start", "--pool", state.pool]
         command += ["--type", "process", "--name", f"orchbench-{state.port}"]
         command += ["--install-policy", "never"]
-        if state.profile == "tuned":
-            command += ["--prefetch-seconds", PROFILES["tuned"]["PREFECT_WORKER_PREFETCH_SECONDS"]]
+        prefetch = PROFILES[state.profile].get("PREFECT_WORKER_PREFETCH_SECONDS")
+        if prefetch is not None:
+            command += ["--prefetch-seconds", prefetch]
         worker = self._spawn("worker", command, env)
 
         def online() -> bool:
