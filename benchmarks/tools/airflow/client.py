@@ -482,12 +482,24 @@ class AirflowClient:
         confirmed: list[bool] = []
 
         def create() -> dict[str, Any]:
-            backfill = self.request("POST", "/backfills", json=body)
+            try:
+                backfill = self.request("POST", "/backfills", json=body)
+            except AirflowApiError as err:
+                # Airflow runs one backfill per DAG at a time, and marks one completed a
+                # scheduler loop after its last run ended: wait for it, then ask again.
+                if err.status != 409 or "already a running backfill" not in err.body:
+                    raise
+                self._wait_for_running_backfills(dag_id)
+                backfill = self.request("POST", "/backfills", json=body)
             confirmed.append(True)
             return backfill
 
         backfill = self._ride_out_busy_db(create, already_done=created)
         return backfill, bool(confirmed)
+
+    def _wait_for_running_backfills(self, dag_id: str, timeout_s: float = 300.0) -> None:
+        for running in [b for b in self.backfills(dag_id) if not b.get("completed_at")]:
+            self.wait_for_backfill(running["id"], timeout_s)
 
     def backfills(self, dag_id: str) -> list[dict[str, Any]]:
         return self._paged("/backfills", "backfills", {"dag_id": dag_id})
