@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks.harness.figures import FIGURES
+from benchmarks.harness.figures import FIGURES, RECOVERY_SCENARIOS
 from benchmarks.harness.plan import Plan
 from benchmarks.tools.base import CapabilityMissing, ToolAdapter
 from shared_ml.records import RunRecord
@@ -30,17 +30,7 @@ SUCCESS_STATES = {"success", "succeeded", "completed"}
 PIPELINE_UPSTREAM = {s.name: sorted(s.upstream) for s in PIPELINE.steps}
 FAULT_STEP = "train"
 # Scenarios that run the ML pipeline (and so come after one warm-up run).
-PIPELINE_SCENARIOS = {
-    "latency",
-    "transient",
-    "resume",
-    "kill",
-    "kill_worker",
-    "backfill",
-    "restart",
-    "restart_scheduler",
-    "throughput",
-}
+PIPELINE_SCENARIOS = {"latency", "throughput", *RECOVERY_SCENARIOS}
 
 
 class NotApplicable(Exception):
