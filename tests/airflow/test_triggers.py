@@ -143,6 +143,9 @@ def _files(root: str) -> set[str]:
     return {str(p) for p in Path(root).rglob("*") if p.is_file()}
 
 
+# Two backfills of three dates (36 task processes each) and the plain runner: with
+# make test's two lanes on 2 cores that took over the default 600 s safety limit.
+@pytest.mark.timeout(1500)
 def test_backfill_by_partition_matches_the_plain_runner_and_reruns_change_nothing(
     airflow: AirflowTestInstance, tmp_path: Path
 ) -> None:

@@ -113,7 +113,9 @@ def test_stop_kills_the_group_and_a_grandchild_that_left_it(
     result = supervisor.stop(timeout_s=1)
     # Both children ignore SIGTERM: only SIGKILL ends them.
     assert result["family"].outcome == "killed"
-    assert {family["child"], family["grandchild"]} <= set(result["family"].killed_pids)
+    # The grandchild left the group: only the descendant sweep finds it. (The child may
+    # already be gone with the group's SIGKILL before the sweep lists it, under load.)
+    assert family["grandchild"] in result["family"].killed_pids
     for pid in (record.pid, family["child"], family["grandchild"]):
         assert wait_for(lambda pid=pid: gone(pid), f"pid {pid} gone", timeout_s=10)
 
