@@ -23,11 +23,12 @@ def test_fanout_workload_follows_the_workload_graph(
     assert all(t.started_at and t.ended_at and t.state == "Completed" for t in timings)
 
 
-def test_service_pids_cover_server_and_worker(
-    adapter: PrefectAdapter, services: ServicesState
-) -> None:
-    pids = adapter.service_pids()
-    assert {e.pid for e in services.processes} <= set(pids)
+def test_service_pids_cover_server_and_worker(adapter: PrefectAdapter) -> None:
+    # The services as they are now: an earlier test (test_disruption) restarts the worker,
+    # so the session fixture's snapshot may name a worker that is gone.
+    state = adapter.services.read_state()
+    assert state is not None and {e.name for e in state.processes} >= {"server", "worker"}
+    assert {e.pid for e in state.processes} <= set(adapter.service_pids())
 
 
 def test_restart_services_brings_the_server_back_and_keeps_the_worker(
