@@ -19,6 +19,7 @@ from typing import Any
 import jsonschema
 import psutil
 
+from benchmarks.environments import REPO_ROOT
 from benchmarks.harness.figures import FIGURES, SCENARIOS
 from benchmarks.harness.noise import aa_rows
 from benchmarks.harness.setup_cost import Unavailable, venv_python
@@ -94,7 +95,26 @@ def machine_info() -> dict[str, Any]:
         "os": platform.platform(),
         "python": platform.python_version(),
         "load_average_1m_at_start": round(os.getloadavg()[0], 2),
+        "source_revision": source_revision(),
     }
+
+
+def source_revision() -> str:
+    """The commit the benchmark's code was at (``+dirty`` with uncommitted changes), so a
+    report can be traced to the code that measured it; "unknown" outside a git checkout."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=30
+        )
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    try:
+        commit = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return (commit + ("+dirty" if dirty else "")) if commit else "unknown"
 
 
 def tool_versions(tool: str, packages: list[str]) -> dict[str, str]:
