@@ -139,7 +139,10 @@ def bench(
         ),
     ] = None,
     quick: Annotated[
-        bool, typer.Option("--quick", help="Small sizes, one profile: about 10 minutes.")
+        bool,
+        typer.Option(
+            "--quick", help="Small sizes, one profile, no recovery scenario: under 8 minutes here."
+        ),
     ] = False,
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Reports go to OUTPUT/<timestamp>/.")
