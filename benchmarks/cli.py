@@ -122,6 +122,9 @@ def run(
     """Run the ML pipeline end to end on one tool and print its run record.
 
     Exit codes: 0 success, 1 the pipeline failed, 2 invalid config or arguments.
+
+    With --target cluster, 1 also when the run record read back from the
+    cluster lacks steps, metrics or the prediction hash.
     """
     check_choices(tool, target)
     if path is not None:
@@ -166,7 +169,28 @@ def run(
             f"run record: {Path(loaded.storage.runs_root) / record.run_id / 'run.json'}"
         )
     note_services_left_running(adapter)
-    raise typer.Exit(0 if record.status == "success" else 1)
+    if record.status != "success":
+        raise typer.Exit(1)
+    if target == "cluster":
+        missing = incomplete_record(record)
+        if missing:
+            fail(
+                f"{tool} reported run {record.run_id} successful, but its run record read "
+                f"back from the cluster's store lacks {', '.join(missing)}: the pods' step "
+                "records did not reach the store, or the store could not be read",
+                1,
+            )
+    raise typer.Exit(0)
+
+
+def incomplete_record(record: RunRecord) -> list[str]:
+    """What a successful run's record lacks of what every successful run writes (its step
+    records, and select's metrics and prediction hash). A cluster run's record is assembled
+    from the pods' step records on the object store: a gap means they were not read."""
+    missing = [name for name in ("steps", "metrics") if not getattr(record, name)]
+    if not record.prediction_hash:
+        missing.append("prediction_hash")
+    return missing
 
 
 def note_services_left_running(adapter: ToolAdapter) -> None:

@@ -7,6 +7,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -17,6 +18,19 @@ from benchmarks.harness.results import build_results, machine_info, tool_version
 from benchmarks.harness.runner import Progress, run_plan
 from benchmarks.harness.session import Collected
 from benchmarks.report.render import render_report
+
+# Outcome statuses that make `orchbench bench` exit 3 (harness/cli.py). Only "error":
+# a scenario that raised or whose premise broke (a run that did not succeed, an adapter or
+# services that would not start). The others are planned or per-figure gaps that the report
+# explains: "skipped" (left out of this plan), "not_applicable" (means nothing for the tool),
+# "not_supported" (the tool lacks the capability), "unavailable" (one figure the tool cannot
+# report). benchmarks/harness/schema/results.schema.json lists every status.
+FAILED_STATUSES = frozenset({"error"})
+
+
+def failed_outcomes(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The outcomes of a results.json document that count as failures."""
+    return [o for o in results.get("outcomes", []) if o.get("status") in FAILED_STATUSES]
 
 
 def report_dir(output: Path, now: datetime | None = None) -> Path:

@@ -1,7 +1,9 @@
 """``orchbench bench`` and ``orchbench demo`` (registered by benchmarks/cli.py).
 
-Exit codes: 0 done (a scenario a tool cannot do is recorded in the report, not an error),
-2 invalid options (one line, no traceback).
+Exit codes of ``orchbench bench``: 0 every scenario ran (a scenario a tool cannot do, or
+left out of the plan, is recorded in the report, not a failure), 2 invalid options (one line,
+no traceback), 3 the report was written but a scenario of some session failed (an outcome
+with a status of ``bench.FAILED_STATUSES``; stderr lists them).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from benchmarks.environments import REPO_ROOT
 from benchmarks.harness import checkpoint
-from benchmarks.harness.bench import execute
+from benchmarks.harness.bench import execute, failed_outcomes
 from benchmarks.harness.checkpoint import Checkpoint
 from benchmarks.harness.demo import demo_table
 from benchmarks.harness.figures import SCENARIOS
@@ -36,6 +38,7 @@ from benchmarks.tools import TOOLS
 
 err_console = Console(stderr=True)
 out_console = Console()
+SCENARIO_FAILED = 3  # the report is written, and a scenario failed (see the docstring)
 DEMO_CONFIG = REPO_ROOT / "configs" / "default.yaml"
 
 
@@ -182,7 +185,14 @@ def bench(
         ),
     ] = None,
 ) -> None:
-    """Benchmark the tools on the same work and write results.json, report.md, report.html."""
+    """Benchmark the tools on the same work and write results.json, report.md, report.html.
+
+    Exit codes: 0 every scenario ran, 2 invalid options, 3 a scenario failed.
+
+    3 comes after the report is written. A scenario failed when its status
+    is "error": it raised, or a run it needed did not succeed. Skipped,
+    not-applicable, not-supported and unavailable outcomes do not fail.
+    """
     if resume is not None:
         given = {
             "--tools": tools,
@@ -208,6 +218,7 @@ def bench(
         err_console.print(f"resuming {resume}: {len(state.done)} session(s) done, {left} left")
         paths = _run_with_progress(state.plan, state)
         _print_paths(paths)
+        _exit_on_failed_scenarios(paths)
         return
     try:
         plan = make_plan(
@@ -230,6 +241,31 @@ def bench(
     )
     paths = _run_with_progress(plan)
     _print_paths(paths)
+    _exit_on_failed_scenarios(paths)
+
+
+def _exit_on_failed_scenarios(paths: dict[str, Path], shown: int = 10) -> None:
+    """Exit SCENARIO_FAILED, naming the failures, when the written report holds any: a CI
+    job running the benchmark must not stay green when scenarios failed."""
+    results = json.loads(paths["results"].read_text(encoding="utf-8"))
+    failed = failed_outcomes(results)
+    if not failed:
+        return
+    err_console.print(
+        f"[bold red]error:[/] {len(failed)} scenario outcome(s) failed (report written):",
+        soft_wrap=True,
+    )
+    for o in failed[:shown]:
+        err_console.print(
+            f"  {o['tool']}/{o['profile']}/r{o['repetition'] + 1} {o['scenario']}: "
+            f"{o['status']}: {o['reason']}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    if len(failed) > shown:
+        err_console.print(f"  ... and {len(failed) - shown} more (results.json, outcomes)")
+    raise typer.Exit(SCENARIO_FAILED)
 
 
 def _print_paths(paths: dict[str, Path]) -> None:
