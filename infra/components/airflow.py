@@ -38,6 +38,15 @@ DAGS_FOLDER = "/opt/orchbench/pipelines/airflow"
 IMAGE_UID = 50000  # the image's user (Dockerfile), also the chart's default `uid`
 IMAGE_GID = 0
 API_PORT = 8080
+# How long `helm install` may take (pulumi's Release timeout).
+RELEASE_TIMEOUT_S = 900
+# How long every Airflow pod's wait-for-airflow-migrations init container waits (the
+# chart's `images.migrationsWaitTimeout`, default 60 s, values.schema.json of chart 1.22.0).
+# The migration Job starts with the Deployments (no hook) and must first wait for PostgreSQL
+# to come up, then run `airflow db migrate`: on a busy 4-vCPU CI runner that outlasts 60 s, and
+# each init container that gives up restarts its pod into CrashLoopBackOff. Ten minutes, still
+# inside the release timeout, so a migration that never ends fails the install visibly.
+MIGRATIONS_WAIT_TIMEOUT_S = 600
 
 SECRET_NAMES = {
     "metadata": "airflow-metadata",  # key `connection`
@@ -80,6 +89,7 @@ def airflow_values(
         "defaultAirflowRepository": repository,
         "defaultAirflowTag": tag,
         "images": {
+            "migrationsWaitTimeout": MIGRATIONS_WAIT_TIMEOUT_S,
             "airflow": {"repository": repository, "tag": tag, "pullPolicy": image.pull_policy},
             "pod_template": {
                 "repository": repository,
@@ -258,7 +268,7 @@ class Airflow(pulumi.ComponentResource):
             repository_opts={"repo": CHART_REPO},
             namespace=ns,
             values=self.values,
-            timeout=900,
+            timeout=RELEASE_TIMEOUT_S,
             opts=pulumi.ResourceOptions(
                 parent=self, provider=provider, depends_on=[*self.namespace.ready, *secrets]
             ),

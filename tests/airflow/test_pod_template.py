@@ -26,8 +26,9 @@ def test_pod_template_is_pinned_non_root_and_bounded() -> None:
     spec = manifest["spec"]
     (container,) = spec["containers"]
     assert container["name"] == "base"  # what KubernetesExecutor runs the task in
-    assert container["image"] == "orchbench/shared-ml:0.1.0-airflow"
-    assert not container["image"].endswith(":latest")
+    # The chart renders the image from infra's pinned images.pod_template (see
+    # tests/infra/test_cluster_airflow_contracts.py), not a literal that could go stale.
+    assert container["image"] == '{{ include "pod_template_image" . }}'
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["runAsUser"] != 0
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
