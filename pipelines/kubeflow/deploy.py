@@ -1,14 +1,17 @@
 """Submit the committed IR to a KFP cluster through ``kfp.Client(host=...)``.
 
     python -m pipelines.kubeflow.deploy --url http://127.0.0.1:8080 --config C --run-id R
-        [--seed S] [--date YYYY-MM-DD] [--webhook-url URL] [--timeout 1800] [--no-schedule]
+        [--seed S] [--date YYYY-MM-DD] [--webhook-url URL] [--timeout 1800] [--schedule]
         [--no-wait]
 
 It uploads the pipeline (once) and a pipeline version named after the IR's content hash (so
-re-submitting an unchanged IR re-uses the version), creates a run, creates the recurring run
-from the config's ``schedule`` (cron), and waits for the run to finish. The run processes
-``--date``'s partition (default: today, resolved here); the recurring run's runs get an empty
-``logical_date`` and each step dates itself (KFP v2 expands no parameter macros, see below). The last stdout line
+re-submitting an unchanged IR re-uses the version), creates a run and waits for it to finish.
+Only with ``--schedule`` does it also make sure of the recurring run for the config's
+``schedule`` (cron): one recurring run named ``orchbench-ml-schedule`` in the experiment, kept
+when it already runs this pipeline version, replaced when it runs another, never created
+twice (``ensure_recurring_run``). The run processes ``--date``'s partition (default: today,
+resolved here); the recurring run's runs get an empty ``logical_date`` and each step dates
+itself (KFP v2 expands no parameter macros, see below). The last stdout line
 is a JSON summary. Exit 0 when the run succeeded, 1 when it did not, 2 when the API cannot be
 reached or the arguments are wrong.
 
@@ -40,6 +43,7 @@ from shared_ml.errors import ConfigError
 
 IR_PATH = Path(__file__).resolve().parent / "orchbench_ml.yaml"
 PIPELINE_DISPLAY_NAME = "orchbench-ml"
+RECURRING_RUN_NAME = f"{PIPELINE_DISPLAY_NAME}-schedule"
 EXPERIMENT = "orchbench"
 HEALTHZ_PATH = "/apis/v2beta1/healthz"
 
@@ -110,6 +114,59 @@ def check_reachable(url: str, timeout_s: float = 5.0) -> None:
         ) from None
 
 
+def display_name_filter(name: str) -> str:
+    """A KFP API list filter on ``display_name`` (a field the v2beta1 list calls of runs,
+    pipeline versions and recurring runs accept: backend/src/apiserver/model/job.go at
+    kubeflow/pipelines 2.17.0 maps it to the jobs table's DisplayName)."""
+    return json.dumps(
+        {"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": name}]}
+    )
+
+
+def ensure_recurring_run(
+    client: Any,
+    experiment_id: str,
+    pipeline_id: str,
+    version_id: str,
+    cron: str,
+    params: dict[str, Any],
+) -> tuple[str, bool]:
+    """The id of the one recurring run of this pipeline version in the experiment, and
+    whether this call created it.
+
+    Looked up by name first: one that already runs ``version_id`` is kept as it is; any
+    other of that name (an older pipeline version, or a duplicate an earlier version of
+    this module made on every submission) is deleted, so the name stays unique.
+    """
+    found = client.list_recurring_runs(
+        experiment_id=experiment_id, filter=display_name_filter(RECURRING_RUN_NAME), page_size=100
+    )
+    kept = None
+    for recurring in found.recurring_runs or []:
+        reference = recurring.pipeline_version_reference
+        same_version = reference is not None and reference.pipeline_version_id == version_id
+        if kept is None and same_version:
+            kept = recurring.recurring_run_id
+        else:
+            client.delete_recurring_run(recurring.recurring_run_id)
+    if kept is not None:
+        return kept, False
+    # KFP v2 does not expand [[RunUUID]]-style macros in recurring-run parameters
+    # (kubeflow/pipelines#12494): scheduled runs share one run id, so caching is off,
+    # and get no date of their own: each step uses the day it runs.
+    created = client.create_recurring_run(
+        experiment_id=experiment_id,
+        job_name=RECURRING_RUN_NAME,
+        cron_expression=kfp_cron(cron),
+        params={**params, "run_id": f"{PIPELINE_DISPLAY_NAME}-scheduled", "logical_date": ""},
+        pipeline_id=pipeline_id,
+        version_id=version_id,
+        enable_caching=False,
+        no_catchup=True,
+    )
+    return created.recurring_run_id, True
+
+
 def _pipeline_and_version(client: Any, ir_path: Path) -> tuple[str, str]:
     ir_text = ir_path.read_text(encoding="utf-8")
     name = version_name(ir_text)
@@ -118,10 +175,9 @@ def _pipeline_and_version(client: Any, ir_path: Path) -> tuple[str, str]:
         pipeline_id = client.upload_pipeline(
             str(ir_path), pipeline_name=PIPELINE_DISPLAY_NAME
         ).pipeline_id
-    name_filter = json.dumps(
-        {"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": name}]}
+    existing = client.list_pipeline_versions(
+        pipeline_id=pipeline_id, filter=display_name_filter(name)
     )
-    existing = client.list_pipeline_versions(pipeline_id=pipeline_id, filter=name_filter)
     for version in existing.pipeline_versions or []:
         return pipeline_id, version.pipeline_version_id
     version = client.upload_pipeline_version(
@@ -137,7 +193,7 @@ def submit(
     *,
     seed: int | None = None,
     webhook_url: str = "",
-    schedule: bool = True,
+    schedule: bool = False,
     wait: bool = True,
     timeout_s: int = 1800,
     ir_path: Path = IR_PATH,
@@ -146,6 +202,10 @@ def submit(
     config_json = cluster_config_json(config_path, seed)
     run_date = (logical_date or datetime.now(UTC).date()).isoformat()
     config = json.loads(config_json)
+    if schedule and not config.get("schedule"):
+        raise ConfigError(
+            f"{config_path}: schedule", "--schedule asks for its recurring run; the config has none"
+        )
     check_reachable(url)
     import kfp
     import kfp_server_api
@@ -203,21 +263,15 @@ def _submit_with_client(
         "logical_date": run_date,
         "status": "running",
     }
-    if schedule and config.get("schedule"):
-        # KFP v2 does not expand [[RunUUID]]-style macros in recurring-run parameters
-        # (kubeflow/pipelines#12494): scheduled runs share one run id, so caching is off,
-        # and get no date of their own: each step uses the day it runs.
-        recurring = client.create_recurring_run(
-            experiment_id=experiment.experiment_id,
-            job_name=f"{PIPELINE_DISPLAY_NAME}-schedule",
-            cron_expression=kfp_cron(config["schedule"]),
-            params={**params, "run_id": f"{PIPELINE_DISPLAY_NAME}-scheduled", "logical_date": ""},
-            pipeline_id=pipeline_id,
-            version_id=version_id,
-            enable_caching=False,
-            no_catchup=True,
+    if schedule:
+        summary["recurring_run_id"], summary["recurring_run_created"] = ensure_recurring_run(
+            client,
+            experiment.experiment_id,
+            pipeline_id,
+            version_id,
+            config["schedule"],
+            params,
         )
-        summary["recurring_run_id"] = recurring.recurring_run_id
     if wait:
         finished = client.wait_for_run_completion(run.run_id, timeout=timeout_s)
         state = str(finished.state or "").upper()
@@ -235,7 +289,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--date", help="the run's logical date, YYYY-MM-DD (default: today)")
     parser.add_argument("--webhook-url", default="")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds to wait for the run")
-    parser.add_argument("--no-schedule", action="store_true", help="skip the recurring run")
+    parser.add_argument(
+        "--schedule",
+        action="store_true",
+        help="also keep the one recurring run of the config's cron schedule (created once)",
+    )
     parser.add_argument("--no-wait", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -250,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             args.run_id,
             seed=args.seed,
             webhook_url=args.webhook_url,
-            schedule=not args.no_schedule,
+            schedule=args.schedule,
             wait=not args.no_wait,
             timeout_s=args.timeout,
             logical_date=logical_date,

@@ -1,0 +1,185 @@
+"""KFP cluster submission against a fake of ``kfp.Client`` (no KFP API can run here).
+
+The fake keeps the server's state (pipelines, versions, experiments, runs, recurring runs)
+and answers the ``display_name`` list filter as the KFP API server does (a field of the
+jobs table: backend/src/apiserver/model/job.go at kubeflow/pipelines 2.17.0), so the tests
+drive ``python -m pipelines.kubeflow.deploy``'s ``main`` end to end, only the client faked.
+
+Issue 15 (defect 10, point 9): every submission used to create one more recurring run.
+A submission now creates one only when asked (``--schedule``), and never a second one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import types
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from pipelines.kubeflow import deploy
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"  # has a cron schedule
+
+
+class FakeKfpServer:
+    """The state of one KFP API server, behind ``kfp.Client``'s method names."""
+
+    def __init__(self) -> None:
+        self.ids = (f"id-{n}" for n in itertools.count(1))
+        self.pipelines: dict[str, str] = {}  # name -> id
+        self.versions: list[SimpleNamespace] = []
+        self.experiments: dict[str, str] = {}
+        self.runs: list[dict[str, Any]] = []
+        self.recurring: list[SimpleNamespace] = []
+        self.deleted: list[str] = []
+
+    @staticmethod
+    def _name_in(filter_json: str | None) -> str | None:
+        if not filter_json:
+            return None
+        [predicate] = json.loads(filter_json)["predicates"]
+        assert (predicate["key"], predicate["operation"]) == ("display_name", "EQUALS")
+        return predicate["stringValue"]
+
+    # pipelines and versions
+    def get_pipeline_id(self, name: str) -> str | None:
+        return self.pipelines.get(name)
+
+    def upload_pipeline(self, path: str, pipeline_name: str) -> SimpleNamespace:
+        self.pipelines[pipeline_name] = next(self.ids)
+        return SimpleNamespace(pipeline_id=self.pipelines[pipeline_name])
+
+    def list_pipeline_versions(self, pipeline_id: str, filter: str) -> SimpleNamespace:
+        name = self._name_in(filter)
+        found = [v for v in self.versions if (v.pipeline_id, v.display_name) == (pipeline_id, name)]
+        return SimpleNamespace(pipeline_versions=found or None)
+
+    def upload_pipeline_version(
+        self, path: str, pipeline_version_name: str, pipeline_id: str
+    ) -> SimpleNamespace:
+        version = SimpleNamespace(
+            pipeline_version_id=next(self.ids),
+            pipeline_id=pipeline_id,
+            display_name=pipeline_version_name,
+        )
+        self.versions.append(version)
+        return version
+
+    # experiments and runs
+    def create_experiment(self, name: str) -> SimpleNamespace:
+        # kfp.Client.create_experiment returns the existing experiment of that name.
+        return SimpleNamespace(experiment_id=self.experiments.setdefault(name, next(self.ids)))
+
+    def run_pipeline(self, **kwargs: Any) -> SimpleNamespace:
+        self.runs.append({"run_id": next(self.ids), **kwargs})
+        return SimpleNamespace(run_id=self.runs[-1]["run_id"])
+
+    def wait_for_run_completion(self, run_id: str, timeout: int) -> SimpleNamespace:
+        return SimpleNamespace(state="SUCCEEDED")
+
+    # recurring runs
+    def list_recurring_runs(
+        self, experiment_id: str, filter: str | None = None, page_size: int = 10
+    ) -> SimpleNamespace:
+        name = self._name_in(filter)
+        found = [
+            r
+            for r in self.recurring
+            if r.experiment_id == experiment_id and name in (None, r.display_name)
+        ]
+        return SimpleNamespace(recurring_runs=found[:page_size] or None)
+
+    def create_recurring_run(self, **kwargs: Any) -> SimpleNamespace:
+        recurring = SimpleNamespace(
+            recurring_run_id=next(self.ids),
+            display_name=kwargs["job_name"],
+            experiment_id=kwargs["experiment_id"],
+            pipeline_version_reference=SimpleNamespace(
+                pipeline_id=kwargs["pipeline_id"], pipeline_version_id=kwargs["version_id"]
+            ),
+            request=kwargs,
+        )
+        self.recurring.append(recurring)
+        return recurring
+
+    def delete_recurring_run(self, recurring_run_id: str) -> dict:
+        self.deleted.append(recurring_run_id)
+        self.recurring = [r for r in self.recurring if r.recurring_run_id != recurring_run_id]
+        return {}
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> FakeKfpServer:
+    """``kfp.Client(host=...)`` answers from the fake; the reachability probe passes."""
+    fake = FakeKfpServer()
+    kfp = types.ModuleType("kfp")
+    kfp.Client = lambda host: fake  # type: ignore[attr-defined]
+    api = types.ModuleType("kfp_server_api")
+    api.ApiException = type("ApiException", (Exception,), {})  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "kfp", kfp)
+    monkeypatch.setitem(sys.modules, "kfp_server_api", api)
+    monkeypatch.setattr(deploy, "check_reachable", lambda url: None)
+    return fake
+
+
+def submit(run_id: str, *extra: str, config: Path = DEFAULT_CONFIG) -> int:
+    argv = ["--url", "http://kfp.test", "--config", str(config), "--run-id", run_id]
+    return deploy.main([*argv, "--date", "2026-01-03", *extra])
+
+
+def test_a_submission_creates_no_recurring_run_unless_asked(server: FakeKfpServer) -> None:
+    assert submit("run-1") == 0
+    assert submit("run-2") == 0
+    assert [r["job_name"] for r in server.runs] == ["run-1", "run-2"]
+    assert server.recurring == []
+
+
+def test_asking_again_keeps_the_one_recurring_run(
+    server: FakeKfpServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert submit("run-1", "--schedule") == 0
+    first = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert submit("run-2", "--schedule") == 0
+    second = json.loads(capsys.readouterr().out.splitlines()[-1])
+
+    [recurring] = server.recurring
+    assert recurring.display_name == deploy.RECURRING_RUN_NAME
+    assert recurring.request["cron_expression"] == "0 0 3 * * *"  # the config's, with seconds
+    assert (first["recurring_run_created"], second["recurring_run_created"]) == (True, False)
+    assert first["recurring_run_id"] == second["recurring_run_id"] == recurring.recurring_run_id
+    assert server.deleted == []
+
+
+def test_a_new_pipeline_version_replaces_the_old_recurring_runs(server: FakeKfpServer) -> None:
+    experiment = server.create_experiment(deploy.EXPERIMENT).experiment_id
+    stale = [
+        server.create_recurring_run(
+            job_name=deploy.RECURRING_RUN_NAME,
+            experiment_id=experiment,
+            pipeline_id="old-pipeline",
+            version_id="old-version",
+        )
+        for _ in range(2)  # as left by the module that created one per submission
+    ]
+    assert submit("run-1", "--schedule") == 0
+    [recurring] = server.recurring
+    current = server.versions[-1].pipeline_version_id
+    assert recurring.pipeline_version_reference.pipeline_version_id == current
+    assert server.deleted == [r.recurring_run_id for r in stale]
+
+
+def test_asking_for_a_schedule_the_config_lacks_is_refused_before_any_call(
+    server: FakeKfpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unscheduled = tmp_path / "unscheduled.yaml"
+    text = DEFAULT_CONFIG.read_text(encoding="utf-8")
+    unscheduled.write_text(text.replace('schedule: "0 3 * * *"', ""), encoding="utf-8")
+    assert submit("run-1", "--schedule", config=unscheduled) == 2
+    assert "schedule" in capsys.readouterr().err
+    assert (server.runs, server.recurring) == ([], [])
