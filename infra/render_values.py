@@ -52,6 +52,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# Placeholders for what AWS would answer on the EKS stack (IRSA role ARNs end up in values).
+_MOCK_ACCOUNT = "123456789012"
+_MOCK_OIDC_ISSUER = "oidc.eks.eu-west-1.amazonaws.com/id/RENDERVALUES"
+
+
 def _fake(name: str, length: int) -> str:
     return hashlib.sha256(f"render-values:{name}".encode()).hexdigest()[:length]
 
@@ -81,11 +86,24 @@ class _RecordingMocks(pulumi.runtime.Mocks):
             outputs["base64"], outputs["hex"] = base64.b64encode(raw).decode(), raw.hex()
         elif args.typ == "command:local:Command":
             outputs["stdout"] = "apiVersion: v1\nkind: Config\nclusters: []\n"
+        elif args.typ == "eks:index:Cluster":  # the EKS stack reads these
+            outputs["kubeconfigJson"] = '{"apiVersion": "v1", "kind": "Config"}'
+            outputs["oidcIssuer"] = _MOCK_OIDC_ISSUER
+            outputs["oidcProviderArn"] = (
+                f"arn:aws:iam::{_MOCK_ACCOUNT}:oidc-provider/{_MOCK_OIDC_ISSUER}"
+            )
+        elif args.typ == "aws:iam/role:Role":
+            outputs["arn"] = f"arn:aws:iam::{_MOCK_ACCOUNT}:role/{args.name}"
+        elif args.typ == "aws:s3/bucket:Bucket":
+            outputs["bucket"] = f"{inputs.get('bucketPrefix', 'bucket-')}mock"
+            outputs["arn"] = f"arn:aws:s3:::{outputs['bucket']}"
         with self._lock:
             self.declared.append(Declared(len(self.declared), args.typ, args.name, inputs))
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": _MOCK_ACCOUNT, "arn": "", "userId": "", "id": _MOCK_ACCOUNT}
         return {}
 
 
