@@ -1,6 +1,7 @@
 """Object storage for pipeline artifacts.
 
-On EKS: an S3 bucket (private, encrypted). On kind or an existing cluster: a single-node
+On EKS: an S3 bucket (private, encrypted, TLS only), read and written by the pods whose service
+accounts an IRSA role trusts (`ArtifactAccess`), with a policy that reaches this bucket only. On kind or an existing cluster: a single-node
 SeaweedFS with its S3 gateway in its own namespace. Why not KFP's bundled SeaweedFS: it ships with
 fixed, publicly known credentials (`mlpipeline-minio-artifact`), it exists only when KFP is
 enabled, and sharing it would charge KFP's footprint for the other tools' artifacts. A dedicated
@@ -10,11 +11,13 @@ store with generated keys keeps the comparison fair and the credentials secret.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from infra.components.cluster import OidcProvider, irsa_trust_policy
 from infra.components.common import (
     MANAGED_BY,
     IngressAllowance,
@@ -123,6 +126,66 @@ def seaweedfs_deployment(config: StorageConfig) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class ArtifactAccess:
+    """IRSA on EKS: these (namespace, service account) pairs may read and write the bucket."""
+
+    oidc: OidcProvider
+    region: str
+    service_accounts: list[tuple[str, str]]
+
+
+# The annotation the EKS pod identity webhook reads to give a pod the role's credentials.
+IRSA_ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
+
+
+def bucket_access_policy(bucket_arn: str) -> str:
+    """Read, write and list this bucket; nothing else (the registry's conditional writes are
+    plain PutObject with If-None-Match / If-Match)."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "ListTheArtifactBucket",
+                    "Effect": "Allow",
+                    "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                    "Resource": bucket_arn,
+                },
+                {
+                    "Sid": "ReadWriteArtifacts",
+                    "Effect": "Allow",
+                    "Action": [
+                        "s3:GetObject",
+                        "s3:PutObject",
+                        "s3:DeleteObject",
+                        "s3:AbortMultipartUpload",
+                    ],
+                    "Resource": f"{bucket_arn}/*",
+                },
+            ],
+        }
+    )
+
+
+def tls_only_bucket_policy(bucket_arn: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "DenyPlainHttp",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": [bucket_arn, f"{bucket_arn}/*"],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                }
+            ],
+        }
+    )
+
+
 class ArtifactStore(pulumi.ComponentResource):
     """Exposes `env`: the variables a pipeline pod needs to read and write artifacts."""
 
@@ -137,13 +200,17 @@ class ArtifactStore(pulumi.ComponentResource):
         provider: k8s.Provider,
         aws_provider: pulumi.ProviderResource | None = None,
         depends_on: list[pulumi.Resource] | None = None,
+        access: ArtifactAccess | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("orchbench:infra:ArtifactStore", name, None, opts)
         self.config = config
         self.artifact_root = f"s3://{config.bucket}"
+        self.role_arn: pulumi.Output[str] | None = None
         if cluster_kind == "eks":
             self._s3_bucket(name, config, aws_provider)
+            if access is not None:
+                self._irsa_role(name, access, aws_provider)
         else:
             self._seaweedfs(name, config, consumer_namespaces, provider, depends_on or [])
         self.register_outputs({"artifactRoot": self.artifact_root, "endpoint": self.endpoint})
@@ -178,6 +245,38 @@ class ArtifactStore(pulumi.ComponentResource):
         # Credentials come from the node role / IRSA on EKS, never from a static key.
         self.env = {"ORCHBENCH_ARTIFACT_ROOT": self.artifact_root}
         self.ready: list[pulumi.Resource] = [bucket]
+        aws.s3.BucketPolicy(
+            f"{name}-bucket-tls-only",
+            bucket=bucket.id,
+            policy=bucket.arn.apply(tls_only_bucket_policy),
+            opts=opts,
+        )
+
+    def _irsa_role(
+        self, name: str, access: ArtifactAccess, aws_provider: pulumi.ProviderResource | None
+    ) -> None:
+        import pulumi_aws as aws
+
+        opts = pulumi.ResourceOptions(parent=self, provider=aws_provider)
+        role = aws.iam.Role(
+            f"{name}-irsa",
+            description="orchbench pipeline pods: read and write the artifact bucket",
+            assume_role_policy=pulumi.Output.all(access.oidc.arn, access.oidc.issuer).apply(
+                lambda oidc: irsa_trust_policy(oidc[0], oidc[1], access.service_accounts)
+            ),
+            opts=opts,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-irsa-bucket",
+            role=role.id,
+            policy=self.bucket.arn.apply(bucket_access_policy),
+            opts=opts,
+        )
+        self.role_arn = role.arn
+        self.service_accounts = access.service_accounts
+        # boto3/s3fs need a region to sign with; the webhook's variables give the credentials.
+        self.env = {**self.env, "AWS_REGION": access.region}
+        self.ready.append(role)
 
     def _seaweedfs(
         self,

@@ -24,6 +24,9 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 # Every object the program builds itself is validated against this Kubernetes version
 # (the kind node image in infra/kind/cluster.yaml).
 KUBERNETES_VERSION = "1.33.0"
+# What the mocked AWS answers: the account (getCallerIdentity) and the EKS OIDC issuer.
+MOCK_AWS_ACCOUNT = "123456789012"
+MOCK_OIDC_ISSUER = "oidc.eks.eu-west-1.amazonaws.com/id/MOCKISSUER"
 
 
 # How the mocks receive a value marked secret: {SPECIAL_SIG_KEY: SECRET_SIG, "value": ...}.
@@ -101,8 +104,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs["stdout"] = "apiVersion: v1\nkind: Config\nclusters: []\n"
         elif args.typ == "eks:index:Cluster":
             outputs["kubeconfigJson"] = '{"apiVersion": "v1", "kind": "Config"}'
+            outputs["oidcIssuer"] = MOCK_OIDC_ISSUER
+            outputs["oidcProviderArn"] = (
+                f"arn:aws:iam::{MOCK_AWS_ACCOUNT}:oidc-provider/{MOCK_OIDC_ISSUER}"
+            )
+        elif args.typ == "aws:iam/role:Role":
+            outputs["arn"] = f"arn:aws:iam::{MOCK_AWS_ACCOUNT}:role/{args.name}"
         elif args.typ == "aws:s3/bucket:Bucket":
             outputs["bucket"] = f"{args.inputs.get('bucketPrefix', 'bucket-')}abc123"
+            outputs["arn"] = f"arn:aws:s3:::{outputs['bucket']}"
         declared = Declared(args.typ, args.name, inputs, outputs, secret_paths)
         declared.provider = args.provider or ""
         request = getattr(_registration, "request", None)
@@ -114,6 +124,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs):
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": MOCK_AWS_ACCOUNT, "arn": "", "id": MOCK_AWS_ACCOUNT, "userId": ""}
         return {}
 
     # --- queries used by the tests ---------------------------------------------------------
