@@ -12,6 +12,7 @@ resource exists, with the offending key and what was expected (see `StackConfigE
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -134,6 +135,9 @@ class KindSettings(_Model):
     # Relative to infra/. Committed so every run gets the same node image and pod subnet.
     config_path: str = "kind/cluster.yaml"
     wait: str = Field(default="180s", pattern=r"^\d+[sm]$")
+    # False: `pulumi up` fails if a kind cluster of this name exists (it would be someone else's
+    # state). True: use it as it is, and `pulumi destroy` leaves it alone.
+    reuse_existing: bool = False
 
 
 class ExistingSettings(_Model):
@@ -142,12 +146,44 @@ class ExistingSettings(_Model):
 
 
 class EksSettings(_Model):
+    # The EKS cluster's own name (the EBS CSI add-on and `aws eks update-kubeconfig` use it).
+    name: DnsLabel = "orchbench"
     region: str = Field(default="eu-west-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
-    kubernetes_version: str = Field(default="1.33", pattern=r"^1\.\d{2}$")
+    # EKS bills a version past its 14 months of standard support at 6x (docs/infra.md, cost).
+    kubernetes_version: str = Field(default="1.35", pattern=r"^1\.\d{2}$")
     instance_type: str = "m6i.large"
     desired_nodes: int = Field(default=2, ge=1, le=20)
     min_nodes: int = Field(default=1, ge=1, le=20)
     max_nodes: int = Field(default=3, ge=1, le=50)
+    # Node egress. public: nodes get public IPs in public subnets (internet gateway);
+    # private: nodes in private subnets behind one NAT gateway (about $0.05/h more).
+    node_subnets: Literal["public", "private"] = "public"
+    vpc_cidr: str = "10.0.0.0/16"
+    # Two or more zones of `region` (one subnet of each kind per zone); empty: zones a and b.
+    availability_zones: list[str] = Field(default_factory=list)
+
+    @property
+    def zones(self) -> list[str]:
+        return self.availability_zones or [f"{self.region}a", f"{self.region}b"]
+
+    @model_validator(mode="after")
+    def _network_fits(self) -> EksSettings:
+        try:
+            network = ipaddress.ip_network(self.vpc_cidr)
+        except ValueError as exc:
+            raise ValueError(
+                f"vpcCidr: expected an IPv4 network like 10.0.0.0/16 ({exc})"
+            ) from None
+        if network.version != 4 or not 16 <= network.prefixlen <= 20:
+            raise ValueError(f"vpcCidr: expected an IPv4 network from /16 to /20, got {network}")
+        zones = self.zones
+        foreign = [zone for zone in zones if not re.fullmatch(rf"{self.region}[a-z]", zone)]
+        if len(set(zones)) < 2 or foreign:
+            raise ValueError(
+                f"availabilityZones: expected two or more distinct zones of {self.region} "
+                f"(EKS needs subnets in two), got {zones}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _sizes_ordered(self) -> EksSettings:
@@ -176,7 +212,7 @@ class ImageConfig(_Model):
     # False: CI (or you) built the images before `pulumi up` (e2e-kind.yml does, with a cache).
     build: bool = False
     # `kind load docker-image` as a command step; defaults to on for kind clusters. On EKS the
-    # images must be pushed to a registry instead (set `repository` to it).
+    # images are pushed to ECR instead: `repository` is then the ECR repository's name.
     load_into_kind: bool | None = None
     pull_policy: Literal["IfNotPresent", "Never", "Always"] = "IfNotPresent"
 
@@ -290,6 +326,12 @@ class StackConfig(_Model):
             raise ValueError(
                 f"image.loadIntoKind needs cluster.provider=kind, got {self.cluster.provider!r}; "
                 "push the images to a registry and set image.repository instead"
+            )
+        registry_host = self.image.repository.split("/")[0]
+        if self.cluster.provider == "eks" and ("." in registry_host or ":" in registry_host):
+            raise ValueError(
+                f"image.repository on EKS is the ECR repository's name (e.g. orchbench/shared-ml; "
+                f"the stack creates it and pushes there), got {self.image.repository!r}"
             )
         return self
 
