@@ -9,7 +9,10 @@ with a status of ``bench.FAILED_STATUSES``; stderr lists them).
 from __future__ import annotations
 
 import json
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -63,7 +66,39 @@ def check_reachable(plan: Plan, timeout_s: float = 10.0) -> None:
             ) from None
 
 
+@contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise KeyboardInterrupt while the benchmark runs. Their default
+    action ends the process on the spot, skipping the ``finally`` that stops a session's
+    services: a killed benchmark left its Prefect server and worker running. Interrupted
+    this way, the services stop, and the sessions done so far stay in checkpoint.json."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _run_with_progress(plan: Plan, resume: Checkpoint | None = None) -> dict[str, Path]:
+    try:
+        with stop_signals_interrupt():
+            return _run_with_progress_bar(plan, resume)
+    except KeyboardInterrupt as err:
+        err_console.print(
+            f"[bold red]interrupted[/] ({err or 'Ctrl-C'}): the services were stopped; the "
+            "sessions done so far are in the report folder's checkpoint.json (orchbench "
+            "bench --resume <folder> goes on)",
+            soft_wrap=True,
+        )
+        raise typer.Exit(130) from None
+
+
+def _run_with_progress_bar(plan: Plan, resume: Checkpoint | None = None) -> dict[str, Path]:
     left = len(session_order(plan)) - (len(resume.done) if resume else 0)
     total = left * session_units(plan)
     if not err_console.is_terminal:
@@ -308,3 +343,4 @@ def demo(
     wide.print(demo_table(results["tools"], plan.tools))
     out_console.print(f"report: {paths['html']}")
     out_console.print(f"        {paths['markdown']}")
+    _exit_on_failed_scenarios(paths)  # as `orchbench bench`: make demo fails with it
