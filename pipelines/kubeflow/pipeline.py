@@ -20,6 +20,7 @@ and ``webhook_url`` (empty: no notification).
 from kfp import dsl
 
 from pipelines.kubeflow.alerts import notify_on_failure
+from pipelines.kubeflow.cluster_env import on_cluster_storage
 from pipelines.kubeflow.tasks import (
     evaluate,
     ingest,
@@ -56,10 +57,11 @@ def retry_arguments(policy: RetryPolicy) -> dict[str, object]:
 
 
 def as_spec_step(task: dsl.PipelineTask, step: str) -> dsl.PipelineTask:
-    """Apply the spec's retry policy for ``step``, and caching (resume re-uses outputs)."""
+    """Apply the spec's retry policy for ``step``, caching (resume re-uses outputs), and
+    the pod's writable home and artifact store (``cluster_env``)."""
     task.set_retry(**retry_arguments(PIPELINE.step(step).retry))
     task.set_caching_options(enable_caching=True)
-    return task
+    return on_cluster_storage(task)
 
 
 @dsl.pipeline(
@@ -81,6 +83,7 @@ def orchbench_ml(
     }
     notify = notify_on_failure(config_json=config_json, run_id=run_id, webhook_url=webhook_url)
     notify.set_caching_options(enable_caching=False)  # always report, never replay a report
+    on_cluster_storage(notify)  # it reads the failed step's record from the store
     with dsl.ExitHandler(notify, name="run-steps"):
         ingested = as_spec_step(ingest(**common), "ingest")
         dataset = ingested.outputs["dataset"]

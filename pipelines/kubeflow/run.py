@@ -45,6 +45,25 @@ IR_PATH = Path(__file__).resolve().parent / "orchbench_ml.yaml"
 ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # kfp.local colours task names in its messages
 
 
+def load_local_ir(ir_path: Path, home: Path) -> Any:
+    """The committed IR, loaded to run here. Its tasks set ``ORCHBENCH_HOME`` to the
+    image's home for their pods (``cluster_env``), and kfp.local applies a task's container
+    env over this process's: here each task gets this machine's ``home`` instead. Nothing
+    else changes. (kfp re-reads a loaded component's YAML text whenever it needs the spec,
+    so the text itself is what must say it.)"""
+    import yaml
+    from kfp import components
+
+    from pipelines.kubeflow.cluster_env import HOME_ENV
+
+    documents = list(yaml.safe_load_all(ir_path.read_text(encoding="utf-8")))
+    for executor in documents[0]["deploymentSpec"]["executors"].values():
+        for variable in executor["container"].get("env", []):
+            if variable["name"] == HOME_ENV:
+                variable["value"] = str(home)
+    return components.load_component_from_text(yaml.safe_dump_all(documents, sort_keys=False))
+
+
 def default_root() -> Path:
     return orchbench_home() / "var" / "kubeflow"
 
@@ -134,12 +153,11 @@ def run_pipeline(
     ir_path: Path = IR_PATH,
     logical_date: date | None = None,
 ) -> dict[str, Any]:
-    from kfp import components
 
     # The partition is set here once (today for a manual run), so that every step, and
     # the run record, stand for the same date even if the run crosses midnight.
     config = load_config(config_path, seed=seed).for_partition(logical_date)
-    pipeline = components.load_component_from_file(str(ir_path))
+    pipeline = load_local_ir(ir_path, orchbench_home())
     arguments = {
         "config_json": config.model_dump_json(exclude={"partition"}),
         "run_id": run_id,

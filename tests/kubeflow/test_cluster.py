@@ -77,7 +77,7 @@ def test_cron_with_the_wrong_number_of_fields_is_refused() -> None:
 
 
 def test_run_parameters_are_exactly_the_pipeline_inputs() -> None:
-    ir = yaml.safe_load(IR_PATH.read_text(encoding="utf-8"))
+    ir = next(yaml.safe_load_all(IR_PATH.read_text(encoding="utf-8")))  # the pipeline spec
     params = run_parameters("{}", "run-1", 7, "", "2026-01-03")
     assert set(params) == set(ir["root"]["inputDefinitions"]["parameters"])
     assert params["logical_date"] == "2026-01-03"

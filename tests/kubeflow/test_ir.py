@@ -26,7 +26,8 @@ EXIT_STRATEGY = "ALL_UPSTREAM_TASKS_COMPLETED"
 
 @pytest.fixture(scope="module")
 def ir() -> dict[str, Any]:
-    return yaml.safe_load(IR_PATH.read_text(encoding="utf-8"))
+    # The pipeline spec; the Kubernetes platform spec is the file's second document.
+    return next(yaml.safe_load_all(IR_PATH.read_text(encoding="utf-8")))
 
 
 def is_exit_task(task: dict[str, Any]) -> bool:
