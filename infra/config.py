@@ -278,6 +278,9 @@ class PrefectConfig(_Model):
     prefect_version: ExactVersion = "3.9.1"
     python_version: str = Field(default="3.11", pattern=r"^3\.\d{2}$")
     postgres_image_tag: PinnedTag = "14.13.0"
+    # The pool the worker polls. pipelines/prefect/manifest.py's POOL_NAME names the same pool
+    # for `python -m pipelines.prefect.deploy --kubernetes`; tests/infra/test_contract_prefect.py
+    # keeps the two equal. No stack file overrides it.
     work_pool: DnsLabel = "orchbench-k8s"
     resources: PrefectResources = PrefectResources()
 

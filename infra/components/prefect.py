@@ -61,16 +61,25 @@ def read_base_job_template(path: Path = JOB_TEMPLATE_PATH) -> dict | None:
         raise ValueError(f"{path} is not valid JSON: {exc}") from exc
 
 
-def pin_job_template(template: dict, image_ref: str) -> dict:
-    """Make the pipeline's base job template run our pinned image and see the artifact store.
+def pin_job_template(template: dict, image_ref: str, namespace: str) -> dict:
+    """Make the pipeline's base job template run our pinned image, in the worker's namespace,
+    and see the artifact store.
 
-    Touches only what infra owns: the default of the `image` variable and an envFrom on the
-    flow-run container. Everything else stays as the Prefect pipeline wrote it.
+    Touches only what infra owns: the defaults of the `image` and `namespace` variables and an
+    envFrom on the flow-run container. Everything else stays as the Prefect pipeline wrote it.
+    The namespace: the prefect-worker chart creates its Role (jobs, pods) in the release
+    namespace unless `role.namespace` is set (charts/prefect-worker/templates/role.yaml at
+    prefect-helm 2026.8.18172642), and prefect-kubernetes' template defaults to `default`, where
+    that Role gives the worker no rights.
     """
     pinned = copy.deepcopy(template)
-    image_var = pinned.get("variables", {}).get("properties", {}).get("image")
+    properties = pinned.get("variables", {}).get("properties", {})
+    image_var = properties.get("image")
     if isinstance(image_var, dict):
         image_var["default"] = image_ref
+    namespace_var = properties.get("namespace")
+    if isinstance(namespace_var, dict):
+        namespace_var["default"] = namespace
     manifest = pinned.get("job_configuration", {}).get("job_manifest", {})
     containers = manifest.get("spec", {}).get("template", {}).get("spec", {}).get("containers")
     if isinstance(containers, list) and containers and isinstance(containers[0], dict):
@@ -137,7 +146,9 @@ def worker_values(
     }
     if base_job_template is not None:
         worker_config["baseJobTemplate"] = {
-            "configuration": json.dumps(pin_job_template(base_job_template, image.ref("prefect")))
+            "configuration": json.dumps(
+                pin_job_template(base_job_template, image.ref("prefect"), config.namespace)
+            )
         }
     return {
         "worker": {

@@ -4,11 +4,19 @@ on the Prefect server.
 The server is the one at ``$PREFECT_API_URL``:
 
     python -m pipelines.prefect.deploy --config configs/default.yaml [--pool orchbench-process]
+    python -m pipelines.prefect.deploy --kubernetes [--config ...]   # a cluster's server
+
+``--kubernetes`` registers the deployments on the cluster's *Kubernetes* work pool
+(``manifest.POOL_NAME``, the pool the worker deployed by infra polls): flow runs become Jobs
+in the worker's namespace, running the shared_ml image. The pool is created from the
+committed base job template only if it does not exist yet; an existing pool's template
+is left alone (infra's worker chart owns it and syncs it at every worker start).
 
 The deployment ``orchbench-ml/orchbench-ml``:
 
 - runs on a *process* work pool (a ``prefect worker start --pool ... --type process``
-  starts each flow run as a subprocess of the worker);
+  starts each flow run as a subprocess of the worker), or with ``--kubernetes`` on the
+  cluster's Kubernetes pool (each flow run a Job);
 - finds the flow by module path (``pipelines.prefect.pipeline.ml_pipeline``), so any
   environment where the project is installed can run it (the worker's venv, the
   ``orchbench/shared-ml`` image on Kubernetes) without pulling code;
@@ -27,7 +35,7 @@ through the worker like its pipeline runs. No schedule, no trigger: the benchmar
 each run with its shape, size and run id as parameters.
 
 Prints a JSON line ``{"deployment_id", "deployment", "workload_deployment_id",
-"workload_deployment", "work_pool"}``. Idempotent: running it again updates the same
+"workload_deployment", "work_pool", "work_pool_type"}``. Idempotent: running it again updates the same
 deployments.
 """
 
@@ -61,21 +69,53 @@ def raw_config(path: str) -> dict[str, Any]:
     return (json.loads(text) if path.endswith(".json") else yaml.safe_load(text)) or {}
 
 
-def ensure_process_pool(name: str) -> None:
+POOL_TYPES = ("process", "kubernetes")
+
+
+def pool_base_job_template(pool_type: str) -> dict[str, Any]:
+    """The base job template a new pool of ``pool_type`` gets: Prefect's own for a process
+    pool, the committed one (``k8s-base-job-template.json``) for a Kubernetes pool."""
+    if pool_type == "process":
+        from prefect.workers.process import ProcessWorker
+
+        return ProcessWorker.get_default_base_job_template()
+    if pool_type == "kubernetes":
+        from pipelines.prefect.manifest import TEMPLATE_PATH
+
+        return json.loads(TEMPLATE_PATH.read_text(encoding="utf-8"))
+    raise ValueError(f"work pool type {pool_type!r}: expected one of {', '.join(POOL_TYPES)}")
+
+
+def ensure_pool(name: str, pool_type: str = "process") -> bool:
+    """Create the work pool unless it exists; True when this call created it. An existing
+    pool is never changed, but one of another type is refused: its worker would run the
+    flow runs somewhere else than asked."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.exceptions import ObjectAlreadyExists
-    from prefect.workers.process import ProcessWorker
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-    with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
-        client.create_work_pool(
-            WorkPoolCreate(
-                name=name,
-                type="process",
-                base_job_template=ProcessWorker.get_default_base_job_template(),
-                description="orchbench: flow runs as subprocesses of a local worker",
+    with get_client(sync_client=True) as client:
+        try:
+            existing = client.read_work_pool(name)
+        except ObjectNotFound:
+            existing = None
+        if existing is not None:
+            if existing.type != pool_type:
+                raise ValueError(
+                    f"work pool {name!r} exists with type {existing.type!r}, not {pool_type!r}"
+                )
+            return False
+        with contextlib.suppress(ObjectAlreadyExists):  # created meanwhile: the same pool
+            client.create_work_pool(
+                WorkPoolCreate(
+                    name=name,
+                    type=pool_type,
+                    base_job_template=pool_base_job_template(pool_type),
+                    description=f"orchbench: flow runs on a {pool_type} worker",
+                )
             )
-        )
+            return True
+        return False
 
 
 def config_schedules(config: dict[str, Any]) -> list[Any]:
@@ -93,6 +133,7 @@ def deploy_pipeline(
     *,
     schedules: list[Any] | None = None,
     event_trigger: bool = True,
+    pool_type: str = "process",
 ) -> str:
     """Create or update the deployment; ``schedules`` (``prefect.schedules`` objects)
     replace the config's own when given; ``event_trigger=False`` leaves out the
@@ -123,10 +164,12 @@ def deploy_pipeline(
         # to the task-run logs (Prefect sends only the loggers named here to the API).
         job_variables={"env": {EXTRA_LOGGERS_ENV: SHARED_ML_LOGGER}},
     )
-    return _register(deployment, pool)
+    return _register(deployment, pool, pool_type)
 
 
-def deploy_workload(pool: str, name: str = WORKLOAD_DEPLOYMENT_NAME) -> str:
+def deploy_workload(
+    pool: str, name: str = WORKLOAD_DEPLOYMENT_NAME, pool_type: str = "process"
+) -> str:
     """Create or update the scaling workload's deployment (no schedule, no trigger)."""
     from prefect.types.entrypoint import EntrypointType
 
@@ -138,13 +181,13 @@ def deploy_workload(pool: str, name: str = WORKLOAD_DEPLOYMENT_NAME) -> str:
         tags=["orchbench"],
         description="orchbench no-op scaling workload (chain or fan-out)",
     )
-    return _register(deployment, pool)
+    return _register(deployment, pool, pool_type)
 
 
-def _register(deployment: Any, pool: str) -> str:
+def _register(deployment: Any, pool: str, pool_type: str) -> str:
     from prefect import deploy
 
-    ensure_process_pool(pool)
+    ensure_pool(pool, pool_type)
     ids = deploy(
         deployment,
         work_pool_name=pool,
@@ -157,9 +200,16 @@ def _register(deployment: Any, pool: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pipelines.prefect.manifest import POOL_NAME
+
     parser = argparse.ArgumentParser(prog="python -m pipelines.prefect.deploy")
     parser.add_argument("--config", default="configs/default.yaml")
-    parser.add_argument("--pool", default=DEFAULT_POOL)
+    parser.add_argument(
+        "--kubernetes",
+        action="store_true",
+        help=f"register on the cluster's Kubernetes work pool (default pool {POOL_NAME})",
+    )
+    parser.add_argument("--pool", help=f"default {DEFAULT_POOL} ({POOL_NAME} with --kubernetes)")
     parser.add_argument("--name", default=DEPLOYMENT_NAME)
     args = parser.parse_args(argv)
     if not os.environ.get("PREFECT_API_URL"):
@@ -167,12 +217,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from shared_ml.config import ConfigError
 
+    pool_type = "kubernetes" if args.kubernetes else "process"
+    pool = args.pool or (POOL_NAME if args.kubernetes else DEFAULT_POOL)
     try:
-        deployment_id = deploy_pipeline(args.config, args.pool, args.name)
+        deployment_id = deploy_pipeline(args.config, pool, args.name, pool_type=pool_type)
     except ConfigError as err:
         print(f"error: invalid config: {err}", file=sys.stderr)
         return 2
-    workload_id = deploy_workload(args.pool)
+    except ValueError as err:  # a pool of the wrong type
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    workload_id = deploy_workload(pool, pool_type=pool_type)
     print(
         json.dumps(
             {
@@ -180,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
                 "deployment": f"orchbench-ml/{args.name}",
                 "workload_deployment_id": workload_id,
                 "workload_deployment": f"orchbench-workload/{WORKLOAD_DEPLOYMENT_NAME}",
-                "work_pool": args.pool,
+                "work_pool": pool,
+                "work_pool_type": pool_type,
             }
         )
     )

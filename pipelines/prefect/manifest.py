@@ -9,6 +9,14 @@ Starts from prefect-kubernetes' default template and changes only what orchbench
   the steps' log lines reach the task-run logs in the UI and the API;
 - the image defaults to ``orchbench/shared-ml:0.1.0-prefect`` (shared_ml + pipelines + Prefect;
   the flow is found by module path, so no code is pulled at run time);
+- Jobs go to the ``prefect`` namespace, where infra deploys the worker: the prefect-worker
+  chart's Role (templates/role.yaml at the pinned prefect-helm tag 2026.8.18172642) is created
+  in the release namespace unless ``role.namespace`` says otherwise, and prefect-kubernetes'
+  own default (``default``) is a namespace that Role does not reach;
+- the flow-run container reads the artifact store's settings from infra's Secret
+  ``orchbench-artifacts`` (``ORCHBENCH_ARTIFACT_ROOT``, the S3 endpoint and keys), so its
+  records and artifacts land on the cluster's object store, and has ``ORCHBENCH_HOME`` set
+  to the image's writable home;
 - the pod runs as non-root (uid 50000, gid 0: the image's user), no privilege escalation,
   all capabilities dropped, the runtime's default seccomp profile;
 - CPU and memory requests and limits have defaults (variables, so a deployment can override);
@@ -33,7 +41,18 @@ from shared_ml.logs import LOGGER_NAME as SHARED_ML_LOGGER
 
 IMAGE = "orchbench/shared-ml:0.1.0-prefect"
 K8S_VERSION = "1.33"
-POOL_NAME = "orchbench-kubernetes"
+# The cluster's work pool. The same name as infra/config.py's PrefectConfig.work_pool (the pool
+# the worker infra deploys polls); infra cannot import this module, so
+# tests/infra/test_contract_prefect.py compares the two.
+POOL_NAME = "orchbench-k8s"
+# infra/config.py's PrefectConfig.namespace: the worker's namespace, the only one its Role
+# reaches (infra/components/prefect.py sets it again from the stack's config).
+JOB_NAMESPACE = "prefect"
+# infra/components/common.py's ARTIFACT_SECRET_NAME: infra copies the artifact store's
+# settings into this Secret in every tool's namespace.
+ARTIFACT_SECRET = "orchbench-artifacts"
+# The image's writable home for uid 50000 (Dockerfile: HOME and ORCHBENCH_HOME).
+ORCHBENCH_HOME = "/home/orchbench"
 TEMPLATE_PATH = Path(__file__).with_name("k8s-base-job-template.json")
 RUN_AS_USER = 50000
 RESOURCE_DEFAULTS = {
@@ -51,8 +70,9 @@ def base_job_template() -> dict[str, Any]:
     variables = template["variables"]["properties"]
     variables["image"]["default"] = IMAGE
     variables["image_pull_policy"]["default"] = "IfNotPresent"
+    variables["namespace"]["default"] = JOB_NAMESPACE
     variables["env"]["default"] = {
-        "ORCHBENCH_HOME": "/home/orchbench",
+        "ORCHBENCH_HOME": ORCHBENCH_HOME,
         # shared_ml's step lines go to the task-run logs only from loggers named here.
         "PREFECT_LOGGING_EXTRA_LOGGERS": SHARED_ML_LOGGER,
     }
@@ -75,6 +95,8 @@ def base_job_template() -> dict[str, Any]:
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
     }
+    # Not optional: a flow run without the store would keep its records in the pod.
+    container["envFrom"] = [{"secretRef": {"name": ARTIFACT_SECRET}}]
     return template
 
 
@@ -82,8 +104,11 @@ def template_json() -> str:
     return json.dumps(base_job_template(), indent=2, sort_keys=True) + "\n"
 
 
-def rendered_job_manifest(template: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The Job the worker would submit for a flow run, with the template's defaults."""
+def rendered_job_manifest(
+    template: dict[str, Any] | None = None, job_variables: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The Job the worker would submit for a flow run, with the template's defaults and a
+    deployment's ``job_variables`` over them (merged as the worker merges them)."""
     import asyncio
     from uuid import uuid4
 
@@ -94,7 +119,9 @@ def rendered_job_manifest(template: dict[str, Any] | None = None) -> dict[str, A
     # The worker's own code path. The template references no blocks or Prefect variables,
     # so the client is never used: a placeholder keeps this offline.
     configuration = asyncio.run(
-        KubernetesWorkerJobConfiguration.from_template_and_values(template, {}, client=_NO_CLIENT)
+        KubernetesWorkerJobConfiguration.from_template_and_values(
+            template, job_variables or {}, client=_NO_CLIENT
+        )
     )
     flow_run = FlowRun(id=uuid4(), name="orchbench-example", flow_id=uuid4())
     configuration.prepare_for_flow_run(flow_run)
