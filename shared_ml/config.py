@@ -1,9 +1,9 @@
 """Typed pipeline configuration, loaded from YAML or JSON.
 
 A bad config fails here, before any work starts, with the dotted path of the offending
-key and what was expected (``ConfigError``). Relative storage paths are resolved against
-``$ORCHBENCH_HOME`` (default: the current directory) so that every process of every tool
-agrees on where artifacts live.
+key and what was expected (``ConfigError``). Relative storage paths are resolved by
+``shared_ml.storage`` (under ``$ORCHBENCH_ARTIFACT_ROOT`` if set, else ``$ORCHBENCH_HOME``)
+so that every process of every tool agrees on where artifacts live.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shared_ml.errors import ConfigError
+from shared_ml.storage import orchbench_home, resolve_root
 
 BUNDLED_DATASETS = ("breast_cancer", "iris", "wine", "digits")
 ESTIMATORS = ("logistic_regression", "random_forest", "gradient_boosting")
@@ -369,22 +370,11 @@ class PipelineConfig(_Strict):
         return validate_config(data, "overrides")
 
 
-def orchbench_home() -> Path:
-    return Path(os.environ.get("ORCHBENCH_HOME") or os.getcwd()).resolve()
-
-
-def _resolve_storage(storage: StorageConfig) -> StorageConfig:
-    home = orchbench_home()
-
-    def resolve(value: str) -> str:
-        if "://" in value or os.path.isabs(value):
-            return value
-        return str(home / value)
-
+def _resolve_storage(storage: StorageConfig, base: str | None = None) -> StorageConfig:
     return StorageConfig(
-        artifact_root=resolve(storage.artifact_root),
-        registry_root=resolve(storage.registry_root),
-        runs_root=resolve(storage.runs_root),
+        artifact_root=resolve_root(storage.artifact_root, base),
+        registry_root=resolve_root(storage.registry_root, base),
+        runs_root=resolve_root(storage.runs_root, base),
     )
 
 
@@ -402,8 +392,13 @@ def _format_validation_error(err: ValidationError, source: str) -> ConfigError:
     return ConfigError(source, "; ".join(problems))
 
 
-def validate_config(data: Any, source: str = "<config>") -> PipelineConfig:
-    """Validate a mapping; raise ``ConfigError`` naming the key path on failure."""
+def validate_config(
+    data: Any, source: str = "<config>", *, storage_base: str | None = None
+) -> PipelineConfig:
+    """Validate a mapping; raise ``ConfigError`` naming the key path on failure.
+
+    Relative storage roots resolve under ``storage_base`` when given (e.g. the cluster's
+    ``s3://bucket`` for a config shipped to pods), else as ``shared_ml.storage`` says."""
     if not isinstance(data, dict):
         raise ConfigError(source, f"expected a mapping at the top level, got {type(data).__name__}")
     try:
@@ -412,7 +407,7 @@ def validate_config(data: Any, source: str = "<config>") -> PipelineConfig:
         raise _format_validation_error(err, source) from None
     except ConfigError as err:
         raise ConfigError(f"{source}: {err.location}", err.problem) from None
-    updates: dict[str, Any] = {"storage": _resolve_storage(config.storage)}
+    updates: dict[str, Any] = {"storage": _resolve_storage(config.storage, storage_base)}
     source = config.data.source
     if isinstance(source, FileSource) and "://" not in source.url and not os.path.isabs(source.url):
         resolved = source.model_copy(update={"url": str(orchbench_home() / source.url)})
@@ -420,8 +415,11 @@ def validate_config(data: Any, source: str = "<config>") -> PipelineConfig:
     return config.model_copy(update=updates)
 
 
-def load_config(path: str | os.PathLike[str], **overrides: Any) -> PipelineConfig:
-    """Load a YAML or JSON config file. ``overrides`` replace top-level keys (e.g. seed)."""
+def load_config(
+    path: str | os.PathLike[str], *, storage_base: str | None = None, **overrides: Any
+) -> PipelineConfig:
+    """Load a YAML or JSON config file. ``overrides`` replace top-level keys (e.g. seed);
+    ``storage_base`` as in ``validate_config``."""
     file = Path(path)
     if not file.is_file():
         raise ConfigError(str(path), "config file not found")
@@ -436,7 +434,7 @@ def load_config(path: str | os.PathLike[str], **overrides: Any) -> PipelineConfi
         data = {}
     if isinstance(data, dict):
         data.update({k: v for k, v in overrides.items() if v is not None})
-    return validate_config(data, str(path))
+    return validate_config(data, str(path), storage_base=storage_base)
 
 
 def config_from_json(payload: str) -> PipelineConfig:

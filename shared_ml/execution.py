@@ -13,17 +13,16 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from importlib import import_module
-from pathlib import Path
 from typing import Any
 
 import psutil
 
-from shared_ml.artifacts import atomic_write_text
+from shared_ml import storage
 from shared_ml.config import PipelineConfig
 from shared_ml.errors import is_retryable
 from shared_ml.faults import apply_faults, count_attempt, faults_for, wait_at_barrier
 from shared_ml.logs import captured, get_logger, log_format
-from shared_ml.records import StepError, StepRecord, write_step_record
+from shared_ml.records import StepError, StepRecord, step_log_location, write_step_record
 from shared_ml.spec import PIPELINE, task_key
 from shared_ml.steps import StepOutput
 
@@ -150,7 +149,7 @@ def execute_step(
             )
         finally:
             # The step's own log, next to its record (the plain runner's log viewer).
-            atomic_write_text(record_path.with_suffix(".log"), capture.text())
+            storage.write_text(step_log_location(record_path), capture.text())
 
 
 def _run_recorded(
@@ -158,7 +157,7 @@ def _run_recorded(
     config: PipelineConfig,
     inputs: Mapping[str, Any],
     record: StepRecord,
-    record_path: Path,
+    record_path: str,
     run_id: str,
     fault: Any,
     durable_attempt: int,

@@ -3,7 +3,9 @@
 Faults come from the config's ``faults`` section and from ``$ORCHBENCH_FAULTS`` (JSON,
 ``{"step": {...FaultSpec...}}``; it wins over the config). Attempts are counted durably
 in a file per run and step, under a file lock, so "fail the first N attempts" holds
-whichever process or machine the orchestrator runs the retry in.
+whichever process or machine the orchestrator runs the retry in. On an object store (a
+cluster's pods share no file system, hence no lock) each attempt creates its own marker
+object with a create-only write instead.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from filelock import FileLock
 from pydantic import ValidationError
 
+from shared_ml import storage
 from shared_ml.config import FaultSpec, PipelineConfig
 from shared_ml.errors import ConfigError, InjectedNonRetryableError, InjectedTransientError
 
@@ -41,6 +44,16 @@ def faults_for(config: PipelineConfig, step: str) -> FaultSpec | None:
 
 def count_attempt(runs_root: str, run_id: str, step: str) -> int:
     """Increment and return the durable attempt counter of ``step`` in ``run_id``."""
+    if storage.is_remote(runs_root):
+        # Markers 1..n exist (marker k is created only once k-1 is seen), so the first
+        # free number is this attempt's; a concurrent attempt that takes it moves us on.
+        markers = storage.join(runs_root, run_id, "faults", f"{step}.attempts")
+        attempt = len(storage.list_names(markers)) + 1
+        while not storage.create_exclusive(
+            storage.join(markers, f"{attempt:06d}"), str(os.getpid()).encode()
+        ):
+            attempt += 1
+        return attempt
     folder = Path(runs_root) / run_id / "faults"
     folder.mkdir(parents=True, exist_ok=True)
     counter = folder / f"{step}.count"
@@ -59,12 +72,11 @@ def wait_at_barrier(runs_root: str, run_id: str, step: str, key: str, fault: Fau
     happens to take. With a barrier, a tool that runs branches in parallel always shows
     them overlapping; one that runs them one after another times out here and shows none.
     """
-    folder = Path(runs_root) / run_id / "faults" / f"{step}.started"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{key}.{os.getpid()}.{time.monotonic_ns()}").touch()
+    folder = storage.join(runs_root, run_id, "faults", f"{step}.started")
+    storage.write_text(storage.join(folder, f"{key}.{os.getpid()}.{time.monotonic_ns()}"), "")
     deadline = time.monotonic() + fault.barrier_timeout_s
     while time.monotonic() < deadline:
-        if sum(1 for _ in folder.iterdir()) >= fault.barrier:
+        if len(storage.list_names(folder)) >= fault.barrier:
             return True
         time.sleep(0.05)
     return False

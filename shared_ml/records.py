@@ -4,27 +4,42 @@ Each step attempt writes its own small JSON file under ``<runs_root>/<run_id>/st
 (first when it starts, again when it ends), so records survive a killed worker: an
 attempt whose file still says ``running`` after the run ended was lost. The adapter of
 each tool then assembles the run record from those files with ``collect_run_record``.
+
+``runs_root`` may be a local path or an object-store URL (``s3://...``, through fsspec):
+the step files, the step logs and ``run.json`` are each written whole, so a reader (a
+pod, or ``orchbench`` through a port-forward) sees a complete file or none. Read a run's
+record with ``read_run_record(runs_root, run_id)``.
 """
 
 from __future__ import annotations
 
-import glob
-import json
 import platform
+import re
 import sys
 from datetime import date, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
-from shared_ml.artifacts import atomic_write_text
+from shared_ml import storage
 from shared_ml.config import Partition
+from shared_ml.errors import OrchbenchError
 from shared_ml.spec import task_key
 
 RUN_RECORD_SCHEMA_VERSION = 2  # 2: branches, partition, selection, scoring
 Outcome = Literal["running", "success", "failed", "lost"]
+RUN_RECORD_NAME = "run.json"
+
+
+class RunRecordError(OrchbenchError):
+    """A run record is missing, unreadable or not a run record. Names its location."""
+
+    def __init__(self, location: str, problem: str) -> None:
+        self.location = location
+        self.problem = problem
+        super().__init__(f"run record {location}: {problem}")
 
 
 class StepError(BaseModel):
@@ -102,52 +117,98 @@ def runtime_versions(tool_packages: tuple[str, ...] = ()) -> dict[str, str]:
     return versions
 
 
+def _local_only(runs_root: str, instead: str) -> None:
+    if storage.is_remote(runs_root):
+        raise ValueError(f"{runs_root!r} is not a local path; use {instead}")
+
+
 def run_dir(runs_root: str, run_id: str) -> Path:
-    return Path(runs_root) / run_id
+    """The run's folder under a local ``runs_root`` (``run_location`` takes URLs too)."""
+    _local_only(runs_root, "run_location()")
+    return Path(runs_root.removeprefix("file://")) / run_id
 
 
-def new_step_record_path(runs_root: str, run_id: str, step: str, attempt: int) -> Path:
+def run_location(runs_root: str, run_id: str) -> str:
+    """The run's folder: a path or a URL, like ``runs_root``."""
+    return storage.join(runs_root, run_id)
+
+
+def _steps_location(runs_root: str, run_id: str) -> str:
+    return storage.join(runs_root, run_id, "steps")
+
+
+def new_step_record_path(runs_root: str, run_id: str, step: str, attempt: int) -> str:
     """Where a new execution of ``step`` records itself. A caller may execute a step again
     under an attempt number already on record (the same run id run twice, a tool that
     restarts its numbering): that execution gets a file of its own instead of overwriting
     the earlier one's."""
-    folder = run_dir(runs_root, run_id) / "steps"
-    path = folder / f"{step}.attempt-{attempt}.json"
-    rerun = 1
-    while path.exists():
+    folder = _steps_location(runs_root, run_id)
+    taken = set(storage.list_names(folder, f"{_glob_escape(step)}.attempt-{attempt}*.json"))
+    name, rerun = f"{step}.attempt-{attempt}.json", 1
+    while name in taken:
         rerun += 1
-        path = folder / f"{step}.attempt-{attempt}.run-{rerun}.json"
-    return path
+        name = f"{step}.attempt-{attempt}.run-{rerun}.json"
+    return storage.join(folder, name)
 
 
 def write_step_record(
-    runs_root: str, run_id: str, record: StepRecord, path: Path | None = None
-) -> Path:
+    runs_root: str, run_id: str, record: StepRecord, path: str | None = None
+) -> str:
+    """Write the attempt's record (at ``path`` once it has one); returns its location."""
     path = path or new_step_record_path(runs_root, run_id, record.key, record.attempt)
-    atomic_write_text(path, record.model_dump_json(indent=2))
+    storage.write_text(path, record.model_dump_json(indent=2))
     return path
 
 
+def step_log_location(step_record_location: str) -> str:
+    """Where the log of the attempt recorded at ``step_record_location`` is kept."""
+    return step_record_location.removesuffix(".json") + ".log"
+
+
+def _glob_escape(name: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def _latest_step_log(runs_root: str, run_id: str, key: str, attempt: int) -> str | None:
+    folder = _steps_location(runs_root, run_id)
+    names = storage.list_names(folder, f"{_glob_escape(key)}.attempt-{attempt}*.log")
+    first = f"{key}.attempt-{attempt}.log"
+    reruns = {n: n.removesuffix(".log").rsplit("-", 1)[1] for n in names if n != first}
+    ordered = ([first] if first in names else []) + sorted(
+        (n for n, number in reruns.items() if number.isdigit()), key=lambda n: int(reruns[n])
+    )
+    return storage.join(folder, ordered[-1]) if ordered else None
+
+
 def step_log_path(runs_root: str, run_id: str, key: str, attempt: int) -> Path | None:
-    """The log ``execute_step`` kept for this attempt of ``key`` (the latest execution
-    when the same attempt number ran more than once), or None."""
-    folder = run_dir(runs_root, run_id) / "steps"
-    found = [folder / f"{key}.attempt-{attempt}.log"]
-    reruns = folder.glob(f"{glob.escape(key)}.attempt-{attempt}.run-*.log")
-    found += sorted(reruns, key=lambda p: int(p.stem.rsplit("-", 1)[1]))
-    existing = [p for p in found if p.is_file()]
-    return existing[-1] if existing else None
+    """The log ``execute_step`` kept for this attempt of ``key`` under a local
+    ``runs_root`` (the latest execution when the same attempt number ran more than
+    once), or None. ``read_step_log`` takes URLs too."""
+    _local_only(runs_root, "read_step_log()")
+    found = _latest_step_log(runs_root, run_id, key, attempt)
+    return None if found is None else Path(found.removeprefix("file://"))
+
+
+def read_step_log(runs_root: str, run_id: str, key: str, attempt: int) -> str | None:
+    """The text of the log ``step_log_path`` names, wherever ``runs_root`` is; or None."""
+    found = _latest_step_log(runs_root, run_id, key, attempt)
+    return None if found is None else storage.read_text(found)
 
 
 def read_step_records(runs_root: str, run_id: str) -> list[StepRecord]:
-    folder = run_dir(runs_root, run_id) / "steps"
-    if not folder.is_dir():
-        return []
-    records = [
-        StepRecord.model_validate_json(p.read_text(encoding="utf-8"))
-        for p in sorted(folder.glob("*.attempt-*.json"))
-    ]
+    folder = _steps_location(runs_root, run_id)
+    locations = [storage.join(folder, n) for n in storage.list_names(folder, "*.attempt-*.json")]
+    records = []
+    for location, content in sorted(storage.read_many(locations).items()):
+        try:
+            records.append(StepRecord.model_validate_json(content))
+        except ValidationError as err:
+            raise RunRecordError(location, f"not a step record: {_first_line(err)}") from None
     return sorted(records, key=lambda r: (r.started_at, r.key, r.attempt))
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).splitlines() or [type(err).__name__])[0]
 
 
 def collect_run_record(
@@ -206,14 +267,40 @@ def collect_run_record(
 
 
 def run_record_path(runs_root: str, run_id: str) -> Path:
-    return run_dir(runs_root, run_id) / "run.json"
+    """``run.json`` of a run under a local ``runs_root`` (``run_record_location`` takes
+    URLs too)."""
+    return run_dir(runs_root, run_id) / RUN_RECORD_NAME
 
 
-def write_run_record(runs_root: str, record: RunRecord) -> Path:
-    path = run_record_path(runs_root, record.run_id)
-    atomic_write_text(path, record.model_dump_json(indent=2))
-    return path
+def run_record_location(runs_root: str, run_id: str) -> str:
+    """``run.json`` of a run: a path or a URL, like ``runs_root``."""
+    return storage.join(runs_root, run_id, RUN_RECORD_NAME)
 
 
-def load_run_record(path: str | Path) -> RunRecord:
-    return RunRecord.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))
+def write_run_record(runs_root: str, record: RunRecord) -> str:
+    """Write ``run.json`` whole (a rename locally, one PUT remotely); returns its location."""
+    location = run_record_location(runs_root, record.run_id)
+    storage.write_text(location, record.model_dump_json(indent=2))
+    return location
+
+
+def load_run_record(location: str | Path) -> RunRecord:
+    """The run record at ``location`` (a path or a URL). ``RunRecordError`` names the
+    location when it is missing, unreadable or not a run record."""
+    location = str(location)
+    try:
+        content = storage.read_text(location)
+    except FileNotFoundError:
+        raise RunRecordError(location, "not found") from None
+    except Exception as err:  # a refused port-forward, missing keys, a 403: all unreadable
+        raise RunRecordError(location, f"unreadable ({type(err).__name__}: {err})") from None
+    try:
+        return RunRecord.model_validate_json(content)
+    except ValidationError as err:
+        raise RunRecordError(location, f"not a run record: {_first_line(err)}") from None
+
+
+def read_run_record(runs_root: str, run_id: str) -> RunRecord:
+    """The record of ``run_id`` under ``runs_root`` (a path or a URL such as
+    ``s3://bucket/var/runs``); ``RunRecordError`` naming the location if it cannot be read."""
+    return load_run_record(run_record_location(runs_root, run_id))
