@@ -27,7 +27,8 @@ The deployment ``orchbench-ml/orchbench-ml``:
 - sets ``PREFECT_LOGGING_EXTRA_LOGGERS=shared_ml`` in its flow runs' environment (a job
   variable), so the steps' log lines reach the task-run logs whoever started the worker;
 - takes the config as its default ``config`` parameter (storage paths stay relative, so
-  the worker's ``$ORCHBENCH_HOME`` decides where artifacts go).
+  the flow run's ``$ORCHBENCH_ARTIFACT_ROOT``, else its ``$ORCHBENCH_HOME``, decides where
+  artifacts go).
 
 The deployment ``orchbench-workload/orchbench-workload`` runs the no-op scaling workload
 (``pipelines.prefect.workloads``) on the same pool, so the benchmark's scaling figures go

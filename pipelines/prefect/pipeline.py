@@ -147,8 +147,9 @@ def ml_pipeline(
 ) -> dict[str, Any]:
     """Run the orchbench ML pipeline.
 
-    ``config`` is the pipeline config as a mapping (relative storage paths resolve against
-    the flow process's ``$ORCHBENCH_HOME``); ``run_id`` is the orchbench run id under which
+    ``config`` is the pipeline config as a mapping, by value (relative storage paths
+    resolve under the flow process's ``$ORCHBENCH_ARTIFACT_ROOT``, the cluster's object
+    store in a flow-run Job, else its ``$ORCHBENCH_HOME``); ``run_id`` is the orchbench run id under which
     steps write their records (default ``prefect-<flow run id>``; re-using it resumes from
     the cache); ``faults`` are merged over the config's own; ``webhook_url`` overrides
     ``$ORCHBENCH_WEBHOOK_URL`` for the failure and crash alerts; ``logical_date``
