@@ -31,8 +31,9 @@ Airflow's task log (UI: the task instance's Logs tab; REST:
 
 Triggers: the config's schedule (cron or preset, as a data-interval timetable: a run covers
 one interval and starts when it is over; catchup off), OR an update of the input data
-asset, OR a manual run (UI, CLI, REST) whose params may override the config path, the seed
-and faults (``conf={"faults": {"train": {"transient_attempts": 1}}}``), OR a backfill.
+asset, OR a manual run (UI, CLI, REST) whose params may override the config path (or give
+the whole config by value, ``conf={"config": {...}}``, as a cluster run does), the seed and
+faults (``conf={"faults": {"train": {"transient_attempts": 1}}}``), OR a backfill.
 """
 
 from __future__ import annotations
@@ -194,6 +195,12 @@ def _step_task(name: str, **arguments: Any):
             type="string",
             minLength=1,
             description="Pipeline config (YAML/JSON); relative to $ORCHBENCH_HOME or the repo.",
+        ),
+        "config": Param(
+            None,
+            type=["null", "object"],
+            description="The whole pipeline config by value (what --target cluster sends); "
+            "when given, config_path is not read.",
         ),
         "seed": Param(
             None, type=["null", "integer"], minimum=0, description="Override the config's seed."

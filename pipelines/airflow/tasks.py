@@ -20,6 +20,7 @@ from shared_ml.config import (
     PipelineConfig,
     load_config,
     orchbench_home,
+    validate_config,
 )
 from shared_ml.errors import ConfigError
 from shared_ml.spec import PIPELINE
@@ -113,9 +114,20 @@ def _utc_date(moment: datetime) -> date:
 
 def run_config(params: dict[str, Any]) -> PipelineConfig:
     """The config of one DAG run: the ``config_path`` and ``seed`` params (a manual run or
-    a backfill may override both), plus faults from the run conf (``{"faults": {...}}``)."""
-    path = resolve_config_path(params.get("config_path") or parse_time_config())
-    config = load_config(path, seed=params.get("seed"))
+    a backfill may override both), plus faults from the run conf (``{"faults": {...}}``).
+
+    A run may instead carry its whole config by value (the ``config`` param: what
+    ``--target cluster`` sends, since no pod can read a path of the machine that started
+    the run); ``config_path`` is then not read. Its relative storage roots resolve here, in
+    the task's process (under ``$ORCHBENCH_ARTIFACT_ROOT`` in a cluster's pods)."""
+    shipped = params.get("config")
+    if shipped:
+        config = validate_config(shipped, "dag_run.conf -> config")
+        if params.get("seed") is not None:
+            config = config.with_overrides(seed=params["seed"])
+    else:
+        path = resolve_config_path(params.get("config_path") or parse_time_config())
+        config = load_config(path, seed=params.get("seed"))
     faults = params.get("faults") or {}
     if faults:
         if not isinstance(faults, dict):

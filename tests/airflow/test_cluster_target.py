@@ -23,9 +23,14 @@ def test_cluster_target_runs_through_the_given_api_url(
         adapter.run_pipeline(DEFAULT_CONFIG)
 
     monkeypatch.setenv("ORCHBENCH_AIRFLOW_PASSWORD", admin_password(airflow.home))
+    # The "cluster's" store: the services' tasks share this machine's disk, named as a
+    # URL (the config travels by value; a plain path would be refused).
+    monkeypatch.setenv("ORCHBENCH_ARTIFACT_ROOT", airflow.orchbench_home.as_uri())
     assert adapter.start_services() is None
     assert adapter.service_pids() == []
     record = adapter.run_pipeline(DEFAULT_CONFIG, seed=5)
     assert record.status == "success", record.tool_details
     assert record.tool_details["url"] == url
     assert [t["task_id"] for t in record.tool_details["tasks"]], "task timings come from the API"
+    # Steps, metrics and hash: read back from the store the tasks wrote to.
+    assert record.steps and record.metrics and record.prediction_hash

@@ -11,7 +11,8 @@ Local target: services are started when they are not running (and stopped again 
 the run if this adapter started them; keep them with ``ORCHBENCH_AIRFLOW_KEEP_SERVICES=1``
 or start them first with ``orchbench airflow up``). Cluster target: ``--url`` of an
 Airflow API (user/password from ``ORCHBENCH_AIRFLOW_USER``/``ORCHBENCH_AIRFLOW_PASSWORD``);
-step records then live in the cluster's store, so the record carries the API's view only.
+the config then travels by value and the record is read from the cluster's object store
+(``benchmarks.tools.airflow.cluster``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ from benchmarks.environments import orchbench_home_set
 from benchmarks.services.postgres import Database
 from benchmarks.tools.airflow.backfill import Backfills
 from benchmarks.tools.airflow.client import AirflowClient, parse_time
+from benchmarks.tools.airflow.cluster import (
+    cluster_conf,
+    cluster_config,
+    collect_from_store,
+    store_and_read_back,
+)
 from benchmarks.tools.airflow.dags import (
     ML_DAG_ID,
     RUN_TIMEOUT_S,
@@ -182,9 +189,24 @@ class AirflowAdapter(WorkloadRuns, Disruptions, Backfills, ToolAdapter):
 
     # --- the ML pipeline ----------------------------------------------------------------
     def _load_config(self, config_path: Path, seed: int | None) -> PipelineConfig:
+        if self.target == "cluster":
+            return cluster_config(config_path, seed)
         state = self._state()
         with orchbench_home_set(state.orchbench_home if state else None):
             return load_config(config_path, seed=seed)
+
+    def _conf(
+        self, config_path: Path, config: PipelineConfig, seed: int | None, faults: Any
+    ) -> dict[str, Any]:
+        """The run conf: on a cluster the config by value, locally its path (and seed)."""
+        if self.target == "cluster":
+            return cluster_conf(config, faults)
+        conf: dict[str, Any] = {"config_path": str(Path(config_path).resolve())}
+        if seed is not None:
+            conf["seed"] = seed
+        if faults:
+            conf["faults"] = faults
+        return conf
 
     def run_pipeline(
         self,
@@ -198,11 +220,6 @@ class AirflowAdapter(WorkloadRuns, Disruptions, Backfills, ToolAdapter):
         run_id = run_id or new_run_id("airflow")
         if not SAFE_RUN_ID.match(run_id):
             raise ValueError(f"run id {run_id!r}: use letters, digits, '.', '_' or '-' only")
-        conf: dict[str, Any] = {"config_path": str(Path(config_path).resolve())}
-        if seed is not None:
-            conf["seed"] = seed
-        if faults:
-            conf["faults"] = faults
         with self._running() as client:
             config = self._load_config(config_path, seed)
             client.wait_for_dag(ML_DAG_ID)
@@ -217,6 +234,7 @@ class AirflowAdapter(WorkloadRuns, Disruptions, Backfills, ToolAdapter):
                     "logical_date": day.interval_start,
                     "data_interval": (day.interval_start, day.interval_end),
                 }
+            conf = self._conf(config_path, config, seed, faults)
             client.trigger(ML_DAG_ID, run_id=run_id, conf=conf, **dated)
             self._run_dags[run_id] = ML_DAG_ID
             run = client.wait_for_run(
@@ -244,7 +262,7 @@ class AirflowAdapter(WorkloadRuns, Disruptions, Backfills, ToolAdapter):
                     client.trigger(
                         ML_DAG_ID,
                         run_id=run_id,
-                        conf={"config_path": str(Path(config_path).resolve())},
+                        conf=self._conf(config_path, config, None, None),
                         logical_date=partition.interval_start,
                         data_interval=(partition.interval_start, partition.interval_end),
                     )
@@ -311,7 +329,8 @@ class AirflowAdapter(WorkloadRuns, Disruptions, Backfills, ToolAdapter):
         }
         with contextlib.suppress(Exception):
             details["airflow_version"] = client.request("GET", "/version")["version"]
-        record = collect_run_record(
+        collect = collect_from_store if self.target == "cluster" else collect_run_record
+        record = collect(
             runs_root=config.storage.runs_root,
             run_id=records_run_id(dag_run_id),
             tool="airflow",
@@ -327,8 +346,9 @@ class AirflowAdapter(WorkloadRuns, Disruptions, Backfills, ToolAdapter):
         record.accepted_at = accepted_at(run)
         if "airflow_version" in details:
             record.versions["apache-airflow"] = details["airflow_version"]
-        if self.target == "local":
-            write_run_record(config.storage.runs_root, record)
+        if self.target == "cluster":
+            return store_and_read_back(config.storage.runs_root, record)
+        write_run_record(config.storage.runs_root, record)
         return record
 
     def run_record(self, dag_run_id: str, config_path: Path) -> RunRecord:

@@ -15,7 +15,7 @@ from shared_ml.records import RunRecord
 
 class Backfills:
     """``AirflowAdapter.backfill``; uses the adapter's ``_running``, ``_load_config``,
-    ``_record`` and ``report_backfill_progress``."""
+    ``_conf``, ``_record`` and ``report_backfill_progress``."""
 
     def backfill(self, config_path: Path, dates: list[date]) -> list[RunRecord]:
         """Airflow backfills of ``dates``, one per range of consecutive days, one run at a
@@ -29,9 +29,9 @@ class Backfills:
         """
         if not dates:
             return []
-        conf = {"config_path": str(Path(config_path).resolve())}
         with self._running() as client:
             config = self._load_config(config_path, None)
+            conf = self._conf(config_path, config, None, None)  # by value on a cluster
             client.wait_for_dag(ML_DAG_ID)
             ranges = contiguous_ranges(dates)
             for first, last in ranges:  # a schedule that does not fit: refused before any run
