@@ -1,0 +1,405 @@
+"""Pod rehearsal: a task pod's exact command, run on this machine the way a kubelet would.
+
+What a pod sees, and how each part is reproduced here (docs/rehearsal.md):
+
+- **the image**: the code (``shared_ml``, ``pipelines``, ``configs``, what the Dockerfile
+  copies to ``/opt/orchbench``) is a copy made read-only (``chmod -R a-w``); the Python
+  environment is the tool's own ``.venvs/<tool>``, locked to the same versions as the
+  image; the image's ``ENV`` and ``WORKDIR`` are read from the Dockerfile's stages of that
+  variant;
+- **the user**: uid 50000, gid 0, no supplementary groups, no capabilities, no new
+  privileges (``setpriv``), as the pods' ``securityContext`` says. Run as a non-root user
+  (a developer, GitHub's runner), the rehearsal runs as that user, who is unprivileged
+  already;
+- **writable places**: each pod gets fresh folders for its home, ``/tmp`` and any other
+  place the image or the pod spec makes writable (emptyDirs), owned by the pod's user;
+- **paths**: every absolute path in the pod's environment and working directory is an
+  image path, translated to the folder that stands for it; one this module does not know
+  is an error, never passed through to a place on this machine;
+- **storage**: the artifact store's Secret (its keys as infra declares them) points at a
+  real S3 API on 127.0.0.1 (moto's server, ``tests/unit/s3_server.py``), the only thing
+  the pods of one rehearsal share.
+
+Running as uid 50000 needs the interpreter to be reachable: where a folder on its path is
+closed to that user (``/root`` when Python lives under ``/root/.pyenv``), the pod runs in
+a private mount namespace where that folder is replaced by an empty one (a tmpfs) with
+only the needed child bound back in. Nothing on the machine changes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+POD_UID = 50000  # every pod's runAsUser (the pod template, the job template, the image)
+POD_GID = 0
+# Where the image keeps the project (Dockerfile: COPY shared_ml, pipelines, configs there).
+IMAGE_CODE_DIR = "/opt/orchbench"
+CODE_FOLDERS = ("shared_ml", "pipelines", "configs")
+# The Secret infra copies into every tool's namespace (infra/components/common.py,
+# ARTIFACT_SECRET_NAME) and its keys (infra/components/storage.py, ArtifactStore.env on kind).
+STORE_SECRET_KEYS = (
+    "ORCHBENCH_ARTIFACT_ROOT",
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+)
+TOOLS_BIN = {"unshare": "/usr/bin/unshare", "setpriv": "/usr/bin/setpriv"}
+
+
+class RehearsalError(RuntimeError):
+    """The rehearsal cannot reproduce what a pod would see; the message says what is missing."""
+
+
+# --- the image: ENV and WORKDIR of one variant, from the Dockerfile ------------------------
+@dataclass
+class ImageLayout:
+    variant: str
+    env: dict[str, str]
+    workdir: str
+    bases: list[str]  # the external base images (their own ENV is not known here)
+
+
+def _logical_lines(text: str) -> list[str]:
+    joined = re.sub(r"\\\n", " ", text)
+    return [
+        ln.strip() for ln in joined.splitlines() if ln.strip() and not ln.lstrip().startswith("#")
+    ]
+
+
+def _expand(value: str, known: Mapping[str, str]) -> str:
+    return re.sub(r"\$\{(\w+)\}", lambda m: known.get(m.group(1), m.group(0)), value)
+
+
+def image_layout(variant: str, dockerfile: Path = DOCKERFILE) -> ImageLayout:
+    """The ENV and WORKDIR an ``EXTRA=variant`` build ends with: the stages from the last
+    one (``FROM runtime-${EXTRA}``) down to an external base, applied base first."""
+    global_args: dict[str, str] = {}
+    stages: dict[str, tuple[str, list[tuple[str, str]]]] = {}
+    order: list[str] = []
+    for line in _logical_lines(dockerfile.read_text(encoding="utf-8")):
+        keyword, _, rest = line.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "FROM":
+            match = re.fullmatch(r"(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", rest, re.IGNORECASE)
+            if not match:
+                raise RehearsalError(f"{dockerfile}: cannot read {line!r}")
+            name = match.group(2) or f"#{len(order)}"
+            stages[name] = (match.group(1), [])
+            order.append(name)
+        elif not order and keyword == "ARG":
+            key, _, default = rest.partition("=")
+            global_args[key.strip()] = default.strip()
+        elif order:
+            stages[order[-1]][1].append((keyword, rest.strip()))
+    args = {**global_args, "EXTRA": variant}
+    chain, bases, name = [], [], order[-1]
+    while name in stages:
+        chain.append(name)
+        base = _expand(stages[name][0], args)
+        if base not in stages:
+            bases.append(base)
+        name = base
+    env: dict[str, str] = {}
+    workdir = "/"
+    for name in reversed(chain):
+        for keyword, rest in stages[name][1]:
+            if keyword == "ENV":
+                for token in shlex.split(rest):
+                    key, sep, value = token.partition("=")
+                    if not sep:
+                        raise RehearsalError(
+                            f"{dockerfile}: stage {name}: ENV {rest!r} (use KEY=value)"
+                        )
+                    env[key] = _expand(value, {**args, **env})
+            elif keyword == "WORKDIR":
+                workdir = _expand(rest, {**args, **env})
+    return ImageLayout(variant, env, workdir, bases)
+
+
+# --- the node: a read-only copy of the code, fresh writable folders per pod -----------------
+@dataclass
+class Pod:
+    """One pod's places: image path -> the folder that stands for it here."""
+
+    name: str
+    root: Path
+    places: dict[str, Path] = field(default_factory=dict)
+
+    def place(self, image_path: str) -> Path:
+        return self.places[image_path]
+
+    def translate(self, value: str, what: str) -> str:
+        """An image path as the folder standing for it; a value that is no path as is."""
+        if not value.startswith("/"):
+            return value
+        for prefix in sorted(self.places, key=len, reverse=True):
+            if value == prefix or value.startswith(prefix.rstrip("/") + "/"):
+                return str(self.places[prefix]) + value[len(prefix.rstrip("/")) :]
+        raise RehearsalError(
+            f"{what}={value!r}: an image path the rehearsal has no place for (known: "
+            f"{', '.join(sorted(self.places))}); a pod would look for it in the image"
+        )
+
+
+class Node:
+    """What the pods of one rehearsal share: the image (read-only code, the tool's
+    environment) and nothing else but the object store."""
+
+    def __init__(self, root: Path, venv: Path, layout: ImageLayout) -> None:
+        self.root = root
+        self.venv = venv
+        self.layout = layout
+        self.code = root / "image" / IMAGE_CODE_DIR.strip("/")
+        for folder in CODE_FOLDERS:
+            shutil.copytree(
+                REPO_ROOT / folder,
+                self.code / folder,
+                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+            )
+        _make_read_only(self.code)
+        self.user = unprivileged_user()
+        self._pods = 0
+
+    def new_pod(self, name: str, writable: list[str]) -> Pod:
+        """A pod with fresh folders, owned by the pod's user, for every writable image path
+        (its home and ``/tmp`` always)."""
+        self._pods += 1
+        pod = Pod(name, self.root / "pods" / f"{self._pods:02d}-{name}")
+        pod.places[IMAGE_CODE_DIR] = self.code
+        virtual_env = self.layout.env.get("VIRTUAL_ENV")
+        if virtual_env:
+            pod.places[virtual_env] = self.venv
+        wanted = {"/tmp", *writable}
+        wanted |= {self.layout.env[k] for k in ("HOME", "ORCHBENCH_HOME") if k in self.layout.env}
+        for image_path in sorted(wanted):
+            folder = pod.root / "fs" / image_path.strip("/")
+            folder.mkdir(parents=True)
+            if self.user is not None:
+                os.chown(folder, POD_UID, POD_GID)
+            folder.chmod(0o770)
+            pod.places[image_path] = folder
+        return pod
+
+    def hand_over(self, folder: Path) -> None:
+        """Make what this process (playing a pod's launcher) put in ``folder`` the pod
+        user's, as if that user had written it."""
+        if self.user is not None:
+            for path in [folder, *folder.rglob("*")]:
+                os.chown(path, POD_UID, POD_GID, follow_symlinks=False)
+
+    def close(self) -> None:
+        """Give write permission back, so the folder can be removed."""
+        for path in [self.code, *self.code.rglob("*")]:
+            if path.is_dir() and not path.is_symlink():
+                path.chmod(path.stat().st_mode | stat.S_IWUSR)
+
+
+def _make_read_only(root: Path) -> None:
+    for path in [*sorted(root.rglob("*"), reverse=True), root]:
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+# --- the container: environment, user, process ---------------------------------------------
+def container_env(
+    node: Node, pod: Pod, spec_env: Mapping[str, str], env_from: Mapping[str, str]
+) -> dict[str, str]:
+    """What the container's process gets, as Kubernetes builds it: the image's ENV, then
+    ``envFrom`` (a Secret), then ``env`` (which wins). Image paths are translated. The
+    search path is the tool's environment (the image's ``/opt/venv``, or the official
+    Airflow image's venv) and the system's."""
+    env: dict[str, str] = {}
+    for source, values in (
+        ("image ENV", node.layout.env),
+        ("envFrom", env_from),
+        ("env", spec_env),
+    ):
+        for key, value in values.items():
+            if key != "PATH":
+                env[key] = pod.translate(value, f"{source} {key}")
+    env["PATH"] = f"{node.venv}/bin:/usr/local/bin:/usr/bin:/bin"
+    # The container's /tmp is its own; here the pod's folder for it, through TMPDIR.
+    env.setdefault("TMPDIR", str(pod.place("/tmp")))
+    return env
+
+
+def unprivileged_user() -> int | None:
+    """The uid the pods run as here: ``POD_UID`` when this process may switch to it (root),
+    else None (this process's own user, who is not root)."""
+    return POD_UID if os.geteuid() == 0 else None
+
+
+def _closed_to_pod_user(folder: Path) -> bool:
+    info = folder.stat()
+    if info.st_uid == POD_UID:
+        return not info.st_mode & stat.S_IXUSR
+    if info.st_gid == POD_GID:
+        return not info.st_mode & stat.S_IXGRP
+    return not info.st_mode & stat.S_IXOTH
+
+
+def unmask_plan(paths: list[Path], hide: tuple[Path, ...] = (REPO_ROOT,)) -> dict[Path, set[str]]:
+    """The folders to replace by an empty one in the pod's mount namespace, each with the
+    children to bind back in: every folder the pod's user cannot pass on the way to
+    ``paths`` (see the module's docstring), and the ``hide`` folders (the repository: the
+    pod must find the code where the image has it, not here), keeping what ``paths`` need."""
+    plan: dict[Path, set[str]] = {folder: set() for folder in hide}
+    for path in paths:
+        for target in {path, path.resolve()}:
+            parts = target.parts
+            for depth in range(1, len(parts) - 1):
+                folder = Path(*parts[: depth + 1])
+                if folder in plan or _closed_to_pod_user(folder):
+                    child = folder / parts[depth + 1]
+                    if not child.is_dir():
+                        raise RehearsalError(f"{child}: must be bound in, not a folder")
+                    plan.setdefault(folder, set()).add(child.name)
+    return plan
+
+
+def _as_pod_user_script(plan: dict[Path, set[str]], stage: Path) -> str:
+    """Shell lines (run as root in the new mount namespace) that apply ``plan``, outer
+    folders first, then become the pod's user. ``stage`` holds the children meanwhile: it
+    must lie outside every folder of the plan."""
+    lines = ["set -e"]
+    for number, folder in enumerate(sorted(plan, key=lambda f: len(f.parts))):
+        kept = []
+        for child in sorted(plan[folder]):
+            staged = stage / f"{number}-{child}"
+            staged.mkdir(parents=True)
+            lines.append(
+                f"mount --bind {shlex.quote(str(folder / child))} {shlex.quote(str(staged))}"
+            )
+            kept.append((staged, folder / child))
+        lines.append(f"mount -t tmpfs -o mode=0755,size=1m rehearsal {shlex.quote(str(folder))}")
+        for staged, target in kept:
+            lines.append(f"mkdir {shlex.quote(str(target))}")
+            lines.append(f"mount --bind {shlex.quote(str(staged))} {shlex.quote(str(target))}")
+    setpriv = [
+        TOOLS_BIN["setpriv"],
+        f"--reuid={POD_UID}",
+        f"--regid={POD_GID}",
+        "--clear-groups",
+        "--no-new-privs",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--",
+    ]
+    lines.append(f'exec {" ".join(map(shlex.quote, setpriv))} "$@"')
+    return "\n".join(lines)
+
+
+@dataclass
+class PodResult:
+    returncode: int
+    log: Path
+    command: list[str]
+
+    def output(self, tail: int = 6000) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")[-tail:]
+
+
+def run_container(
+    node: Node, pod: Pod, argv: list[str], env: dict[str, str], workdir: str, timeout_s: float = 300
+) -> PodResult:
+    """Start the container's process (``argv`` as the kubelet would exec it, after the
+    image's entrypoint) as the pod's user, in its working directory, with exactly ``env``."""
+    cwd = pod.translate(workdir, "workingDir")
+    log = pod.root / "container.log"
+    command = list(argv)
+    stage = None
+    if node.user is not None:
+        missing = [tool for tool in TOOLS_BIN.values() if not os.access(tool, os.X_OK)]
+        if missing:
+            raise RehearsalError(f"running as uid {POD_UID} needs util-linux: {missing} not found")
+        needed = [Path(sys.executable), node.venv, node.code, pod.root, Path(cwd)]
+        needed += [Path(v) for v in env.values() if v.startswith("/") and Path(v).exists()]
+        stage = Path(tempfile.mkdtemp(prefix="orchbench-rehearsal-stage-"))
+        script = _as_pod_user_script(unmask_plan(needed), stage)
+        command = [TOOLS_BIN["unshare"], "--mount", "--propagation", "private", "--"]
+        command += ["/bin/sh", "-c", script, "pod", *argv]
+    try:
+        with log.open("w", encoding="utf-8") as out:
+            done = subprocess.run(
+                command,
+                env=env,
+                cwd=cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=timeout_s,
+                check=False,
+            )
+    finally:
+        if stage is not None:  # empty folders once the namespace is gone with its process
+            shutil.rmtree(stage, ignore_errors=True)
+    return PodResult(done.returncode, log, list(argv))
+
+
+def probe_identity(node: Node, pod: Pod, env: dict[str, str], workdir: str) -> dict[str, Any]:
+    """Who the pod's process is and what it can write, asked from inside (a check that the
+    rehearsal is what it claims to be)."""
+    script = (
+        "import json, os, sys, shared_ml;"
+        "print('IDENTITY ' + json.dumps({'uid': os.getuid(), 'gid': os.getgid(),"
+        " 'groups': os.getgroups(), 'shared_ml': shared_ml.__file__,"
+        " 'code_writable': os.access(os.path.dirname(shared_ml.__file__), os.W_OK),"
+        " 'home_writable': os.access(os.environ['HOME'], os.W_OK), 'cwd': os.getcwd(),"
+        f" 'repository_visible': os.path.exists({str(REPO_ROOT / 'shared_ml')!r})}}))"
+    )
+    result = run_container(node, pod, ["python", "-c", script], env, workdir, timeout_s=60)
+    lines = [ln for ln in result.output().splitlines() if ln.startswith("IDENTITY ")]
+    if result.returncode != 0 or not lines:
+        raise RehearsalError(f"the identity probe failed ({result.returncode}): {result.output()}")
+    return json.loads(lines[-1].removeprefix("IDENTITY "))
+
+
+# --- the object store and the config ------------------------------------------------------
+def store_secret(endpoint: str, bucket: str, credentials: Mapping[str, str]) -> dict[str, str]:
+    """The artifact store's Secret as a pod gets it through ``envFrom``: infra's keys,
+    pointing at the S3 server on 127.0.0.1."""
+    values = {
+        "ORCHBENCH_ARTIFACT_ROOT": f"s3://{bucket}",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": credentials["AWS_ACCESS_KEY_ID"],
+        "AWS_SECRET_ACCESS_KEY": credentials["AWS_SECRET_ACCESS_KEY"],
+        "AWS_REGION": credentials.get("AWS_DEFAULT_REGION", "us-east-1"),
+    }
+    return {key: values[key] for key in STORE_SECRET_KEYS}
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield str(key)
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
+def runner_paths_in(payload: Any, extra: tuple[Path, ...] = ()) -> list[str]:
+    """The strings of a config (as sent to the cluster) that name a place on this machine:
+    the repository, a home, a temporary folder, or any absolute path that exists here."""
+    roots = [str(REPO_ROOT), str(Path.home()), "/tmp/", *map(str, extra)]
+    found = []
+    for text in _strings(json.loads(payload) if isinstance(payload, str) else payload):
+        if any(root in text for root in roots) or (text.startswith("/") and os.path.exists(text)):
+            found.append(text)
+    return found
