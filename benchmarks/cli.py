@@ -20,6 +20,7 @@ from benchmarks.environments import EnvironmentMissing
 from benchmarks.inspection import print_record
 from benchmarks.tools import PATHS, TOOLS, check_path, default_url, get_adapter
 from benchmarks.tools.base import BackfillNotSupported, CapabilityMissing, ToolAdapter
+from shared_ml import storage
 from shared_ml.config import load_config, parse_logical_date
 from shared_ml.errors import ConfigError
 from shared_ml.preflight import preflight
@@ -166,7 +167,7 @@ def run(
         print_record(record, loaded.gate.primary_metric)
         out_console.print(f"artifacts: {loaded.storage.artifact_root}")
         out_console.print(
-            f"run record: {Path(loaded.storage.runs_root) / record.run_id / 'run.json'}"
+            f"run record: {storage.join(loaded.storage.runs_root, record.run_id, 'run.json')}"
         )
     note_services_left_running(adapter)
     if record.status != "success":
