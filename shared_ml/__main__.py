@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         from shared_ml.errors import ConfigError
     from shared_ml.concurrency import task_concurrency
     from shared_ml.logs import LogFormatError, configure_logging
-    from shared_ml.records import run_record_path
+    from shared_ml.records import run_record_location
     from shared_ml.runner import run_pipeline
 
     try:
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     record = run_pipeline(config, run_id=args.run_id, max_workers=max_workers)
-    print(run_record_path(config.storage.runs_root, record.run_id))  # written by the runner
+    print(run_record_location(config.storage.runs_root, record.run_id))  # the runner wrote it
     return 0 if record.status == "success" else 1
 
 

@@ -9,7 +9,10 @@ error naming the URL.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,13 +25,14 @@ from shared_ml.errors import ConfigError
 from shared_ml.faults import count_attempt
 from shared_ml.records import (
     RunRecordError,
+    load_run_record,
     read_run_record,
     read_step_log,
     read_step_records,
     run_record_location,
 )
 from shared_ml.runner import run_pipeline
-from tests.conftest import CONFIGS
+from tests.conftest import CONFIGS, REPO_ROOT
 from tests.unit.helpers import small_config
 from tests.unit.s3_server import s3_endpoint, use_endpoint
 
@@ -172,3 +176,25 @@ def test_attempt_counter_on_the_object_store(bucket: str) -> None:
     assert sorted(counted) == [1, 2, 3, 4]
     assert count_attempt(runs_root, "r1", "train") == 5
     assert count_attempt(runs_root, "r1", "score") == 1
+
+
+def test_command_line_run_prints_the_record_url(
+    bucket: str, orchbench_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m shared_ml`` (a task process, a pod) with storage on the object store:
+    it prints the record's URL, and the record reads back from there."""
+    monkeypatch.setenv(storage.ARTIFACT_ROOT_ENV, f"{bucket}/cli")
+    config = orchbench_home / "one.yaml"
+    config.write_text("model: {estimator: logistic_regression}\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "shared_ml", "--config", str(config), "--run-id", "cli-run"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout.strip().splitlines()[-1]
+    assert printed == f"{bucket}/cli/var/runs/cli-run/run.json"
+    assert load_run_record(printed).status == "success"
+    assert not (orchbench_home / "var").exists()
