@@ -7,6 +7,10 @@ drive ``python -m pipelines.kubeflow.deploy``'s ``main`` end to end, only the cl
 
 Issue 15 (defect 10, point 9): every submission used to create one more recurring run.
 A submission now creates one only when asked (``--schedule``), and never a second one.
+
+The adapter's cluster path (points 2 and 6): the config by value, the record from the
+cluster's object store (moto's S3 server on 127.0.0.1), a resume re-submitted to the
+cluster, and no kfp.local run standing in for a cluster one.
 """
 
 from __future__ import annotations
@@ -15,13 +19,20 @@ import itertools
 import json
 import sys
 import types
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from benchmarks.tools.base import CapabilityMissing
+from benchmarks.tools.kubeflow.adapter import KubeflowAdapter
 from pipelines.kubeflow import deploy
+from shared_ml.config import config_from_json
+from shared_ml.errors import ConfigError
+from shared_ml.records import StepRecord, read_run_record, write_step_record
+from tests.unit.s3_server import s3_endpoint, use_endpoint  # noqa: F401  (fixture)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"  # has a cron schedule
@@ -183,3 +194,94 @@ def test_asking_for_a_schedule_the_config_lacks_is_refused_before_any_call(
     assert submit("run-1", "--schedule", config=unscheduled) == 2
     assert "schedule" in capsys.readouterr().err
     assert (server.runs, server.recurring) == ([], [])
+
+
+# --- the adapter's cluster path -------------------------------------------------------------
+
+
+class FakeSubmission:
+    """``python -m pipelines.kubeflow.deploy`` and the cluster behind it: the parameter it
+    would send is built by deploy's own code from the file it is given, and the "pods" see
+    nothing else: they validate it as a step does and write a step record where it says."""
+
+    def __init__(self) -> None:
+        self.commands: list[list[str]] = []
+        self.parameters: list[dict[str, Any]] = []
+
+    def __call__(self, args: list[str], extra_env: Any, keep_log: bool) -> dict[str, Any]:
+        self.commands.append(args)
+        option = dict(zip(args[2::2], args[3::2], strict=False))
+        config_json = deploy.cluster_config_json(option["--config"], int(option["--seed"]))
+        self.parameters.append({"config_json": config_json, "run_id": option["--run-id"]})
+        config = config_from_json(config_json)
+        now = datetime.now(UTC)
+        select = StepRecord(
+            step="select",
+            attempt=1,
+            started_at=now,
+            ended_at=now,
+            duration_s=0.0,
+            outcome="success",
+            metadata={"metrics": {"f1": 0.95}, "prediction_hash": "cafe01", "selected": "hgb"},
+        )
+        write_step_record(config.storage.runs_root, option["--run-id"], select)
+        return {"status": "success", "kfp_run_id": "kfp-1", "log": None}
+
+
+@pytest.fixture
+def cluster_adapter(
+    monkeypatch: pytest.MonkeyPatch,
+    s3_endpoint: str,  # noqa: F811
+) -> tuple[KubeflowAdapter, FakeSubmission, str]:
+    bucket = use_endpoint(monkeypatch, s3_endpoint, "orchbench-kfp-cluster-test")
+    monkeypatch.setenv("ORCHBENCH_ARTIFACT_ROOT", bucket)
+    adapter = KubeflowAdapter(target="cluster", url="http://kfp.cluster.test:8888")
+    submission = FakeSubmission()
+    monkeypatch.setattr(adapter, "_kubeflow_python", submission)
+    return adapter, submission, bucket
+
+
+def test_a_cluster_run_sends_the_config_by_value_and_reads_the_record_from_the_store(
+    cluster_adapter: tuple[KubeflowAdapter, FakeSubmission, str],
+) -> None:
+    adapter, submission, bucket = cluster_adapter
+    record = adapter.run_pipeline(DEFAULT_CONFIG, seed=5)
+
+    [command] = submission.commands
+    assert command[:2] == ["-m", "pipelines.kubeflow.deploy"] and "--schedule" not in command
+    [sent] = submission.parameters
+    for local in {str(REPO_ROOT), str(Path.cwd()), str(Path.home())}:
+        assert local not in sent["config_json"], f"config_json names {local}, a path here"
+    runs_root = json.loads(sent["config_json"])["storage"]["runs_root"]
+    assert runs_root.startswith(f"{bucket}/")
+    assert [s.key for s in record.steps] == ["select"] and record.prediction_hash == "cafe01"
+    assert read_run_record(runs_root, record.run_id).prediction_hash == "cafe01"
+
+
+def test_a_cluster_resume_is_resubmitted_to_the_cluster(
+    cluster_adapter: tuple[KubeflowAdapter, FakeSubmission, str],
+) -> None:
+    adapter, submission, _ = cluster_adapter
+    failed = adapter.run_pipeline(DEFAULT_CONFIG, seed=5, run_id="kfp-resume-1")
+    adapter.resume_pipeline(failed, DEFAULT_CONFIG)
+    assert [c[1] for c in submission.commands] == ["pipelines.kubeflow.deploy"] * 2
+    assert [p["run_id"] for p in submission.parameters] == ["kfp-resume-1"] * 2
+
+
+def test_a_cluster_workload_is_refused_not_run_locally(
+    cluster_adapter: tuple[KubeflowAdapter, FakeSubmission, str],
+) -> None:
+    adapter, submission, _ = cluster_adapter
+    with pytest.raises(CapabilityMissing, match="not run locally"):
+        adapter.run_workload("chain", 3)
+    assert submission.commands == []
+
+
+def test_a_cluster_run_needs_the_object_store(
+    cluster_adapter: tuple[KubeflowAdapter, FakeSubmission, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    adapter, submission, _ = cluster_adapter
+    monkeypatch.delenv("ORCHBENCH_ARTIFACT_ROOT")
+    with pytest.raises(ConfigError, match="ORCHBENCH_ARTIFACT_ROOT"):
+        adapter.run_pipeline(DEFAULT_CONFIG)
+    assert submission.commands == []

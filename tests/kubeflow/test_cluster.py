@@ -136,7 +136,10 @@ def test_submit_command_exits_2_with_one_line_when_unreachable() -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_adapter_reports_an_unreachable_cluster(kfp_home: Path) -> None:
+def test_adapter_reports_an_unreachable_cluster(
+    kfp_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORCHBENCH_ARTIFACT_ROOT", "s3://orchbench-artifacts")  # as infra's
     adapter = KubeflowAdapter(target="cluster", url=closed_port_url())
     assert adapter.execution_model == "pod-per-step"
     with pytest.raises(KubeflowRunError, match="cannot reach the KFP API"):

@@ -119,9 +119,12 @@ def deployment_adapter(services: ServicesState, orchbench_home: Path) -> Prefect
 def cluster_adapter(
     services: ServicesState, tmp_path_factory: pytest.TempPathFactory
 ) -> PrefectAdapter:
-    """``--target cluster`` pointed at the session's server (its home must stay unused)."""
+    """An adapter given the session's server by URL, as ``--url`` gives one (its home must
+    stay unused). Not ``--target cluster``: that path registers the deployments on a
+    Kubernetes work pool, which no worker here serves, and needs the object store
+    (tests/benchmarks/test_cluster_prefect.py covers it against a fake cluster)."""
     unused = tmp_path_factory.mktemp("cluster-target") / "unused"
-    return PrefectAdapter(target="cluster", url=services.api_url, home=unused)
+    return PrefectAdapter(target="local", url=services.api_url, home=unused)
 
 
 @pytest.fixture(scope="session")

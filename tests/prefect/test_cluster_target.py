@@ -1,8 +1,10 @@
-"""--target cluster: the adapter drives only the API at the URL it is given.
+"""An adapter given a URL drives only the API at that URL.
 
-The "cluster" here is the real local server and worker of the session: the adapter must
-start nothing, submit through the deployment, and read the runs back from that API. Its
-runs are the session's backfill (configs/daily.yaml over three dates).
+The server is the real local server and worker of the session: the adapter must start
+nothing, submit through the deployment, and read the runs back from that API. Its runs are
+the session's backfill (configs/daily.yaml over three dates). ``--target cluster`` itself
+(deployments on the cluster's Kubernetes pool, records on the object store) is tested in
+tests/benchmarks/test_cluster_prefect.py.
 """
 
 from __future__ import annotations
@@ -12,11 +14,10 @@ from benchmarks.tools.prefect.client import PrefectClient
 from shared_ml.records import RunRecord
 
 
-def test_cluster_target_runs_through_the_given_api_url(
+def test_an_adapter_given_a_url_runs_through_that_api(
     cluster_adapter: PrefectAdapter, backfill: list[RunRecord], client: PrefectClient
 ) -> None:
     assert cluster_adapter.mode == "deployment"
-    assert cluster_adapter.start_services() is None
     for record in backfill:
         assert record.status == "success", record.tool_details
         assert record.tool == "prefect"

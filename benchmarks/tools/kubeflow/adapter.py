@@ -6,8 +6,10 @@ The core environment has no kfp, so every operation is a subprocess of ``.venvs/
   IR with ``kfp.local.SubprocessRunner(use_venv=False)``. Each task is one more subprocess of
   that interpreter ("process-per-task"); there is no server, queue or scheduler.
 - ``--target cluster --url URL``: ``python -m pipelines.kubeflow.deploy`` uploads the IR,
-  creates the run and the recurring run, and waits ("pod-per-step": a driver and an executor
-  pod per step under Argo). Only the end-to-end kind workflow exercises it.
+  creates the run (no recurring run unless asked) and waits ("pod-per-step": a driver and
+  an executor pod per step under Argo); the config goes by value, the record comes from the
+  cluster's object store, and nothing runs locally instead (``cluster.py``). Only the
+  end-to-end kind workflow exercises it against a real cluster.
 
 The run record is assembled here from the step records that ``execute_step`` wrote in each
 task (the run id is a pipeline parameter), like every other tool's; its partition is the
@@ -41,6 +43,7 @@ from benchmarks.tools.base import (
     noop_task_timings,
 )
 from benchmarks.tools.disruption import ancestor_of, sigkill, wait_group_gone
+from benchmarks.tools.kubeflow.cluster import ClusterRuns
 from benchmarks.tools.moments import step_moments
 from shared_ml.config import load_config, orchbench_home
 from shared_ml.records import (
@@ -61,7 +64,7 @@ class KubeflowRunError(RuntimeError):
     """A KFP subprocess could not run the pipeline at all (not: the pipeline failed)."""
 
 
-class KubeflowAdapter(ToolAdapter):
+class KubeflowAdapter(ClusterRuns, ToolAdapter):
     name = "kubeflow"
     execution_model = "process-per-task"
     execution_path = "kfp.local SubprocessRunner (subprocess per step, not a cluster)"
@@ -108,6 +111,8 @@ class KubeflowAdapter(ToolAdapter):
         on: KFP's cache returns the tasks that succeeded (each candidate branch's too), so
         only the failed task and its downstream execute again. They show up as new
         attempts in the record."""
+        if self.target == "cluster":
+            return self._resume_on_cluster(failed, config_path)
         resumed_at = datetime.now(UTC)
         record = self._run_locally(
             config_path, failed.seed, failed.run_id, None, failed.logical_date
@@ -169,31 +174,6 @@ class KubeflowAdapter(ToolAdapter):
         write_run_record(runs_root, record)
         return record
 
-    def _run_on_cluster(
-        self, config_path: Path, seed: int | None, run_id: str, logical_date: date | None
-    ) -> RunRecord:
-        config = load_config(config_path, seed=seed).for_partition(logical_date)
-        command = ["-m", "pipelines.kubeflow.deploy", "--url", str(self.url)]
-        command += ["--config", str(Path(config_path).resolve()), "--run-id", run_id]
-        command += ["--seed", str(config.seed), "--webhook-url", self.webhook_url]
-        command += ["--date", config.logical_date.isoformat()]
-        started_at = datetime.now(UTC)
-        summary = self._kubeflow_python(command, None, keep_log=False)
-        # Step records live in the pods' storage; read them if it is shared with us.
-        return collect_run_record(
-            runs_root=config.storage.runs_root,
-            run_id=run_id,
-            tool=self.name,
-            pipeline=PIPELINE.name,
-            config_fingerprint=config.ml_fingerprint(),
-            seed=config.seed,
-            status=summary["status"],
-            started_at=started_at,
-            ended_at=datetime.now(UTC),
-            partition=config.partition,
-            tool_details={"target": "cluster", "execution_model": "pod-per-step", **summary},
-        )
-
     def backfill(self, config_path: Path, dates: list[date]) -> list[RunRecord]:
         """Refused: KFP's local runner has no scheduler, hence no backfill of its own, and a
         loop of manual runs here would not be KFP's mechanism."""
@@ -228,6 +208,8 @@ class KubeflowAdapter(ToolAdapter):
         """After the runner died: once the steps it had launched are gone too, the run's
         step records as they stand, status failed (the runner reported no end, and nothing
         else would)."""
+        if self.target == "cluster":
+            raise CapabilityMissing("kubeflow: a run is read back by id only after a local kill")
         group = getattr(self, "_killed_runner_group", None)
         if group is not None and not wait_group_gone(group, RUN_TIMEOUT_S):
             raise KubeflowRunError(f"the killed runner's steps still run after {RUN_TIMEOUT_S} s")
@@ -296,6 +278,8 @@ class KubeflowAdapter(ToolAdapter):
         local runner. It runs the tasks of a static graph one at a time (only
         ``dsl.ParallelFor`` iterations run side by side locally, at most two), each as its
         own subprocess."""
+        if self.target == "cluster":
+            return self._cluster_workload(shape, size)
         run_id = new_run_id(f"kubeflow-{shape}{size}")
         runs_root = str(orchbench_home() / WORKLOAD_DIR)
         self._runs_roots[run_id] = runs_root

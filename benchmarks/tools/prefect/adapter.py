@@ -14,6 +14,8 @@ one adapter (``execution_path`` says which one a figure was measured on):
 Either way the orchbench run id is the flow run's ``run_id`` parameter (and its name), the
 steps write their records under it, and the run record is assembled from those records
 (``collect_run_record``) with Prefect's own task-run timings in ``tool_details``.
+
+``--target cluster``: a Job of the cluster's Kubernetes worker only (``cluster.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any, Literal
 
 from benchmarks.environments import tool_bin
 from benchmarks.services.postgres import Database
+from benchmarks.tools.airflow.cluster import collect_from_store, store_and_read_back
 from benchmarks.tools.base import (
     ServiceInfo,
     TaskTiming,
@@ -34,7 +37,7 @@ from benchmarks.tools.base import (
 )
 from benchmarks.tools.prefect.backfill import Backfills
 from benchmarks.tools.prefect.client import PrefectApiError, PrefectClient, parse_time
-from benchmarks.tools.prefect.config_files import load_resolved_config, raw_config
+from benchmarks.tools.prefect.cluster import ClusterPath
 from benchmarks.tools.prefect.disruption import Disruptions
 from benchmarks.tools.prefect.logs import log_server, step_attempt_log
 from benchmarks.tools.prefect.paths import (
@@ -60,7 +63,7 @@ from shared_ml.runner import new_run_id
 from shared_ml.spec import PIPELINE
 
 
-class PrefectAdapter(WorkloadRuns, Disruptions, Backfills, ToolAdapter):
+class PrefectAdapter(ClusterPath, WorkloadRuns, Disruptions, Backfills, ToolAdapter):
     name = "prefect"
     # Either path runs the tasks as threads of one flow-run process.
     execution_model = "in-process"
@@ -185,7 +188,7 @@ class PrefectAdapter(WorkloadRuns, Disruptions, Backfills, ToolAdapter):
         logical_date: date | None = None,
     ) -> RunRecord:
         run_id = run_id or new_run_id("prefect")
-        config = load_resolved_config(config_path, seed)
+        config = self.pipeline_config(config_path, seed)
         api_url = self.api_url()
         triggered = datetime.now(UTC)
         if self.mode == "deployment":
@@ -241,6 +244,8 @@ class PrefectAdapter(WorkloadRuns, Disruptions, Backfills, ToolAdapter):
     def _deployment_id(
         self, client: PrefectClient, flow: str = FLOW_NAME, name: str = DEPLOYMENT_NAME
     ) -> str:
+        if self.target == "cluster":
+            return self._cluster_deployment_id(client, flow, name)
         try:
             return client.read_deployment(flow, name)["id"]
         except PrefectApiError as err:
@@ -268,7 +273,10 @@ class PrefectAdapter(WorkloadRuns, Disruptions, Backfills, ToolAdapter):
         """Create a flow run of the deployment and wait for it. A dated run is scheduled at
         its date's midnight (UTC), as the scheduler would have scheduled it; one in the past
         is due at once."""
-        parameters: dict[str, Any] = {"config": raw_config(config_path, seed), "run_id": run_id}
+        parameters: dict[str, Any] = {
+            "config": self._flow_config(config_path, seed),
+            "run_id": run_id,
+        }
         if faults:
             parameters["faults"] = faults
         if logical_date:
@@ -335,7 +343,8 @@ class PrefectAdapter(WorkloadRuns, Disruptions, Backfills, ToolAdapter):
             "trigger_to_terminal_s": round((ended - triggered).total_seconds(), 3),
             **(extra or {}),
         }
-        record = collect_run_record(
+        collect = collect_from_store if self.target == "cluster" else collect_run_record
+        record = collect(
             runs_root=config.storage.runs_root,
             run_id=run_id,
             tool=self.name,
@@ -352,6 +361,8 @@ class PrefectAdapter(WorkloadRuns, Disruptions, Backfills, ToolAdapter):
         record.accepted_at = flow_run_accepted_at(flow_run)
         with contextlib.suppress(Exception), PrefectClient(api_url) as client:
             record.versions["prefect-server"] = client.server_version()
+        if self.target == "cluster":  # an unreadable record is an error, not an empty run
+            return store_and_read_back(config.storage.runs_root, record)
         write_run_record(config.storage.runs_root, record)
         return record
 
@@ -365,7 +376,7 @@ class PrefectAdapter(WorkloadRuns, Disruptions, Backfills, ToolAdapter):
         record.tool_details["executed_steps"] = sorted(
             t["name"] for t in record.tool_details["task_runs"] if t["state"] == "Completed"
         )
-        config = load_resolved_config(config_path, failed.seed)
+        config = self.pipeline_config(config_path, failed.seed)
         write_run_record(config.storage.runs_root, record)
         return record
 

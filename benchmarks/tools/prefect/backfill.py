@@ -7,14 +7,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from benchmarks.tools.prefect.client import PrefectClient
-from benchmarks.tools.prefect.config_files import load_resolved_config
 from benchmarks.tools.prefect.paths import RUN_TIMEOUT_S
 from shared_ml.records import RunRecord
 
 
 class Backfills:
-    """Uses the adapter's ``api_url``, ``_run_deployment``, ``_record`` and
-    ``report_backfill_progress``."""
+    """Uses the adapter's ``api_url``, ``pipeline_config``, ``_run_deployment``, ``_record``
+    and ``report_backfill_progress``."""
 
     def backfill(self, config_path: Path, dates: list[date]) -> list[RunRecord]:
         """One deployment flow run per date, in date order, each scheduled at its date with
@@ -23,7 +22,7 @@ class Backfills:
         not run again: its run id and idempotency key are fixed, so the server hands back
         the same flow run. A date whose last flow run failed gets a new flow run under
         the same run id, which resumes from the task cache."""
-        config = load_resolved_config(config_path)
+        config = self.pipeline_config(config_path)
         api_url = self.api_url()
         records = []
         for day in sorted(set(dates)):

@@ -1,4 +1,5 @@
-"""``orchbench prefect up|down|status``: the local Prefect server and process worker.
+"""``orchbench prefect up|down|status``: the local Prefect server and process worker;
+``orchbench prefect deploy --url``: the deployments on a cluster's server.
 
 ``up`` starts ``prefect server start`` on 127.0.0.1 (SQLite in the Prefect home; with
 ``--db postgres`` a PostgreSQL it starts first, data in <home>/postgres; or the
@@ -7,7 +8,9 @@
 waits until the worker is online, then prints the UI's URL (the server serves it; the
 local server has no login). ``down`` stops them (SIGTERM to each process group, then
 SIGKILL after a grace period). Profiles: ``defaults`` (Prefect's poll intervals) and
-``tuned`` (1 s worker query / prefetch / runner poll).
+``tuned`` (1 s worker query / prefetch / runner poll). ``deploy`` registers (or updates)
+both deployments on a cluster's Kubernetes work pool, as ``orchbench run --target cluster``
+does by itself when they are missing.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from rich.console import Console
 
 from benchmarks.environments import EnvironmentMissing
 from benchmarks.services.postgres import DATABASES
+from benchmarks.tools import default_url
+from benchmarks.tools.prefect.cluster import DEFAULT_DEPLOY_CONFIG, register_on_cluster
+from benchmarks.tools.prefect.paths import PrefectRunError
 from benchmarks.tools.prefect.services import (
     DEFAULT_POOL,
     DEFAULT_PORT,
@@ -32,7 +38,7 @@ from benchmarks.tools.prefect.services import (
 
 app = typer.Typer(
     name="prefect",
-    help="Local Prefect 3 services: server + process worker.",
+    help="Local Prefect 3 services (server + process worker); deployments on a cluster.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -160,3 +166,30 @@ def status(
         for name, proc in info["processes"].items():
             console.print(f"  {name}: pid {proc['pid']} {'alive' if proc['alive'] else 'dead'}")
     raise typer.Exit(0 if info.get("healthy") else 1)
+
+
+@app.command()
+def deploy(
+    url: Annotated[
+        str | None,
+        typer.Option(help="The cluster's Prefect API URL (default $ORCHBENCH_PREFECT_URL)."),
+    ] = None,
+    config: Annotated[
+        Path, typer.Option(help="Pipeline config for the deployment's default parameters.")
+    ] = DEFAULT_DEPLOY_CONFIG,
+) -> None:
+    """Register (or update) the orchbench deployments on a cluster's Kubernetes work pool."""
+    url = url or default_url("prefect")
+    if not url:
+        _fail("--url (or $ORCHBENCH_PREFECT_URL): the cluster's Prefect API URL is needed")
+    api_url = url.rstrip("/") if url.rstrip("/").endswith("/api") else url.rstrip("/") + "/api"
+    try:
+        summary = register_on_cluster(api_url, config)
+    except (PrefectRunError, EnvironmentMissing) as err:
+        _fail(str(err))
+    console.print(
+        f"{summary['deployment']} and {summary['workload_deployment']} on work pool "
+        f"{summary['work_pool']} ({summary['work_pool_type']}) at {api_url}",
+        soft_wrap=True,
+        markup=False,
+    )

@@ -9,13 +9,13 @@ from pathlib import Path
 from benchmarks.tools.base import CapabilityMissing
 from benchmarks.tools.disruption import sigkill
 from benchmarks.tools.prefect.client import PrefectClient, parse_time
-from benchmarks.tools.prefect.config_files import load_resolved_config
 from benchmarks.tools.prefect.paths import RUN_TIMEOUT_S, PrefectRunError
 from shared_ml.records import RunRecord
 
 
 class Disruptions:
-    """Uses the adapter's ``target``, ``mode``, ``services``, ``api_url`` and ``_record``."""
+    """Uses the adapter's ``target``, ``mode``, ``services``, ``api_url``,
+    ``pipeline_config`` and ``_record``."""
 
     server_component = "server"
     work_component = "worker"  # the process worker; its flow-run processes go with it
@@ -62,5 +62,5 @@ class Disruptions:
                 raise PrefectRunError(f"no flow run named {run_id!r} on {api_url}")
             flow_run = client.wait_for_flow_run(runs[0]["id"], timeout_s=RUN_TIMEOUT_S)
         triggered = parse_time(flow_run.get("created")) or datetime.now(UTC)
-        config = load_resolved_config(config_path, None)
+        config = self.pipeline_config(config_path)
         return self._record(config, run_id, flow_run["id"], triggered, api_url)

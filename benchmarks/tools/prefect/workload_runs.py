@@ -20,7 +20,7 @@ from shared_ml.runner import new_run_id
 
 
 class WorkloadRuns:
-    """Uses the adapter's ``mode``, ``api_url``, ``_deployment_id``, ``_run_subprocess``,
+    """Uses the adapter's ``target``, ``mode``, ``api_url``, ``_deployment_id``, ``_run_subprocess``,
     ``_flow_runs``, ``execution_path`` and ``poll_interval_s``."""
 
     def run_workload(self, shape: str, size: int) -> WorkloadResult:
@@ -28,7 +28,13 @@ class WorkloadRuns:
         deployment picked up by the worker, or the workload flow in a subprocess."""
         run_id = new_run_id(f"prefect-{shape}{size}")
         api_url = self.api_url()
-        runs_root = str(Path(tool_env()["ORCHBENCH_HOME"]) / "var" / "runs")
+        # The no-op tasks write their times where this machine reads them; a cluster's pods
+        # cannot reach this machine's disk, and there the task runs' times come from the API.
+        runs_root = (
+            None
+            if self.target == "cluster"
+            else str(Path(tool_env()["ORCHBENCH_HOME"]) / "var" / "runs")
+        )
         parameters = {"shape": shape, "size": size, "run_id": run_id, "runs_root": runs_root}
         triggered = datetime.now(UTC)
         details: dict[str, Any] = {"mode": self.mode, "execution_path": self.execution_path}
@@ -56,7 +62,8 @@ class WorkloadRuns:
             )
             task_runs = client.wait_for_task_runs(flow_run_id, expected=expected)
         tasks = [to_task_timing(t) for t in task_runs]
-        with_noop_moments(tasks, runs_root, run_id)
+        if runs_root is not None:
+            with_noop_moments(tasks, runs_root, run_id)
         return WorkloadResult(
             shape=shape,  # type: ignore[arg-type]
             size=size,
