@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = REPO_ROOT / "configs"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A shell set up for the cluster exports ORCHBENCH_ARTIFACT_ROOT (s3://...): every
+    relative storage root would then resolve into that bucket, and the tests would write
+    to it. Tests that want an object store set the variable themselves."""
+    os.environ.pop("ORCHBENCH_ARTIFACT_ROOT", None)
 
 
 @pytest.fixture
