@@ -345,3 +345,28 @@ def test_missing_chart_schemas_fail_under_ci_and_skip_elsewhere(tmp_path, ci, ou
     assert f"1 {outcome}" in result.stdout, result.stdout[-2000:]
     assert (result.returncode != 0) is (outcome == "error")  # a fixture's failure fails the run
     assert "chart schemas not found" in result.stdout
+
+
+def test_cluster_runs_read_records_from_the_cluster_store_through_a_port_forward():
+    """The pods write run records to the object store (ORCHBENCH_ARTIFACT_ROOT); the runner
+    reads them back through a port-forward to the store the stack deploys, with the keys of
+    the Secret infra gives the pods, and no path of its own disk."""
+    from infra.components.common import ARTIFACT_SECRET_NAME
+    from infra.components.storage import S3_PORT, SERVICE_NAME
+    from infra.config import StorageConfig
+
+    steps = load("e2e-kind.yml")["jobs"]["e2e"]["steps"]
+    scripts = [step.get("run", "") for step in steps]
+    run_step = next(i for i, s in enumerate(scripts) if "orchbench run" in s and "cluster" in s)
+    before = "\n".join(scripts[:run_step])
+    namespace = StorageConfig().namespace
+    assert f"-n {namespace} port-forward svc/{SERVICE_NAME} {S3_PORT}:{S3_PORT}" in before
+    assert f"get secret {ARTIFACT_SECRET_NAME}" in before
+    for variable in (
+        "ORCHBENCH_ARTIFACT_ROOT",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_DEFAULT_REGION",  # the name botocore reads (not AWS_REGION)
+    ):
+        assert re.search(rf"echo \"{variable}=.+\"", before), variable
+    assert f'echo "AWS_ENDPOINT_URL=http://localhost:{S3_PORT}"' in before
