@@ -56,7 +56,7 @@ STORE_SECRET_KEYS = (
     "AWS_ENDPOINT_URL",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
-    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
 )
 TOOLS_BIN = {"unshare": "/usr/bin/unshare", "setpriv": "/usr/bin/setpriv"}
 
@@ -377,7 +377,7 @@ def store_secret(endpoint: str, bucket: str, credentials: Mapping[str, str]) -> 
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": credentials["AWS_ACCESS_KEY_ID"],
         "AWS_SECRET_ACCESS_KEY": credentials["AWS_SECRET_ACCESS_KEY"],
-        "AWS_REGION": credentials.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "AWS_DEFAULT_REGION": credentials.get("AWS_DEFAULT_REGION", "us-east-1"),
     }
     return {key: values[key] for key in STORE_SECRET_KEYS}
 

@@ -275,7 +275,8 @@ class ArtifactStore(pulumi.ComponentResource):
         self.role_arn = role.arn
         self.service_accounts = access.service_accounts
         # boto3/s3fs need a region to sign with; the webhook's variables give the credentials.
-        self.env = {**self.env, "AWS_REGION": access.region}
+        # botocore reads it from AWS_DEFAULT_REGION only (botocore/configprovider.py).
+        self.env = {**self.env, "AWS_DEFAULT_REGION": access.region}
         self.ready.append(role)
 
     def _seaweedfs(
@@ -364,6 +365,6 @@ class ArtifactStore(pulumi.ComponentResource):
             "AWS_ENDPOINT_URL": self.endpoint,
             "AWS_ACCESS_KEY_ID": access_key.result,
             "AWS_SECRET_ACCESS_KEY": secret_key.result,
-            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
         }
         self.ready = [self.deployment, self.service]

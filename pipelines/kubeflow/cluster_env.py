@@ -40,7 +40,7 @@ OPTIONAL_STORE_KEYS: tuple[str, ...] = (
     "AWS_ENDPOINT_URL",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
-    "AWS_REGION",
+    "AWS_DEFAULT_REGION",  # the name botocore reads the region from, not AWS_REGION
 )
 
 

@@ -357,11 +357,28 @@ def test_each_trusted_service_account_is_annotated_after_its_system_exists(stack
     assert stack_runs["kind"].mocks.of_type(PATCH) == []
 
 
-def test_task_pods_get_the_region_and_no_static_keys_on_eks(stack_runs):
+def region_botocore_resolves(env: dict[str, str], monkeypatch) -> str | None:
+    """The region a pod's s3fs (aiobotocore -> botocore's config chain) signs with, given
+    only `env`: none of this machine's AWS settings."""
+    import botocore.session
+
+    with monkeypatch.context() as pod:
+        for name in list(os.environ):
+            if name.startswith("AWS_"):
+                pod.delenv(name)
+        pod.setenv("AWS_CONFIG_FILE", "/nonexistent/aws/config")
+        pod.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        for name, value in env.items():
+            pod.setenv(name, value)
+        return botocore.session.Session().get_config_variable("region")
+
+
+def test_task_pods_get_the_region_and_no_static_keys_on_eks(stack_runs, monkeypatch):
     for secret in stack_runs["eks"].mocks.of_type("kubernetes:core/v1:Secret"):
         if secret.inputs["metadata"]["name"] == "orchbench-artifacts":
             data = secret.inputs["stringData"]
-            assert data["AWS_REGION"] == "eu-west-1"
+            # Under the variable botocore reads (AWS_DEFAULT_REGION; AWS_REGION it ignores).
+            assert region_botocore_resolves(data, monkeypatch) == "eu-west-1"
             assert data["ORCHBENCH_ARTIFACT_ROOT"] == "s3://orchbench-artifacts-abc123"
             assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(data)
 
