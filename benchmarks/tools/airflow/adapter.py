@@ -12,7 +12,7 @@ the run if this adapter started them; keep them with ``ORCHBENCH_AIRFLOW_KEEP_SE
 or start them first with ``orchbench airflow up``). Cluster target: ``--url`` of an
 Airflow API (user/password from ``ORCHBENCH_AIRFLOW_USER``/``ORCHBENCH_AIRFLOW_PASSWORD``);
 the config then travels by value and the record is read from the cluster's object store
-(``benchmarks.tools.airflow.cluster``).
+(``benchmarks.tools.airflow.cluster``, ``benchmarks.tools.cluster``).
 """
 
 from __future__ import annotations
@@ -28,12 +28,7 @@ from benchmarks.environments import orchbench_home_set
 from benchmarks.services.postgres import Database
 from benchmarks.tools.airflow.backfill import Backfills
 from benchmarks.tools.airflow.client import AirflowClient, parse_time
-from benchmarks.tools.airflow.cluster import (
-    cluster_conf,
-    cluster_config,
-    collect_from_store,
-    store_and_read_back,
-)
+from benchmarks.tools.airflow.cluster import cluster_conf
 from benchmarks.tools.airflow.dags import (
     ML_DAG_ID,
     RUN_TIMEOUT_S,
@@ -59,6 +54,7 @@ from benchmarks.tools.base import (
     TaskTiming,
     ToolAdapter,
 )
+from benchmarks.tools.cluster import cluster_config, collect_from_store, store_and_read_back
 from shared_ml.config import Partition, PipelineConfig, load_config
 from shared_ml.records import RunRecord, collect_run_record, write_run_record
 from shared_ml.runner import new_run_id

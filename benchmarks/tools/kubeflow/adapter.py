@@ -27,7 +27,6 @@ import json
 import os
 import signal
 import subprocess
-import textwrap
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -43,7 +42,8 @@ from benchmarks.tools.base import (
     noop_task_timings,
 )
 from benchmarks.tools.disruption import ancestor_of, sigkill, wait_group_gone
-from benchmarks.tools.kubeflow.cluster import ClusterRuns
+from benchmarks.tools.kubeflow.cluster import ClusterRuns, no_cluster_step_log
+from benchmarks.tools.kubeflow.task_logs import launch_moments, task_attempt_log
 from benchmarks.tools.moments import step_moments
 from shared_ml.config import load_config, orchbench_home
 from shared_ml.records import (
@@ -233,44 +233,11 @@ class KubeflowAdapter(ClusterRuns, ToolAdapter):
 
     # --- logs ---------------------------------------------------------------------
     def step_log(self, config_path: Path, record: RunRecord, step: str, attempt: int) -> str:
-        """The log KFP ran ``step`` attempt ``attempt`` with, from KFP's local outputs.
-
-        ``pipelines.kubeflow.run`` keeps each task execution's streamed output next to the
-        task's outputs in the pipeline root and indexes it per run (``task_logs`` in the run
-        record; format in ``pipelines/kubeflow/task_logs.py``): ``key`` is the orchbench step
-        key (``train[forest]``: the ParallelFor iteration whose ``candidate`` is forest),
-        ``attempt`` the run's count of that key's executions, as in the step records.
-        """
+        """The log KFP ran ``step`` attempt ``attempt`` with, from KFP's local outputs (the
+        run's task log index, ``task_logs.py``); a cluster run's is its pod's."""
         if record.tool_details.get("target") == "cluster":
-            raise CapabilityMissing(
-                "kubeflow --target cluster: a step's log is its pod's log, which the KFP API "
-                "(v2beta1) does not serve. See it in the KFP UI (Runs -> the run -> the step "
-                "-> Logs), or `kubectl logs -n kubeflow <pod> -c main` (the pod is named in "
-                "the step's Details tab)."
-            )
-        index = record.tool_details.get("task_logs")
-        if not index or not Path(index).is_file():
-            raise FileNotFoundError(
-                f"run {record.run_id}: no KFP task log index (tool_details.task_logs = "
-                f"{index!r}); only runs made by this version keep their task logs"
-            )
-        entries = [json.loads(line) for line in Path(index).read_text().splitlines() if line]
-        found = [e for e in entries if e["key"] == step and e["attempt"] == attempt]
-        if not found:
-            kept = sorted({(e["key"], e["attempt"]) for e in entries})
-            raise FileNotFoundError(
-                f"run {record.run_id}: kfp.local ran no {step} attempt {attempt} "
-                f"(cached tasks do not run); kept in {index}: "
-                + ", ".join(f"{k} attempt {a}" for k, a in kept)
-            )
-        entry = found[-1]
-        header = (
-            f"# kfp.local task {entry['kfp_task']} at {entry['task_root']}: "
-            f"{entry['kfp_status']} ({entry['started_at']} - {entry['ended_at']})\n"
-        )
-        # kfp.local indents what it prints for display (by a varying amount: it patches
-        # `print` globally from concurrent threads); the common indent is not the log's.
-        return header + textwrap.dedent(Path(entry["log"]).read_text(encoding="utf-8"))
+            raise no_cluster_step_log()
+        return task_attempt_log(record, step, attempt)
 
     # --- scaling workloads --------------------------------------------------------
     def run_workload(self, shape: WorkloadShape, size: int) -> WorkloadResult:
@@ -319,7 +286,7 @@ class KubeflowAdapter(ClusterRuns, ToolAdapter):
             for t in timings:
                 t.dispatched_at = t.process_up_at
             return timings
-        launched = self._launched(run_id)
+        launched = launch_moments(self._task_indexes.get(run_id))
         timings = []
         for s in steps:
             dispatched, persisted = launched.get((s.key, s.attempt), (None, None))
@@ -336,20 +303,6 @@ class KubeflowAdapter(ClusterRuns, ToolAdapter):
                 )
             )
         return step_moments(timings, steps)
-
-    def _launched(self, run_id: str) -> dict[tuple[str, int], tuple[datetime, datetime]]:
-        """(task key, attempt) -> when the launcher started and ended its kfp.local task."""
-        index = self._task_indexes.get(run_id)
-        if not index or not Path(index).is_file():
-            return {}
-        entries = [json.loads(line) for line in Path(index).read_text().splitlines() if line]
-        return {
-            (e["key"], e["attempt"]): (
-                datetime.fromisoformat(e["started_at"]),
-                datetime.fromisoformat(e["ended_at"]),
-            )
-            for e in entries
-        }
 
     # --- the subprocess -----------------------------------------------------------
     def _kubeflow_python(

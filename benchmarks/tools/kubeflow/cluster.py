@@ -24,10 +24,20 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.tools.airflow.cluster import cluster_config, collect_from_store, store_and_read_back
 from benchmarks.tools.base import CapabilityMissing
+from benchmarks.tools.cluster import cluster_config, collect_from_store, store_and_read_back
 from shared_ml.records import RunRecord
 from shared_ml.spec import PIPELINE
+
+
+def no_cluster_step_log() -> CapabilityMissing:
+    """Why ``orchbench logs`` shows no step log of a cluster run, and where it is."""
+    return CapabilityMissing(
+        "kubeflow --target cluster: a step's log is its pod's log, which the KFP API "
+        "(v2beta1) does not serve. See it in the KFP UI (Runs -> the run -> the step "
+        "-> Logs), or `kubectl logs -n kubeflow <pod> -c main` (the pod is named in "
+        "the step's Details tab)."
+    )
 
 
 class ClusterRuns:

@@ -29,21 +29,18 @@ from typing import Any, Literal
 
 from benchmarks.environments import tool_bin
 from benchmarks.services.postgres import Database
-from benchmarks.tools.airflow.cluster import collect_from_store, store_and_read_back
 from benchmarks.tools.base import (
     ServiceInfo,
     TaskTiming,
     ToolAdapter,
 )
 from benchmarks.tools.prefect.backfill import Backfills
-from benchmarks.tools.prefect.client import PrefectApiError, PrefectClient, parse_time
+from benchmarks.tools.prefect.client import PrefectClient, parse_time
 from benchmarks.tools.prefect.cluster import ClusterPath
 from benchmarks.tools.prefect.disruption import Disruptions
 from benchmarks.tools.prefect.logs import log_server, step_attempt_log
 from benchmarks.tools.prefect.paths import (
-    DEPLOYMENT_NAME,
     EXECUTION_PATHS,
-    FLOW_NAME,
     MODES,
     RUN_TIMEOUT_S,
     Mode,
@@ -58,7 +55,7 @@ from benchmarks.tools.prefect.task_runs import (
 )
 from benchmarks.tools.prefect.workload_runs import WorkloadRuns
 from shared_ml.config import PipelineConfig
-from shared_ml.records import RunRecord, collect_run_record, write_run_record
+from shared_ml.records import RunRecord, write_run_record
 from shared_ml.runner import new_run_id
 from shared_ml.spec import PIPELINE
 
@@ -241,23 +238,6 @@ class PrefectAdapter(ClusterPath, WorkloadRuns, Disruptions, Backfills, ToolAdap
             )
         return json.loads(lines[-1])
 
-    def _deployment_id(
-        self, client: PrefectClient, flow: str = FLOW_NAME, name: str = DEPLOYMENT_NAME
-    ) -> str:
-        if self.target == "cluster":
-            return self._cluster_deployment_id(client, flow, name)
-        try:
-            return client.read_deployment(flow, name)["id"]
-        except PrefectApiError as err:
-            if err.status != 404:
-                raise
-            raise PrefectRunError(
-                f"deployment {flow}/{name} is not registered on {client.api_url}: "
-                "register it with `python -m pipelines.prefect.deploy` (in .venvs/prefect, "
-                "PREFECT_API_URL set), or restart the local services "
-                "(`orchbench prefect down`, then `orchbench prefect up`)"
-            ) from None
-
     def _run_deployment(
         self,
         config_path: Path,
@@ -343,10 +323,9 @@ class PrefectAdapter(ClusterPath, WorkloadRuns, Disruptions, Backfills, ToolAdap
             "trigger_to_terminal_s": round((ended - triggered).total_seconds(), 3),
             **(extra or {}),
         }
-        collect = collect_from_store if self.target == "cluster" else collect_run_record
-        record = collect(
-            runs_root=config.storage.runs_root,
-            run_id=run_id,
+        record = self._collect_record(
+            config.storage.runs_root,
+            run_id,
             tool=self.name,
             pipeline=PIPELINE.name,
             config_fingerprint=config.ml_fingerprint(),
@@ -361,10 +340,7 @@ class PrefectAdapter(ClusterPath, WorkloadRuns, Disruptions, Backfills, ToolAdap
         record.accepted_at = flow_run_accepted_at(flow_run)
         with contextlib.suppress(Exception), PrefectClient(api_url) as client:
             record.versions["prefect-server"] = client.server_version()
-        if self.target == "cluster":  # an unreadable record is an error, not an empty run
-            return store_and_read_back(config.storage.runs_root, record)
-        write_run_record(config.storage.runs_root, record)
-        return record
+        return self._keep_record(config.storage.runs_root, record)
 
     def resume_pipeline(self, failed: RunRecord, config_path: Path) -> RunRecord:
         """Run again under the same orchbench run id and date, without faults: the tasks

@@ -9,8 +9,8 @@ Nothing of it runs on this machine, and nothing of this machine reaches it:
   (``python -m pipelines.prefect.deploy --kubernetes`` in the prefect environment, against
   the cluster's API): idempotent, so ``orchbench prefect deploy --url`` does the same;
 - the config travels by value in the flow run's parameters, its storage on the cluster's
-  object store, and the record is read back from there (the helpers the Airflow adapter's
-  cluster path defined, ``benchmarks.tools.airflow.cluster``).
+  object store, and the record is read back from there (every tool's cluster path,
+  ``benchmarks.tools.cluster``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.environments import REPO_ROOT, tool_bin, tool_env
-from benchmarks.tools.airflow.cluster import cluster_config
+from benchmarks.tools.cluster import cluster_config, collect_from_store, store_and_read_back
 from benchmarks.tools.prefect.client import PrefectApiError, PrefectClient
 from benchmarks.tools.prefect.config_files import load_resolved_config, raw_config
 from benchmarks.tools.prefect.paths import (
@@ -33,6 +33,7 @@ from benchmarks.tools.prefect.paths import (
     PrefectRunError,
 )
 from shared_ml.config import PipelineConfig
+from shared_ml.records import RunRecord, collect_run_record, write_run_record
 
 DEPLOYMENTS = ((FLOW_NAME, DEPLOYMENT_NAME), (WORKLOAD_FLOW_NAME, WORKLOAD_DEPLOYMENT_NAME))
 # The deployment's default parameters (for schedules and events); every run of ours
@@ -107,8 +108,8 @@ def cluster_deployment_ids(
 
 
 class ClusterPath:
-    """The adapter's config and deployments by target, as a part of the adapter. Uses its
-    ``target``."""
+    """The adapter's config, deployments and run records by target, as a part of the
+    adapter. Uses its ``target``."""
 
     _cluster_deployments: dict[tuple[str, str], str] | None = None
 
@@ -126,8 +127,37 @@ class ClusterPath:
             return config.model_dump(mode="json", exclude={"partition"})
         return raw_config(config_path, seed)
 
-    def _cluster_deployment_id(self, client: PrefectClient, flow: str, name: str) -> str:
-        """Registered on the cluster's server on first use (this adapter's), then cached."""
-        if self._cluster_deployments is None:
-            self._cluster_deployments = cluster_deployment_ids(client)
-        return self._cluster_deployments[(flow, name)]
+    def _deployment_id(
+        self, client: PrefectClient, flow: str = FLOW_NAME, name: str = DEPLOYMENT_NAME
+    ) -> str:
+        """On a cluster registered on its server on first use (this adapter's), then
+        cached; locally it must be registered already (the local services do it)."""
+        if self.target == "cluster":
+            if self._cluster_deployments is None:
+                self._cluster_deployments = cluster_deployment_ids(client)
+            return self._cluster_deployments[(flow, name)]
+        try:
+            return client.read_deployment(flow, name)["id"]
+        except PrefectApiError as err:
+            if err.status != 404:
+                raise
+            raise PrefectRunError(
+                f"deployment {flow}/{name} is not registered on {client.api_url}: "
+                "register it with `python -m pipelines.prefect.deploy` (in .venvs/prefect, "
+                "PREFECT_API_URL set), or restart the local services "
+                "(`orchbench prefect down`, then `orchbench prefect up`)"
+            ) from None
+
+    def _collect_record(self, runs_root: str, run_id: str, **record: Any) -> RunRecord:
+        """The run's record from its step records; on a cluster they are read from the
+        object store, and failing to read them is a ``RunRecordError``."""
+        collect = collect_from_store if self.target == "cluster" else collect_run_record
+        return collect(runs_root=runs_root, run_id=run_id, **record)
+
+    def _keep_record(self, runs_root: str, record: RunRecord) -> RunRecord:
+        """Write the record; on a cluster return it as read back from the object store (a
+        success without step records there is a ``RunRecordError``, not an empty run)."""
+        if self.target == "cluster":
+            return store_and_read_back(runs_root, record)
+        write_run_record(runs_root, record)
+        return record
