@@ -27,9 +27,10 @@ from rich.text import Text
 from benchmarks.environments import EnvironmentMissing
 from benchmarks.tools import TOOLS, default_url, get_adapter
 from benchmarks.tools.base import CapabilityMissing
+from shared_ml import storage
 from shared_ml.config import PipelineConfig, load_config
 from shared_ml.errors import ConfigError, RegistryError
-from shared_ml.records import RunRecord, run_record_path
+from shared_ml.records import RunRecord, RunRecordError, load_run_record, run_record_location
 from shared_ml.registry import ModelRegistry
 
 err_console = Console(stderr=True)
@@ -110,15 +111,21 @@ def _config(path: Path) -> PipelineConfig:
 
 
 def read_runs(runs_root: str) -> tuple[list[RunRecord], list[str]]:
-    """Every run record under ``runs_root``, newest first, and one problem line per
-    record that could not be read (named by its path; it is skipped, not fatal)."""
+    """Every run record under ``runs_root`` (a path or a URL such as ``s3://bucket/runs``),
+    newest first, and one problem line per record that could not be read (named by its
+    location; it is skipped, not fatal). A run folder without a record yet is left out."""
     records, problems = [], []
-    for path in sorted(Path(runs_root).glob("*/run.json")):
+    for run_id in storage.list_names(runs_root, folders=True):
+        location = run_record_location(runs_root, run_id)
         try:
-            records.append(RunRecord.model_validate_json(path.read_text(encoding="utf-8")))
+            records.append(RunRecord.model_validate_json(storage.read_text(location)))
+        except FileNotFoundError:
+            continue
         except (OSError, ValueError, ValidationError) as err:
             first = str(err).splitlines()[0]
-            problems.append(f"{path}: not a readable run record ({type(err).__name__}: {first})")
+            problems.append(
+                f"{location}: not a readable run record ({type(err).__name__}: {first})"
+            )
     records.sort(key=lambda r: (r.started_at is not None, r.started_at), reverse=True)
     return records, problems
 
@@ -147,7 +154,10 @@ def runs(
     if tool is not None and tool not in TOOLS:
         _fail(f"--tool {tool!r}: expected one of {', '.join(TOOLS)}", 2)
     loaded = _config(config)
-    records, problems = read_runs(loaded.storage.runs_root)
+    try:
+        records, problems = read_runs(loaded.storage.runs_root)
+    except Exception as err:  # a refused port-forward, missing keys, a 403
+        _fail(f"cannot list the runs in {loaded.storage.runs_root}: {type(err).__name__}: {err}", 1)
     for problem in problems:
         err_console.print(f"[yellow]warning:[/] {escape(problem)}", soft_wrap=True)
     chosen = [r for r in records if tool is None or r.tool == tool][:limit]
@@ -172,13 +182,14 @@ def runs(
 
 
 def load_run(loaded: PipelineConfig, run_id: str) -> RunRecord:
-    path = run_record_path(loaded.storage.runs_root, run_id)
-    if not path.is_file():
-        _fail(f"no run {run_id!r}: {path} does not exist (see `orchbench runs`)", 1)
+    """The run's record, wherever the config's runs_root is (a path or a URL)."""
+    location = run_record_location(loaded.storage.runs_root, run_id)
     try:
-        return RunRecord.model_validate_json(path.read_text(encoding="utf-8"))
-    except (ValueError, ValidationError) as err:
-        _fail(f"{path}: not a readable run record: {str(err).splitlines()[0]}", 1)
+        return load_run_record(location)
+    except RunRecordError as err:
+        if err.problem == "not found":
+            _fail(f"no run {run_id!r}: {location} does not exist (see `orchbench runs`)", 1)
+        _fail(str(err), 1)  # unreadable (no access to the store) or not a run record
     raise AssertionError("unreachable")
 
 

@@ -170,21 +170,23 @@ def exists(location: str) -> bool:
     return os.path.exists(_local(location))
 
 
-def list_names(folder: str, pattern: str = "*") -> list[str]:
-    """The sorted names of the files directly in ``folder`` that match ``pattern``
-    (``fnmatch``); none when the folder does not exist. Hidden names (a write's temporary
-    file, a lock) are left out."""
+def list_names(folder: str, pattern: str = "*", *, folders: bool = False) -> list[str]:
+    """The sorted names of the files (with ``folders``, of the subfolders: an object
+    store's common prefixes) directly in ``folder`` that match ``pattern`` (``fnmatch``);
+    none when the folder does not exist. Hidden names (a write's temporary file, a lock)
+    are left out."""
     if is_remote(folder):
         fs, path = _remote_fs(folder)
         try:
             entries = fs.ls(path, detail=True, refresh=True)
         except FileNotFoundError:
             return []
-        names = [posixpath.basename(e["name"].rstrip("/")) for e in entries if e["type"] == "file"]
+        kind = "directory" if folders else "file"
+        names = [posixpath.basename(e["name"].rstrip("/")) for e in entries if e["type"] == kind]
     else:
         try:
             with os.scandir(_local(folder)) as scan:
-                names = [e.name for e in scan if e.is_file()]
+                names = [e.name for e in scan if (e.is_dir() if folders else e.is_file())]
         except FileNotFoundError:
             return []
     return sorted(n for n in names if not n.startswith(".") and fnmatch.fnmatchcase(n, pattern))

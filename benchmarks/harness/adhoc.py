@@ -37,8 +37,9 @@ import yaml
 
 from benchmarks.environments import tool_env
 from benchmarks.tools.local import LocalAdapter
+from shared_ml import storage
 from shared_ml.config import load_config
-from shared_ml.records import RunRecord, load_run_record, run_record_path
+from shared_ml.records import RunRecord, load_run_record, run_record_location
 from shared_ml.registry import ModelRegistry
 
 CASES = ("transient", "kill", "rerun", "backfill")
@@ -231,11 +232,12 @@ def registry_duplicates(config: Path) -> int:
 
 
 def recorded_failure(config: Path, record: RunRecord) -> bool:
-    """Does the run record on disk say what failed (a failed or lost attempt)?"""
-    path = run_record_path(load_config(config).storage.runs_root, record.run_id)
-    if not path.exists():
+    """Does the stored run record (a file or an object) say what failed (a failed or lost
+    attempt)?"""
+    location = run_record_location(load_config(config).storage.runs_root, record.run_id)
+    if not storage.exists(location):
         return False
-    on_disk = load_run_record(path)
+    on_disk = load_run_record(location)
     return any(s.outcome in ("failed", "lost") for s in on_disk.steps)
 
 

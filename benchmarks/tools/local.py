@@ -27,15 +27,16 @@ from benchmarks.tools.base import (
     noop_task_timings,
 )
 from benchmarks.tools.profiles import settings as profile_settings
+from shared_ml import storage
 from shared_ml.config import PipelineConfig, load_config, orchbench_home
 from shared_ml.records import (
     RunRecord,
     StepRecord,
     collect_run_record,
     load_run_record,
+    read_step_log,
     read_step_records,
-    run_record_path,
-    step_log_path,
+    run_record_location,
     write_run_record,
 )
 from shared_ml.runner import new_run_id
@@ -154,14 +155,15 @@ class LocalAdapter(ToolAdapter):
 
     # --- the tool's view of tasks -------------------------------------------------
     def step_log(self, config_path: Path, record: RunRecord, step: str, attempt: int) -> str:
-        """The plain runner's own log file for the attempt (kept by ``execute_step``)."""
+        """The plain runner's own log file for the attempt (kept by ``execute_step``),
+        wherever the config's runs_root is (a path or a URL)."""
         runs_root = load_config(config_path).storage.runs_root
-        path = step_log_path(runs_root, record.run_id, step, attempt)
-        if path is None:
+        text = read_step_log(runs_root, record.run_id, step, attempt)
+        if text is None:
             raise FileNotFoundError(
                 f"no log for {step} attempt {attempt} of run {record.run_id} under {runs_root}"
             )
-        return path.read_text(encoding="utf-8")
+        return text
 
     def task_timings(self, run_id: str) -> list[TaskTiming]:
         """Step attempts (pipeline runs) or no-op task times (workloads) of ``run_id``.
@@ -219,10 +221,10 @@ def _with_runner_moments(timings: list[TaskTiming], runs_root: str, run_id: str)
     """The plain runner's moments (shared_ml.runner: pool submit, result collected) from
     the run record: dispatched on a task's first attempt, persisted on its last (its
     retries run inside the one submitted call)."""
-    path = run_record_path(runs_root, run_id)
-    if not path.is_file():
+    location = run_record_location(runs_root, run_id)
+    if not storage.exists(location):
         return timings
-    moments = load_run_record(path).tool_details.get("task_moments", {})
+    moments = load_run_record(location).tool_details.get("task_moments", {})
     first = {t.task: min(x.try_number for x in timings if x.task == t.task) for t in timings}
     last = {t.task: max(x.try_number for x in timings if x.task == t.task) for t in timings}
     for t in timings:
