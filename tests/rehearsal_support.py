@@ -1,35 +1,27 @@
-"""Pod rehearsal: a task pod's exact command, run on this machine the way a kubelet would.
+"""Pod rehearsal: a task pod's exact command, run on this machine as a kubelet would run it.
 
-What a pod sees, and how each part is reproduced here (docs/rehearsal.md):
+What a pod sees and how it is reproduced here (docs/rehearsal.md tells what is not):
 
-- **the image**: the code (``shared_ml``, ``pipelines``, ``configs``, what the Dockerfile
-  copies to ``/opt/orchbench``) is a copy made read-only (``chmod -R a-w``); the Python
-  environment is the tool's own ``.venvs/<tool>``, locked to the same versions as the
-  image; the image's ``ENV`` and ``WORKDIR`` are read from the Dockerfile's stages of that
-  variant;
-- **the user**: uid 50000, gid 0, no supplementary groups, no capabilities, no new
-  privileges (``setpriv``), as the pods' ``securityContext`` says. Run as a non-root user
-  (a developer, GitHub's runner), the rehearsal runs as that user, who is unprivileged
-  already;
-- **writable places**: each pod gets fresh folders for its home, ``/tmp`` and any other
-  place the image or the pod spec makes writable (emptyDirs), owned by the pod's user;
-- **paths**: every absolute path in the pod's environment and working directory is an
-  image path, translated to the folder that stands for it; one this module does not know
-  is an error, never passed through to a place on this machine;
-- **storage**: the artifact store's Secret (its keys as infra declares them) points at a
-  real S3 API on 127.0.0.1 (moto's server, ``tests/unit/s3_server.py``), the only thing
-  the pods of one rehearsal share.
+- the image: a read-only copy of what the Dockerfile copies to ``/opt/orchbench``, the tool's
+  ``.venvs/<tool>`` (locked like the image), the image's ENV and WORKDIR from the Dockerfile;
+- the user: uid 50000, gid 0, no other group, capability or new privilege (``setpriv``),
+  when run as root; else this process's own user, unprivileged already;
+- writable places: fresh folders per pod for its home, ``/tmp`` and its emptyDirs; every
+  image path in the pod's env or working directory is translated, an unknown one refused;
+- storage: the artifact store's Secret points at moto's S3 on 127.0.0.1, the only thing the
+  pods of one rehearsal share.
 
-Running as uid 50000 needs the interpreter to be reachable: where a folder on its path is
-closed to that user (``/root`` when Python lives under ``/root/.pyenv``), the pod runs in
-a private mount namespace where that folder is replaced by an empty one (a tmpfs) with
-only the needed child bound back in. Nothing on the machine changes.
+As root, each pod runs in a private mount namespace: a folder closed to uid 50000 on the
+way to the interpreter (``/root`` with ``/root/.pyenv``) and the repository itself are
+replaced by empty ones with only the needed children bound back in. Nothing on the
+machine changes.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import shlex
 import shutil
@@ -37,10 +29,12 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pipelines.kubeflow.cluster_env import OPTIONAL_STORE_KEYS, REQUIRED_STORE_KEYS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO_ROOT / "Dockerfile"
@@ -49,16 +43,19 @@ POD_GID = 0
 # Where the image keeps the project (Dockerfile: COPY shared_ml, pipelines, configs there).
 IMAGE_CODE_DIR = "/opt/orchbench"
 CODE_FOLDERS = ("shared_ml", "pipelines", "configs")
-# The Secret infra copies into every tool's namespace (infra/components/common.py,
-# ARTIFACT_SECRET_NAME) and its keys (infra/components/storage.py, ArtifactStore.env on kind).
-STORE_SECRET_KEYS = (
-    "ORCHBENCH_ARTIFACT_ROOT",
-    "AWS_ENDPOINT_URL",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_DEFAULT_REGION",
-)
+# The keys of the Secret infra copies into every tool's namespace (infra/components/common.py,
+# ARTIFACT_SECRET_NAME): the IR maps exactly these, and the infra contract tests keep them
+# equal to infra's (infra/components/storage.py, ArtifactStore.env).
+STORE_SECRET_KEYS = (*REQUIRED_STORE_KEYS, *OPTIONAL_STORE_KEYS)
+# The name of uid 50000 in each image: the official Airflow image's user, else the one the
+# Dockerfile's slim stage adds (useradd --uid 50000 ... orchbench).
+IMAGE_USERS = {"airflow": "airflow", "*": "orchbench"}
 TOOLS_BIN = {"unshare": "/usr/bin/unshare", "setpriv": "/usr/bin/setpriv"}
+# The pods' securityContext: that uid and gid, no other group, no capability, no new privilege.
+SETPRIV_ARGS = (
+    f"--reuid={POD_UID} --regid={POD_GID} --clear-groups --no-new-privs --inh-caps=-all "
+    "--bounding-set=-all"
+)
 
 
 class RehearsalError(RuntimeError):
@@ -71,7 +68,7 @@ class ImageLayout:
     variant: str
     env: dict[str, str]
     workdir: str
-    bases: list[str]  # the external base images (their own ENV is not known here)
+    entrypoint: str | None = None  # of the Dockerfile's own stages (a base image's is unknown)
 
 
 def _logical_lines(text: str) -> list[str]:
@@ -86,8 +83,9 @@ def _expand(value: str, known: Mapping[str, str]) -> str:
 
 
 def image_layout(variant: str, dockerfile: Path = DOCKERFILE) -> ImageLayout:
-    """The ENV and WORKDIR an ``EXTRA=variant`` build ends with: the stages from the last
-    one (``FROM runtime-${EXTRA}``) down to an external base, applied base first."""
+    """The ENV, WORKDIR and ENTRYPOINT an ``EXTRA=variant`` build ends with: the stages from
+    the last one (``FROM runtime-${EXTRA}``) down to an external base image (whose own ENV
+    is not known here), applied base first."""
     global_args: dict[str, str] = {}
     stages: dict[str, tuple[str, list[tuple[str, str]]]] = {}
     order: list[str] = []
@@ -107,15 +105,12 @@ def image_layout(variant: str, dockerfile: Path = DOCKERFILE) -> ImageLayout:
         elif order:
             stages[order[-1]][1].append((keyword, rest.strip()))
     args = {**global_args, "EXTRA": variant}
-    chain, bases, name = [], [], order[-1]
+    chain, name = [], order[-1]
     while name in stages:
         chain.append(name)
-        base = _expand(stages[name][0], args)
-        if base not in stages:
-            bases.append(base)
-        name = base
+        name = _expand(stages[name][0], args)
     env: dict[str, str] = {}
-    workdir = "/"
+    workdir, entrypoint = "/", None
     for name in reversed(chain):
         for keyword, rest in stages[name][1]:
             if keyword == "ENV":
@@ -128,7 +123,9 @@ def image_layout(variant: str, dockerfile: Path = DOCKERFILE) -> ImageLayout:
                     env[key] = _expand(value, {**args, **env})
             elif keyword == "WORKDIR":
                 workdir = _expand(rest, {**args, **env})
-    return ImageLayout(variant, env, workdir, bases)
+            elif keyword == "ENTRYPOINT":
+                entrypoint = rest
+    return ImageLayout(variant, env, workdir, entrypoint)
 
 
 # --- the node: a read-only copy of the code, fresh writable folders per pod -----------------
@@ -174,6 +171,8 @@ class Node:
         _make_read_only(self.code)
         self.user = unprivileged_user()
         self._pods = 0
+        if self.user is not None:
+            _check_namespaces()
 
     def new_pod(self, name: str, writable: list[str]) -> Pod:
         """A pod with fresh folders, owned by the pod's user, for every writable image path
@@ -244,6 +243,20 @@ def unprivileged_user() -> int | None:
     return POD_UID if os.geteuid() == 0 else None
 
 
+def _check_namespaces() -> None:
+    missing = [tool for tool in TOOLS_BIN.values() if not os.access(tool, os.X_OK)]
+    if missing:
+        raise RehearsalError(f"running pods as uid {POD_UID} needs util-linux: {missing} missing")
+    done = subprocess.run(
+        [TOOLS_BIN["unshare"], "--mount", "true"], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RehearsalError(
+            f"running pods as uid {POD_UID} needs a private mount namespace (unshare --mount), "
+            f"which this machine refuses: {done.stderr.strip()}"
+        )
+
+
 def _closed_to_pod_user(folder: Path) -> bool:
     info = folder.stat()
     if info.st_uid == POD_UID:
@@ -272,11 +285,24 @@ def unmask_plan(paths: list[Path], hide: tuple[Path, ...] = (REPO_ROOT,)) -> dic
     return plan
 
 
-def _as_pod_user_script(plan: dict[Path, set[str]], stage: Path) -> str:
+def _as_pod_user_script(plan: dict[Path, set[str]], stage: Path, layout: ImageLayout) -> str:
     """Shell lines (run as root in the new mount namespace) that apply ``plan``, outer
     folders first, then become the pod's user. ``stage`` holds the children meanwhile: it
-    must lie outside every folder of the plan."""
+    must lie outside every folder of the plan. The image names its user in its
+    ``/etc/passwd`` (Airflow's task runner refuses a uid without a name): when this machine
+    has no user of that uid, a copy of its ``/etc/passwd`` with that line is bound over it."""
     lines = ["set -e"]
+    try:
+        pwd.getpwuid(POD_UID)
+    except KeyError:
+        passwd = stage / "passwd"
+        name = IMAGE_USERS.get(layout.variant, IMAGE_USERS["*"])
+        home = layout.env.get("HOME", "/nonexistent")
+        passwd.write_text(
+            Path("/etc/passwd").read_text() + f"{name}:x:{POD_UID}:{POD_GID}::{home}:/bin/sh\n"
+        )
+        passwd.chmod(0o644)
+        lines.append(f"mount --bind {shlex.quote(str(passwd))} /etc/passwd")
     for number, folder in enumerate(sorted(plan, key=lambda f: len(f.parts))):
         kept = []
         for child in sorted(plan[folder]):
@@ -290,17 +316,7 @@ def _as_pod_user_script(plan: dict[Path, set[str]], stage: Path) -> str:
         for staged, target in kept:
             lines.append(f"mkdir {shlex.quote(str(target))}")
             lines.append(f"mount --bind {shlex.quote(str(staged))} {shlex.quote(str(target))}")
-    setpriv = [
-        TOOLS_BIN["setpriv"],
-        f"--reuid={POD_UID}",
-        f"--regid={POD_GID}",
-        "--clear-groups",
-        "--no-new-privs",
-        "--inh-caps=-all",
-        "--bounding-set=-all",
-        "--",
-    ]
-    lines.append(f'exec {" ".join(map(shlex.quote, setpriv))} "$@"')
+    lines.append(f'exec {TOOLS_BIN["setpriv"]} {SETPRIV_ARGS} -- "$@"')
     return "\n".join(lines)
 
 
@@ -308,7 +324,6 @@ def _as_pod_user_script(plan: dict[Path, set[str]], stage: Path) -> str:
 class PodResult:
     returncode: int
     log: Path
-    command: list[str]
 
     def output(self, tail: int = 6000) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")[-tail:]
@@ -324,13 +339,10 @@ def run_container(
     command = list(argv)
     stage = None
     if node.user is not None:
-        missing = [tool for tool in TOOLS_BIN.values() if not os.access(tool, os.X_OK)]
-        if missing:
-            raise RehearsalError(f"running as uid {POD_UID} needs util-linux: {missing} not found")
         needed = [Path(sys.executable), node.venv, node.code, pod.root, Path(cwd)]
         needed += [Path(v) for v in env.values() if v.startswith("/") and Path(v).exists()]
         stage = Path(tempfile.mkdtemp(prefix="orchbench-rehearsal-stage-"))
-        script = _as_pod_user_script(unmask_plan(needed), stage)
+        script = _as_pod_user_script(unmask_plan(needed), stage, node.layout)
         command = [TOOLS_BIN["unshare"], "--mount", "--propagation", "private", "--"]
         command += ["/bin/sh", "-c", script, "pod", *argv]
     try:
@@ -347,7 +359,7 @@ def run_container(
     finally:
         if stage is not None:  # empty folders once the namespace is gone with its process
             shutil.rmtree(stage, ignore_errors=True)
-    return PodResult(done.returncode, log, list(argv))
+    return PodResult(done.returncode, log)
 
 
 def probe_identity(node: Node, pod: Pod, env: dict[str, str], workdir: str) -> dict[str, Any]:
@@ -372,34 +384,44 @@ def probe_identity(node: Node, pod: Pod, env: dict[str, str], workdir: str) -> d
 def store_secret(endpoint: str, bucket: str, credentials: Mapping[str, str]) -> dict[str, str]:
     """The artifact store's Secret as a pod gets it through ``envFrom``: infra's keys,
     pointing at the S3 server on 127.0.0.1."""
+    region = credentials.get("AWS_DEFAULT_REGION", "us-east-1")
     values = {
         "ORCHBENCH_ARTIFACT_ROOT": f"s3://{bucket}",
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": credentials["AWS_ACCESS_KEY_ID"],
         "AWS_SECRET_ACCESS_KEY": credentials["AWS_SECRET_ACCESS_KEY"],
-        "AWS_DEFAULT_REGION": credentials.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
     }
+    unknown = [key for key in STORE_SECRET_KEYS if key not in values]
+    if unknown:
+        raise RehearsalError(
+            f"the artifact store's Secret has keys the rehearsal cannot fill: {unknown}"
+        )
     return {key: values[key] for key in STORE_SECRET_KEYS}
 
 
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            yield str(key)
-            yield from _strings(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _strings(item)
+def storage_left_in(node: Node, pod: Pod, roots: Any, base: str) -> list[str]:
+    """The storage roots of a run (``roots``: its config's ``storage``, resolved under
+    ``base``, the object store) that a pod wrote under its own home instead: a pod whose
+    ``ORCHBENCH_ARTIFACT_ROOT`` did not reach its storage resolves them there."""
+    home = pod.place(node.layout.env["ORCHBENCH_HOME"])
+    left = []
+    for name in ("artifact_root", "registry_root", "runs_root"):
+        relative = getattr(roots, name).removeprefix(base.rstrip("/") + "/")
+        if (home / relative).exists():
+            left.append(f"{name}: {home / relative}")
+    return left
 
 
 def runner_paths_in(payload: Any, extra: tuple[Path, ...] = ()) -> list[str]:
     """The strings of a config (as sent to the cluster) that name a place on this machine:
     the repository, a home, a temporary folder, or any absolute path that exists here."""
+    data = json.loads(payload) if isinstance(payload, str) else payload
     roots = [str(REPO_ROOT), str(Path.home()), "/tmp/", *map(str, extra)]
-    found = []
-    for text in _strings(json.loads(payload) if isinstance(payload, str) else payload):
-        if any(root in text for root in roots) or (text.startswith("/") and os.path.exists(text)):
-            found.append(text)
-    return found
+    strings = re.findall(r'"((?:[^"\\]|\\.)*)"', json.dumps(data))
+    return [
+        text
+        for text in strings
+        if any(root in text for root in roots) or (text.startswith("/") and os.path.exists(text))
+    ]
