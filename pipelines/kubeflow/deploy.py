@@ -19,9 +19,9 @@ Kept small on purpose: no KFP server can run on the development machines, so thi
 exercised by the end-to-end kind workflow (``orchbench run --tool kubeflow --target cluster
 --url ...``); offline tests cover the argument building and the unreachable-host errors.
 
-On a cluster each step runs in its own pod, so ``storage`` paths that are relative resolve
-inside each pod: KFP artifacts carry the data between steps, but step records and the model
-registry only persist if ``storage`` points at shared storage (e.g. an s3:// artifact_root).
+On a cluster each step runs in its own pod: relative ``storage`` roots resolve in each pod
+under ``$ORCHBENCH_ARTIFACT_ROOT``, the object store that infra's Secret names
+(``cluster_env.py``), so step records, the run record and the registry are shared there.
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ def kfp_cron(cron: str) -> str:
 
 def cluster_config_json(config_path: str | Path, seed: int | None = None) -> str:
     """The config as the pods should see it: validated here, but with storage paths left
-    as written (relative paths then resolve inside each pod, not to this machine's paths)."""
+    as written (relative roots then resolve in each pod under its ORCHBENCH_ARTIFACT_ROOT,
+    never to this machine's paths)."""
     path = Path(config_path)
     if not path.is_file():
         raise ConfigError(str(path), "config file not found")

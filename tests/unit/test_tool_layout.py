@@ -40,6 +40,7 @@ EXTRA_MODULES = {
         "run.py": "runs the committed IR with kfp.local (the adapter's entry point)",
         "task_runtime.py": "importable code the lightweight components call once running",
         "task_logs.py": "keeps each local task attempt's log (kfp.local only prints it)",
+        "cluster_env.py": "the env every step pod needs on a cluster (home, artifact store)",
     },
 }
 

@@ -1,0 +1,1 @@
+"""Prefect as an orchbench tool: its adapter, services, client and CLI."""
