@@ -56,7 +56,11 @@ def allow_same_namespace(namespace: str) -> dict:
     }
 
 
-def allowance_policy(namespace: str, allowance: IngressAllowance) -> dict:
+def allowance_policy(namespace: str, allowance: IngressAllowance) -> dict | None:
+    """The NetworkPolicy for one allowance; None when it admits no one (no source namespace
+    and not from anywhere): a rule with an empty `from` would admit every pod instead."""
+    if not allowance.from_anywhere and not allowance.from_namespaces:
+        return None
     rule: dict = {"ports": [{"protocol": "TCP", "port": port} for port in allowance.ports]}
     if not allowance.from_anywhere:
         rule["from"] = [
@@ -125,7 +129,7 @@ class SystemNamespace(pulumi.ComponentResource):
         scoped = pulumi.ResourceOptions(parent=self, depends_on=depends)
 
         policies = [default_deny_ingress(namespace), allow_same_namespace(namespace)]
-        policies += [allowance_policy(namespace, a) for a in allowances or []]
+        policies += [p for a in allowances or [] if (p := allowance_policy(namespace, a))]
         self.network_policies = [
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-{policy['metadata']['name']}",

@@ -226,3 +226,74 @@ def transitive_dependencies(mocks: RecordingMocks, name: str, typ: str | None = 
             # Depending on a component means depending on everything under it.
             frontier.extend(child.name for child in children.get(current, []))
     return seen
+
+
+# --- cross-component lookups (the contract tests) ---------------------------------------------
+
+
+def whole_numbers(value: Any) -> Any:
+    """``value`` with whole floats as ints: inputs reach the mocks as protobuf numbers
+    (50000 arrives as 50000.0), while Kubernetes and the charts compare integers."""
+    if isinstance(value, dict):
+        return {k: whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def kubernetes_object(mocks: RecordingMocks, kind: str, namespace: str, name: str) -> Declared:
+    """The one object of this kind (e.g. "core/v1:Secret") the program declares under this
+    namespace and name (what a consumer refers to, not the Pulumi resource name)."""
+    matches = [
+        d
+        for d in mocks.of_type(f"kubernetes:{kind}")
+        if d.inputs.get("metadata", {}).get("namespace") == namespace
+        and d.inputs.get("metadata", {}).get("name") == name
+    ]
+    assert len(matches) == 1, f"expected one {kind} {namespace}/{name}, got {len(matches)}"
+    return matches[0]
+
+
+@dataclass(frozen=True)
+class DeclaredRelease:
+    name: str  # the Helm release name (not the Pulumi resource name)
+    chart: str
+    namespace: str
+    values: dict[str, Any]
+
+
+def helm_release(mocks: RecordingMocks, chart: str) -> DeclaredRelease:
+    """The one Helm release of `chart`, with its values as Helm would receive them."""
+    releases = [d for d in mocks.of_type(RELEASE) if d.inputs.get("chart") == chart]
+    assert len(releases) == 1, f"expected one release of chart {chart}, got {len(releases)}"
+    inputs = releases[0].inputs
+    return DeclaredRelease(
+        inputs["name"], chart, inputs["namespace"], whole_numbers(inputs.get("values", {}))
+    )
+
+
+def deep_merge(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """What Helm does with a chart's values.yaml and the release's values: maps merge key by
+    key, anything else from `overrides` replaces the default."""
+    merged = dict(defaults)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def bitnami_fullname(release: str, chart: str, values: dict[str, Any]) -> str:
+    """bitnami `common.names.fullname` (bitnami/charts bitnami/common/templates/_names.tpl,
+    read at the search index's stored revision; prefect-helm 2026.8.18172642 pins common
+    2.41.0, and the bitnami postgresql subcharts name their primary Service with it in
+    standalone mode, `postgresql.v1.primary.fullname`):
+    fullnameOverride, else the release when it contains the chart's name (or nameOverride),
+    else `<release>-<name>`; `trunc 63 | trimSuffix "-"`."""
+    if values.get("fullnameOverride"):
+        return values["fullnameOverride"][:63].removesuffix("-")
+    name = values.get("nameOverride") or chart
+    return (release if name in release else f"{release}-{name}")[:63].removesuffix("-")
