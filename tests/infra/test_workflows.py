@@ -328,9 +328,13 @@ def test_ci_fetches_the_schemas_of_exactly_the_charts_infra_pins():
     assert fetch["if"] == "matrix.target == 'test-infra'"
 
 
-@pytest.mark.parametrize(("ci", "outcome"), [("true", "error"), ("", "skipped")])
-def test_missing_chart_schemas_fail_under_ci_and_skip_elsewhere(tmp_path, ci, outcome):
-    env = {**os.environ, "CI": ci, "ORCHBENCH_SCHEMAS_DIR": str(tmp_path / "none")}
+@pytest.mark.parametrize(("github", "outcome"), [("true", "error"), ("", "skipped")])
+def test_missing_chart_schemas_fail_on_github_and_skip_elsewhere(tmp_path, github, outcome):
+    env = {
+        **os.environ,
+        "GITHUB_ACTIONS": github,
+        "ORCHBENCH_SCHEMAS_DIR": str(tmp_path / "none"),
+    }
     result = subprocess.run(
         [
             *(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfs"),
