@@ -31,6 +31,8 @@ from typing import Any
 import pulumi
 import yaml
 
+from infra.manifest_images import images_in
+
 RELEASE = "kubernetes:helm.sh/v3:Release"
 KUSTOMIZE_DIRECTORY = "kubernetes:kustomize/v2:Directory"
 # How the mocks receive a value marked secret (pulumi.runtime.rpc's signature keys).
@@ -150,7 +152,17 @@ def index_of(resources: list[Declared]) -> dict[str, Any]:
             )
         elif resource.typ == KUSTOMIZE_DIRECTORY:
             kustomizations.append({"name": resource.name, "target": resource.inputs["directory"]})
-    return {"releases": releases, "kustomizations": kustomizations}
+    # Images of the pods the program declares itself (not through a chart), e.g. SeaweedFS:
+    # the pre-flight checks that every image the cluster will pull exists.
+    images = sorted(
+        {
+            image
+            for resource in resources
+            if resource.typ.startswith("kubernetes:") and resource.typ != RELEASE
+            for image in images_in(resource.inputs)
+        }
+    )
+    return {"releases": releases, "kustomizations": kustomizations, "images": images}
 
 
 def write_rendered(index: dict[str, Any], out: Path) -> Path:
@@ -164,7 +176,11 @@ def write_rendered(index: dict[str, Any], out: Path) -> Path:
         entries.append(
             {k: v for k, v in release.items() if k != "values"} | {"values": values_file}
         )
-    document = {"releases": entries, "kustomizations": index["kustomizations"]}
+    document = {
+        "releases": entries,
+        "kustomizations": index["kustomizations"],
+        "images": index.get("images", []),
+    }
     path = out / "index.json"
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return path

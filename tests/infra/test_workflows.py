@@ -374,3 +374,17 @@ def test_cluster_runs_read_records_from_the_cluster_store_through_a_port_forward
     ):
         assert re.search(rf"echo \"{variable}=.+\"", before), variable
     assert f'echo "AWS_ENDPOINT_URL=http://localhost:{S3_PORT}"' in before
+
+
+def test_every_pinned_image_is_looked_up_before_pulumi_up():
+    steps = load("e2e-kind.yml")["jobs"]["e2e"]["steps"]
+    names = [step.get("name", "") for step in steps]
+    check = next(i for i, n in enumerate(names) if n.startswith("Every pinned image exists"))
+    preflight = next(i for i, n in enumerate(names) if n.startswith("Pre-flight"))
+    up = next(i for i, n in enumerate(names) if n.startswith("pulumi up"))
+    assert preflight < check < up
+    script = steps[check]["run"]
+    for source in ("--index", "--dockerfile Dockerfile", "--kind-config infra/kind/cluster.yaml"):
+        assert source in script
+    assert '"${preflight}"/manifests/*.yaml' in script
+    assert "docker manifest inspect" in script and 'exit "${missing}"' in script
