@@ -171,6 +171,7 @@ class Node:
         _make_read_only(self.code)
         self.user = unprivileged_user()
         self._pods = 0
+        self.read_only = {IMAGE_CODE_DIR, self.layout.env.get("VIRTUAL_ENV")}
         if self.user is not None:
             _check_namespaces()
 
@@ -285,13 +286,18 @@ def unmask_plan(paths: list[Path], hide: tuple[Path, ...] = (REPO_ROOT,)) -> dic
     return plan
 
 
-def _as_pod_user_script(plan: dict[Path, set[str]], stage: Path, layout: ImageLayout) -> str:
+def _as_pod_user_script(
+    plan: dict[Path, set[str]], stage: Path, layout: ImageLayout, writable: list[Path] | None
+) -> str:
     """Shell lines (run as root in the new mount namespace) that apply ``plan``, outer
     folders first, then become the pod's user. ``stage`` holds the children meanwhile: it
     must lie outside every folder of the plan. The image names its user in its
     ``/etc/passwd`` (Airflow's task runner refuses a uid without a name): when this machine
-    has no user of that uid, a copy of its ``/etc/passwd`` with that line is bound over it."""
+    has no user of that uid, a copy of its ``/etc/passwd`` with that line is bound over it.
+    ``writable`` given (``readOnlyRootFilesystem``): every mount is made read-only, then
+    only those folders are bound in writable."""
     lines = ["set -e"]
+    mounts = [Path("/")]
     try:
         pwd.getpwuid(POD_UID)
     except KeyError:
@@ -313,9 +319,15 @@ def _as_pod_user_script(plan: dict[Path, set[str]], stage: Path, layout: ImageLa
             )
             kept.append((staged, folder / child))
         lines.append(f"mount -t tmpfs -o mode=0755,size=1m rehearsal {shlex.quote(str(folder))}")
+        mounts.append(folder)
         for staged, target in kept:
             lines.append(f"mkdir {shlex.quote(str(target))}")
             lines.append(f"mount --bind {shlex.quote(str(staged))} {shlex.quote(str(target))}")
+            mounts.append(target)
+    if writable is not None:
+        lines += [f"mount -o remount,bind,ro {shlex.quote(str(m))}" for m in mounts]
+        for place in map(shlex.quote, map(str, writable)):  # a bind inherits read-only
+            lines += [f"mount --bind {place} {place}", f"mount -o remount,bind,rw {place}"]
     lines.append(f'exec {TOOLS_BIN["setpriv"]} {SETPRIV_ARGS} -- "$@"')
     return "\n".join(lines)
 
@@ -330,10 +342,19 @@ class PodResult:
 
 
 def run_container(
-    node: Node, pod: Pod, argv: list[str], env: dict[str, str], workdir: str, timeout_s: float = 300
+    node: Node,
+    pod: Pod,
+    argv: list[str],
+    env: dict[str, str],
+    workdir: str,
+    *,
+    read_only_root: bool = False,
+    timeout_s: float = 300,
 ) -> PodResult:
     """Start the container's process (``argv`` as the kubelet would exec it, after the
-    image's entrypoint) as the pod's user, in its working directory, with exactly ``env``."""
+    image's entrypoint) as the pod's user, in its working directory, with exactly ``env``;
+    with ``read_only_root`` (as root only) nothing but the pod's writable places can be
+    written."""
     cwd = pod.translate(workdir, "workingDir")
     log = pod.root / "container.log"
     command = list(argv)
@@ -342,7 +363,12 @@ def run_container(
         needed = [Path(sys.executable), node.venv, node.code, pod.root, Path(cwd)]
         needed += [Path(v) for v in env.values() if v.startswith("/") and Path(v).exists()]
         stage = Path(tempfile.mkdtemp(prefix="orchbench-rehearsal-stage-"))
-        script = _as_pod_user_script(unmask_plan(needed), stage, node.layout)
+        writable = [
+            place for image_path, place in pod.places.items() if image_path not in node.read_only
+        ]
+        script = _as_pod_user_script(
+            unmask_plan(needed), stage, node.layout, writable if read_only_root else None
+        )
         command = [TOOLS_BIN["unshare"], "--mount", "--propagation", "private", "--"]
         command += ["/bin/sh", "-c", script, "pod", *argv]
     try:
@@ -362,18 +388,22 @@ def run_container(
     return PodResult(done.returncode, log)
 
 
-def probe_identity(node: Node, pod: Pod, env: dict[str, str], workdir: str) -> dict[str, Any]:
+def probe_identity(
+    node: Node, pod: Pod, env: dict[str, str], workdir: str, read_only_root: bool = False
+) -> dict[str, Any]:
     """Who the pod's process is and what it can write, asked from inside (a check that the
-    rehearsal is what it claims to be)."""
+    rehearsal is what it claims to be); ``/var/tmp`` stands for the root filesystem."""
     script = (
         "import json, os, sys, shared_ml;"
         "print('IDENTITY ' + json.dumps({'uid': os.getuid(), 'gid': os.getgid(),"
         " 'groups': os.getgroups(), 'shared_ml': shared_ml.__file__,"
         " 'code_writable': os.access(os.path.dirname(shared_ml.__file__), os.W_OK),"
         " 'home_writable': os.access(os.environ['HOME'], os.W_OK), 'cwd': os.getcwd(),"
+        " 'root_writable': os.access('/var/tmp', os.W_OK),"
         f" 'repository_visible': os.path.exists({str(REPO_ROOT / 'shared_ml')!r})}}))"
     )
-    result = run_container(node, pod, ["python", "-c", script], env, workdir, timeout_s=60)
+    argv = ["python", "-c", script]
+    result = run_container(node, pod, argv, env, workdir, read_only_root=read_only_root)
     lines = [ln for ln in result.output().splitlines() if ln.startswith("IDENTITY ")]
     if result.returncode != 0 or not lines:
         raise RehearsalError(f"the identity probe failed ({result.returncode}): {result.output()}")
@@ -391,7 +421,6 @@ def store_secret(endpoint: str, bucket: str, credentials: Mapping[str, str]) -> 
         "AWS_ACCESS_KEY_ID": credentials["AWS_ACCESS_KEY_ID"],
         "AWS_SECRET_ACCESS_KEY": credentials["AWS_SECRET_ACCESS_KEY"],
         "AWS_DEFAULT_REGION": region,
-        "AWS_REGION": region,
     }
     unknown = [key for key in STORE_SECRET_KEYS if key not in values]
     if unknown:

@@ -281,7 +281,11 @@ def task_pod(
         env_from.update(secret)
     spec_env = {item["name"]: item["value"] for item in container.get("env", [])}
     env = container_env(node, pod, spec_env, env_from)
-    return pod, run_container(node, pod, container["args"], env, container["workingDir"])
+    read_only = container.get("securityContext", {}).get("readOnlyRootFilesystem", False)
+    result = run_container(
+        node, pod, container["args"], env, container["workingDir"], read_only_root=read_only
+    )
+    return pod, result
 
 
 def test_ingest_then_validate_as_kubernetes_executor_pods(
@@ -299,14 +303,14 @@ def test_ingest_then_validate_as_kubernetes_executor_pods(
         client.trigger(ML_DAG, run_id=run_id, conf=conf)
 
         probe = node.new_pod("probe", writable=[])
-        identity = probe_identity(
-            node, probe, container_env(node, probe, {}, {}), node.layout.workdir
-        )
+        probe_env = container_env(node, probe, {}, {})
+        identity = probe_identity(node, probe, probe_env, node.layout.workdir, read_only_root=True)
         assert identity["uid"] != 0 and not identity["code_writable"] and identity["home_writable"]
         assert identity["shared_ml"].startswith(str(node.code)), identity
         if node.user is not None:
             assert (identity["uid"], identity["gid"], identity["groups"]) == (POD_UID, POD_GID, [])
             assert not identity["repository_visible"]
+            assert not identity["root_writable"]  # the pod template's readOnlyRootFilesystem
 
         pods = {}
         for task_id in ("ingest", "validate"):
