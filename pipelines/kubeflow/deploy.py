@@ -2,7 +2,7 @@
 
     python -m pipelines.kubeflow.deploy --url http://127.0.0.1:8080 --config C --run-id R
         [--seed S] [--date YYYY-MM-DD] [--webhook-url URL] [--timeout 1800] [--schedule]
-        [--no-wait]
+        [--no-wait] [--image REF]
 
 It uploads the pipeline (once) and a pipeline version named after the IR's content hash (so
 re-submitting an unchanged IR re-uses the version), creates a run and waits for it to finish.
@@ -14,6 +14,10 @@ resolved here); the recurring run's runs get an empty ``logical_date`` and each 
 itself (KFP v2 expands no parameter macros, see below). The last stdout line
 is a JSON summary. Exit 0 when the run succeeded, 1 when it did not, 2 when the API cannot be
 reached or the arguments are wrong.
+
+The IR is compiled with the local tag (``tasks.py`` ``SHARED_ML_IMAGE``); on EKS the nodes pull
+from ECR (stack output ``images.kubeflow``). ``--image`` (default ``$ORCHBENCH_KFP_IMAGE``)
+sets every step's image in the copy of the IR uploaded (``ir_with_image``).
 
 Kept small on purpose: no KFP server can run on the development machines, so this code is
 exercised by the end-to-end kind workflow (``orchbench run --tool kubeflow --target cluster
@@ -27,9 +31,12 @@ under ``$ORCHBENCH_ARTIFACT_ROOT``, the object store that infra's Secret names
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
+import os
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from datetime import UTC, date, datetime
@@ -46,6 +53,7 @@ PIPELINE_DISPLAY_NAME = "orchbench-ml"
 RECURRING_RUN_NAME = f"{PIPELINE_DISPLAY_NAME}-schedule"
 EXPERIMENT = "orchbench"
 HEALTHZ_PATH = "/apis/v2beta1/healthz"
+IMAGE_ENV = "ORCHBENCH_KFP_IMAGE"
 
 
 class ClusterError(RuntimeError):
@@ -86,6 +94,45 @@ def run_parameters(
         "logical_date": logical_date,
         "webhook_url": webhook_url,
     }
+
+
+def check_image_reference(image: str) -> str:
+    """``image`` if it is a pinned image reference (a tag or a digest), else ValueError."""
+    if not image or any(c.isspace() for c in image):
+        raise ValueError(f"step image {image!r}: expected an image reference, e.g. repo:tag")
+    if not any(mark in image.rsplit("/", 1)[-1] for mark in (":", "@")):
+        raise ValueError(f"step image {image!r}: pin it with a tag or a digest (repo:tag)")
+    return image
+
+
+def ir_containers(ir_docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The container spec of every executor in the IR's YAML documents (importer executors
+    run no image of ours); ValueError when there is none."""
+    containers = [
+        executor["container"]
+        for doc in ir_docs
+        for executor in ((doc or {}).get("deploymentSpec") or {}).get("executors", {}).values()
+        if "container" in executor
+    ]
+    if not containers:
+        raise ValueError("the IR has no container executor under deploymentSpec.executors")
+    return containers
+
+
+def ir_with_image(ir_docs: list[dict[str, Any]], image: str) -> list[dict[str, Any]]:
+    """A copy of the IR's YAML documents in which every container executor runs ``image``."""
+    check_image_reference(image)
+    docs = copy.deepcopy(ir_docs)
+    for container in ir_containers(docs):
+        container["image"] = image
+    return docs
+
+
+def ir_text_with_image(ir_text: str, image: str) -> str:
+    """``ir_with_image`` on the IR file's text: the text to upload."""
+    return yaml.safe_dump_all(
+        ir_with_image(list(yaml.safe_load_all(ir_text)), image), sort_keys=False
+    )
 
 
 def version_name(ir_text: str) -> str:
@@ -199,6 +246,7 @@ def submit(
     timeout_s: int = 1800,
     ir_path: Path = IR_PATH,
     logical_date: date | None = None,
+    image: str | None = None,
 ) -> dict[str, Any]:
     config_json = cluster_config_json(config_path, seed)
     run_date = (logical_date or datetime.now(UTC).date()).isoformat()
@@ -207,29 +255,41 @@ def submit(
         raise ConfigError(
             f"{config_path}: schedule", "--schedule asks for its recurring run; the config has none"
         )
+    uploaded = ir_path.read_text(encoding="utf-8")
+    if image is not None:
+        uploaded = ir_text_with_image(uploaded, image)
     check_reachable(url)
     import kfp
     import kfp_server_api
 
-    try:
-        return _submit_with_client(
-            kfp.Client(host=url),
-            url,
-            config,
-            config_json,
-            run_id,
-            run_date,
-            webhook_url,
-            schedule,
-            wait,
-            timeout_s,
-            ir_path,
-        )
-    except kfp_server_api.ApiException as err:
-        raise ClusterError(
-            f"KFP API at {url} refused a request: {err.status} {err.reason}: "
-            f"{(err.body or '')[:500]}"
-        ) from None
+    # KFP's upload reads a pipeline file as YAML by its name's extension
+    # (backend/src/apiserver/server/util.go ReadPipelineFile, kubeflow/pipelines 2.17.0).
+    with tempfile.TemporaryDirectory(prefix="orchbench-kfp-ir-") as folder:
+        upload_path = Path(folder) / ir_path.name
+        upload_path.write_text(uploaded, encoding="utf-8")
+        try:
+            summary = _submit_with_client(
+                kfp.Client(host=url),
+                url,
+                config,
+                config_json,
+                run_id,
+                run_date,
+                webhook_url,
+                schedule,
+                wait,
+                timeout_s,
+                upload_path,
+            )
+        except kfp_server_api.ApiException as err:
+            raise ClusterError(
+                f"KFP API at {url} refused a request: {err.status} {err.reason}: "
+                f"{(err.body or '')[:500]}"
+            ) from None
+    summary["images"] = sorted(
+        {c["image"] for c in ir_containers(list(yaml.safe_load_all(uploaded)))}
+    )
+    return summary
 
 
 def _submit_with_client(
@@ -281,6 +341,13 @@ def _submit_with_client(
     return summary
 
 
+def image_option(value: str) -> str:
+    try:
+        return check_image_reference(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.kubeflow.deploy")
     parser.add_argument("--url", required=True, help="KFP API, e.g. http://127.0.0.1:8080")
@@ -296,6 +363,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also keep the one recurring run of the config's cron schedule (created once)",
     )
     parser.add_argument("--no-wait", action="store_true")
+    parser.add_argument(
+        "--image",
+        type=image_option,
+        default=os.environ.get(IMAGE_ENV) or None,
+        help=f"the image every step runs (default: ${IMAGE_ENV}, else the IR's compiled one)",
+    )
     args = parser.parse_args(argv)
     try:
         logical_date = parse_logical_date(args.date, "--date") if args.date else None
@@ -313,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
             wait=not args.no_wait,
             timeout_s=args.timeout,
             logical_date=logical_date,
+            image=args.image,
         )
     except ConfigError as err:
         print(f"error: invalid config: {err}", file=sys.stderr)

@@ -8,6 +8,10 @@ drive ``python -m pipelines.kubeflow.deploy``'s ``main`` end to end, only the cl
 Issue 15 (defect 10, point 9): every submission used to create one more recurring run.
 A submission now creates one only when asked (``--schedule``), and never a second one.
 
+The step image: the IR is compiled with the local tag, while an EKS cluster pulls from ECR.
+The submission uploads a copy of the IR with ``--image`` / ``$ORCHBENCH_KFP_IMAGE`` in every
+executor, and the adapter passes that variable on.
+
 The adapter's cluster path (points 2 and 6): the config by value, the record from the
 cluster's object store (moto's S3 server on 127.0.0.1), a resume re-submitted to the
 cluster, and no kfp.local run standing in for a cluster one.
@@ -25,10 +29,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import yaml
 
 from benchmarks.tools.base import CapabilityMissing
+from benchmarks.tools.kubeflow import cluster
 from benchmarks.tools.kubeflow.adapter import KubeflowAdapter
 from pipelines.kubeflow import deploy
+from pipelines.kubeflow.deploy import ir_containers
 from shared_ml.config import config_from_json
 from shared_ml.errors import ConfigError
 from shared_ml.records import StepRecord, read_run_record, write_step_record
@@ -49,6 +56,7 @@ class FakeKfpServer:
         self.runs: list[dict[str, Any]] = []
         self.recurring: list[SimpleNamespace] = []
         self.deleted: list[str] = []
+        self.uploaded: list[str] = []  # the text of every pipeline file uploaded
 
     @staticmethod
     def _name_in(filter_json: str | None) -> str | None:
@@ -63,6 +71,7 @@ class FakeKfpServer:
         return self.pipelines.get(name)
 
     def upload_pipeline(self, path: str, pipeline_name: str) -> SimpleNamespace:
+        self.uploaded.append(Path(path).read_text(encoding="utf-8"))
         self.pipelines[pipeline_name] = next(self.ids)
         return SimpleNamespace(pipeline_id=self.pipelines[pipeline_name])
 
@@ -74,6 +83,7 @@ class FakeKfpServer:
     def upload_pipeline_version(
         self, path: str, pipeline_version_name: str, pipeline_id: str
     ) -> SimpleNamespace:
+        self.uploaded.append(Path(path).read_text(encoding="utf-8"))
         version = SimpleNamespace(
             pipeline_version_id=next(self.ids),
             pipeline_id=pipeline_id,
@@ -196,6 +206,60 @@ def test_asking_for_a_schedule_the_config_lacks_is_refused_before_any_call(
     assert (server.runs, server.recurring) == ([], [])
 
 
+# --- the step image ---------------------------------------------------------------------------
+
+ECR_IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/orchbench/shared-ml:0.1.0-kubeflow"
+
+
+def uploaded_images(text: str) -> set[str]:
+    return {c["image"] for c in ir_containers(list(yaml.safe_load_all(text)))}
+
+
+def test_without_an_image_the_committed_ir_is_uploaded_as_it_is(
+    server: FakeKfpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(deploy.IMAGE_ENV, raising=False)
+    assert submit("run-1") == 0
+    assert server.uploaded[-1] == deploy.IR_PATH.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("given_by", ["option", "environment"])
+def test_every_step_of_the_uploaded_ir_runs_the_image_given(
+    server: FakeKfpServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    given_by: str,
+) -> None:
+    committed = deploy.IR_PATH.read_text(encoding="utf-8")
+    monkeypatch.setenv(deploy.IMAGE_ENV, ECR_IMAGE if given_by == "environment" else "x/y:z")
+    extra = ["--image", ECR_IMAGE] if given_by == "option" else []
+    assert submit("run-1", *extra) == 0
+    assert uploaded_images(server.uploaded[-1]) == {ECR_IMAGE}
+    assert uploaded_images(committed) != {ECR_IMAGE}
+    assert deploy.IR_PATH.read_text(encoding="utf-8") == committed  # a copy was rewritten
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert summary["images"] == [ECR_IMAGE]
+
+
+def test_a_new_image_is_a_new_pipeline_version(server: FakeKfpServer) -> None:
+    assert submit("run-1", "--image", ECR_IMAGE) == 0
+    assert submit("run-2", "--image", ECR_IMAGE.replace("0.1.0", "0.2.0")) == 0
+    assert submit("run-3", "--image", ECR_IMAGE) == 0
+    versions = {r["version_id"] for r in server.runs}
+    assert len(versions) == 2 and server.runs[0]["version_id"] == server.runs[2]["version_id"]
+
+
+@pytest.mark.parametrize("image", ["", "orchbench/shared-ml", "repo:tag with space"])
+def test_an_unpinned_or_malformed_image_is_refused_before_any_call(
+    server: FakeKfpServer, capsys: pytest.CaptureFixture[str], image: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        submit("run-1", "--image", image)
+    assert exit_info.value.code == 2
+    assert "--image" in capsys.readouterr().err
+    assert (server.uploaded, server.runs) == ([], [])
+
+
 # --- the adapter's cluster path -------------------------------------------------------------
 
 
@@ -256,6 +320,20 @@ def test_a_cluster_run_sends_the_config_by_value_and_reads_the_record_from_the_s
     assert runs_root.startswith(f"{bucket}/")
     assert [s.key for s in record.steps] == ["select"] and record.prediction_hash == "cafe01"
     assert read_run_record(runs_root, record.run_id).prediction_hash == "cafe01"
+
+
+def test_a_cluster_run_passes_the_step_image_on(
+    cluster_adapter: tuple[KubeflowAdapter, FakeSubmission, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    adapter, submission, _ = cluster_adapter
+    assert cluster.IMAGE_ENV == deploy.IMAGE_ENV
+    monkeypatch.delenv(deploy.IMAGE_ENV, raising=False)
+    adapter.run_pipeline(DEFAULT_CONFIG, seed=5)
+    monkeypatch.setenv(deploy.IMAGE_ENV, ECR_IMAGE)
+    adapter.run_pipeline(DEFAULT_CONFIG, seed=5)
+    unset, given = submission.commands
+    assert "--image" not in unset
+    assert given[given.index("--image") + 1] == ECR_IMAGE
 
 
 def test_a_cluster_resume_is_resubmitted_to_the_cluster(

@@ -10,7 +10,10 @@ happens on this machine, and nothing of this machine reaches it:
 - the run record is assembled from the step records the pods wrote there and read back
   from there; a run whose record cannot be read is an error, not a success without steps;
 - a resume re-submits the run with the same run id, so KFP's cache on the cluster returns
-  the steps that succeeded.
+  the steps that succeeded;
+- the steps run ``$ORCHBENCH_KFP_IMAGE`` when it is set (deploy's ``--image``: the uploaded
+  IR is a copy with that image in every executor), e.g. the ECR reference an EKS stack
+  exports as ``images.kubeflow``; unset, the image the IR was compiled with.
 
 The scaling workloads have no cluster path (their pipelines are compiled per shape and
 size and never uploaded): ``run_workload`` says so rather than run them locally.
@@ -19,6 +22,7 @@ size and never uploaded): ``run_workload`` says so rather than run them locally.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -28,6 +32,10 @@ from benchmarks.tools.base import CapabilityMissing
 from benchmarks.tools.cluster import cluster_config, collect_from_store, store_and_read_back
 from shared_ml.records import RunRecord
 from shared_ml.spec import PIPELINE
+
+# The image every step runs, as a cluster can pull it (pipelines/kubeflow/deploy.py reads the
+# same variable when run by hand; this module cannot import it).
+IMAGE_ENV = "ORCHBENCH_KFP_IMAGE"
 
 
 def no_cluster_step_log() -> CapabilityMissing:
@@ -60,6 +68,9 @@ class ClusterRuns:
             command += ["--config", str(shipped), "--run-id", run_id]
             command += ["--seed", str(config.seed), "--webhook-url", self.webhook_url]
             command += ["--date", config.logical_date.isoformat()]
+            image = os.environ.get(IMAGE_ENV)
+            if image:
+                command += ["--image", image]
             summary = self._kubeflow_python(command, None, keep_log=False)
         runs_root = config.storage.runs_root
         record = collect_from_store(
