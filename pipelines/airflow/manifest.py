@@ -97,10 +97,10 @@ def worker_pod() -> k8s.V1Pod:
                         k8s.V1EnvVar(name="ORCHBENCH_HOME", value=ORCHBENCH_HOME),
                         k8s.V1EnvVar(name="HOME", value=ORCHBENCH_HOME),
                     ],
+                    # Required, as for Prefect's jobs and KFP's steps: without the store a
+                    # task would keep its records on its own disk and still succeed.
                     env_from=[
-                        k8s.V1EnvFromSource(
-                            secret_ref=k8s.V1SecretEnvSource(name=ARTIFACT_SECRET, optional=True)
-                        )
+                        k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=ARTIFACT_SECRET))
                     ],
                     resources=_resources(DEFAULT_RESOURCES),
                     security_context=k8s.V1SecurityContext(

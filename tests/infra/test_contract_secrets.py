@@ -207,6 +207,53 @@ def test_every_artifact_secret_reader_finds_it_in_the_namespace_its_pods_run_in(
     assert all(copy == copies[0] for copy in copies), "the namespaces' copies differ"
 
 
+def artifact_root_sources(run: StackRun) -> dict[str, list[dict[str, Any]]]:
+    """Where each reader's pods get ORCHBENCH_ARTIFACT_ROOT from the artifact Secret, as its
+    pod spec says: the `envFrom` secretRefs, and for KFP each step's `secretAsEnv` mapping of
+    that key. (KFP's mapping of the S3 keys is optional on purpose: on EKS, IRSA, no keys.)"""
+    airflow = helm_release(run.mocks, "airflow")
+    (task,) = yaml.safe_load(airflow.values["podTemplate"])["spec"]["containers"]
+    worker = helm_release(run.mocks, "prefect-worker")
+    job_template = json.loads(worker.values["worker"]["config"]["baseJobTemplate"]["configuration"])
+    job = job_template["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]
+    ir_text = (REPO_ROOT / "pipelines/kubeflow/orchbench_ml.yaml").read_text()
+    ir = {k: v for document in yaml.safe_load_all(ir_text) for k, v in document.items()}
+    platform = ir["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+
+    def env_from(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            e["secretRef"]
+            for e in entries
+            if e.get("secretRef", {}).get("name") == ARTIFACT_SECRET_NAME
+        ]
+
+    return {
+        "airflow components": env_from(yaml.safe_load(airflow.values["extraEnvFrom"])),
+        "airflow task pods": env_from(task.get("envFrom", [])),
+        "prefect flow-run jobs": env_from(job["containers"][0].get("envFrom", [])),
+        **{
+            f"kfp {name}": [
+                mapping
+                for mapping in executor.get("secretAsEnv", [])
+                if mapping["secretName"] == ARTIFACT_SECRET_NAME
+                and "ORCHBENCH_ARTIFACT_ROOT" in {k["secretKey"] for k in mapping["keyToEnv"]}
+            ]
+            for name, executor in platform.items()
+        },
+    }
+
+
+def test_every_pod_requires_the_artifact_secret(stack_run):
+    """A pod whose artifact Secret were missing would write its records to its own disk and
+    succeed; a required one keeps it from starting (CreateContainerConfigError) instead."""
+    sources = artifact_root_sources(stack_run)
+    assert len(sources) > 3, "the IR has no step"
+    missing = [reader for reader, refs in sources.items() if not refs]
+    assert not missing, f"these pods get no ORCHBENCH_ARTIFACT_ROOT from the Secret: {missing}"
+    optional = [reader for reader, refs in sources.items() if any(r.get("optional") for r in refs)]
+    assert not optional, f"these pods start without the artifact Secret: {optional}"
+
+
 def test_the_artifact_keys_are_the_stores_own_credentials_and_bucket(kind_run):
     """On kind the keys pods get are the identity SeaweedFS is configured with, and the
     artifact root is the bucket it creates."""
