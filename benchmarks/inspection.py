@@ -219,6 +219,26 @@ def show(
             )
 
 
+def read_registry(root: str, name: str) -> dict[str, Any] | None:
+    """The index of the registry ``name`` under ``root`` (a path or an object-store URL such
+    as ``s3://bucket/registry``), or None when there is none; nothing is created."""
+    if storage.is_remote(root):  # one object per version: no versions, no registry
+        index = ModelRegistry(root, name).read()
+        return index if index["versions"] else None
+    if not storage.exists(storage.join(root, name, "index.json")):
+        return None
+    return ModelRegistry(root, name).read()
+
+
+def registry_names(root: str) -> list[str]:
+    """The registries under ``root``: its folders (on an object store, its prefixes), those
+    with an index where the registry is local."""
+    names = storage.list_names(root, folders=True)
+    if storage.is_remote(root):
+        return names
+    return [n for n in names if storage.exists(storage.join(root, n, "index.json"))]
+
+
 def registry(
     config: ConfigOption = Path("configs/default.yaml"),
     name: Annotated[
@@ -229,18 +249,20 @@ def registry(
     """A registry's versions, its champion and the promotion history."""
     loaded = _config(config)
     name = name or loaded.name
-    root = Path(loaded.storage.registry_root.removeprefix("file://"))
-    if not (root / name / "index.json").is_file():
-        known = sorted(p.parent.name for p in root.glob("*/index.json"))
+    root = loaded.storage.registry_root
+    try:
+        index = read_registry(root, name)
+        known = registry_names(root) if index is None else []
+    except RegistryError as err:
+        _fail(str(err), 1)
+    except Exception as err:  # a refused port-forward, missing keys, a 403
+        _fail(f"cannot read the registry {name!r} in {root}: {type(err).__name__}: {err}", 1)
+    if index is None:
         _fail(
             f"no registry {name!r} under {root}"
             + (f"; registries there: {', '.join(known)}" if known else "; it holds none yet"),
             1,
         )
-    try:
-        index = ModelRegistry(str(root), name).read()
-    except RegistryError as err:
-        _fail(str(err), 1)
     if as_json:
         sys.stdout.write(json.dumps({"name": name, **index}, indent=2) + "\n")
         return
