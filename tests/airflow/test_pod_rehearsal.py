@@ -323,10 +323,10 @@ def test_ingest_then_validate_as_kubernetes_executor_pods(
                 "--json-string",
             ]
             pod, result = task_pod(node, spec, secret, control_plane.url)
-            assert result.returncode == 0, result.output()
+            # The pod exits 0 whatever the task did: its outcome is the TI state it reported.
+            states = {ti["task_id"]: ti["state"] for ti in client.task_instances(ML_DAG, run_id)}
+            assert (result.returncode, states[task_id]) == (0, "success"), result.output()
             pods[task_id] = pod
-        states = {ti["task_id"]: ti["state"] for ti in client.task_instances(ML_DAG, run_id)}
-    assert (states["ingest"], states["validate"]) == ("success", "success"), states
 
     records = {
         r.step: r for r in read_step_records(config.storage.runs_root, records_run_id(run_id))
