@@ -96,6 +96,10 @@ def worker_pod() -> k8s.V1Pod:
                         ),
                         k8s.V1EnvVar(name="ORCHBENCH_HOME", value=ORCHBENCH_HOME),
                         k8s.V1EnvVar(name="HOME", value=ORCHBENCH_HOME),
+                        # The official image's /entrypoint runs `airflow db check` first while
+                        # this is above 0 (scripts/docker/entrypoint_prod.sh): a task pod of
+                        # Airflow 3 talks to the API server, never to the metadata DB.
+                        k8s.V1EnvVar(name="CONNECTION_CHECK_MAX_COUNT", value="0"),
                     ],
                     # Required, as for Prefect's jobs and KFP's steps: without the store a
                     # task would keep its records on its own disk and still succeed.

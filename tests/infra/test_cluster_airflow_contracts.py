@@ -156,6 +156,16 @@ def test_task_pods_have_a_fresh_writable_home(template):
         assert env[variable] in writable, f"{variable}={env[variable]} is not a writable volume"
 
 
+def test_task_pods_skip_the_official_entrypoints_database_check(template):
+    """apache/airflow's /entrypoint waits for the metadata DB (`airflow db check`, one more
+    Airflow CLI start per task) unless CONNECTION_CHECK_MAX_COUNT is 0
+    (scripts/docker/entrypoint_prod.sh); an Airflow 3 task pod talks to the API server only."""
+    values, _ = _stack_values("kind")
+    (container,) = render(template, RELEASE_NAME, values)["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env.get("CONNECTION_CHECK_MAX_COUNT") == "0"
+
+
 def test_migrations_wait_outlasts_the_chart_default_within_the_release_timeout(schemas_dir):
     schema = json.loads((schemas_dir / "airflow-chart-1.22.0.values.schema.json").read_text())
     key = schema["properties"]["images"]["properties"]["migrationsWaitTimeout"]
