@@ -26,9 +26,19 @@ ENV = {"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1"}
 FAMILY = textwrap.dedent(
     """
     import json, os, signal, subprocess, sys, time
-    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
-    child = subprocess.Popen([sys.executable, "-c", stubborn])
-    grandchild = subprocess.Popen([sys.executable, "-c", stubborn], start_new_session=True)
+    # Each says it is ready once it ignores SIGTERM: before that, under load, a SIGTERM
+    # would still end it, and the stop would not need its SIGKILL.
+    stubborn = (
+        "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "open(sys.argv[1], 'w').close(); time.sleep(600)"
+    )
+    ready = [sys.argv[1] + ".child", sys.argv[1] + ".grandchild"]
+    child = subprocess.Popen([sys.executable, "-c", stubborn, ready[0]])
+    grandchild = subprocess.Popen(
+        [sys.executable, "-c", stubborn, ready[1]], start_new_session=True
+    )
+    while not all(os.path.exists(r) for r in ready):
+        time.sleep(0.05)
     with open(sys.argv[1] + ".tmp", "w") as fh:
         json.dump({"child": child.pid, "grandchild": grandchild.pid}, fh)
     os.replace(sys.argv[1] + ".tmp", sys.argv[1])
