@@ -188,7 +188,10 @@ def deploy_workload(
 def _register(deployment: Any, pool: str, pool_type: str) -> str:
     from prefect import deploy
 
+    from pipelines.prefect.tasks import save_results_block
+
     ensure_pool(pool, pool_type)
+    save_results_block()  # the block the tasks name when their results are remote
     ids = deploy(
         deployment,
         work_pool_name=pool,

@@ -8,7 +8,8 @@
 - a task receives its upstream tasks' results as parameters named after the upstream
   steps (a list of every branch's result for the fan-in, ``select``), so Prefect records
   the edges as the task runs' ``task_inputs``;
-- results are persisted as JSON under a project-local folder, with the cache policy
+- results are persisted as JSON under the storage base (the object store on a cluster, so
+  a resumed run's fresh pod finds them; ``result_storage``), with the cache policy
   ``(INPUTS - "faults_json") + TASK_SOURCE``: the key holds the orchbench run id, the
   config (its partition included: one key per date), the branch and the upstream results,
   so a re-run under the same run id and date reuses each task that completed.
@@ -24,23 +25,49 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
+from prefect.filesystems import RemoteFileSystem
 
-from shared_ml.config import orchbench_home, validate_config
+from shared_ml import storage
+from shared_ml.config import validate_config
 from shared_ml.errors import is_retryable
 from shared_ml.execution import execute_step, resolve_inputs
 from shared_ml.spec import PIPELINE, RetryPolicy, task_key
 
 RESULTS_ENV = "ORCHBENCH_PREFECT_RESULTS"
+RESULTS_BLOCK = "orchbench-results"  # a RemoteFileSystem block, when results are remote
 # Faults are a test/benchmark knob, not an input of the work: a re-run without the fault
 # must hit the cache for the tasks that already succeeded.
 STEP_CACHE_POLICY = (INPUTS - "faults_json") + TASK_SOURCE
 
 
-def result_storage_path() -> Path:
+def results_location() -> str:
     """Where task results (and so the resume cache) live: ``$ORCHBENCH_PREFECT_RESULTS``,
-    else ``<ORCHBENCH_HOME>/var/prefect/results``."""
-    explicit = os.environ.get(RESULTS_ENV)
-    return Path(explicit) if explicit else orchbench_home() / "var" / "prefect" / "results"
+    else ``var/prefect/results`` under the storage base: ``<ORCHBENCH_HOME>`` here, the
+    object store on a cluster (``$ORCHBENCH_ARTIFACT_ROOT``), where every flow-run pod
+    finds them: a pod's own disk goes with it, and a resumed run would redo every step."""
+    return os.environ.get(RESULTS_ENV) or storage.resolve_root("var/prefect/results")
+
+
+def result_storage() -> Path | str:
+    """The tasks' ``result_storage``. A remote location is named by the slug of the block
+    ``save_results_block`` saved: Prefect takes remote result storage only as a block
+    saved on the server (a Task refuses an unsaved one)."""
+    location = results_location()
+    if storage.is_remote(location):
+        return f"remote-file-system/{RESULTS_BLOCK}"
+    return Path(location.removeprefix("file://"))
+
+
+def save_results_block() -> str | None:
+    """Save (or update) the results block on the server the API URL names, when results
+    go to a remote location; return that location. Deploy calls it: the flow-run pods
+    load the block by its slug and reach the store with their own credentials (fsspec
+    reads the AWS_* env), since the block keeps none."""
+    location = results_location()
+    if not storage.is_remote(location):
+        return None
+    RemoteFileSystem(basepath=location).save(RESULTS_BLOCK, overwrite=True)
+    return location
 
 
 def retry_delays(policy: RetryPolicy) -> list[float]:
@@ -68,7 +95,7 @@ def step_options(step: str) -> dict[str, Any]:
         "retry_condition_fn": retry_unless_non_retryable,
         "cache_policy": STEP_CACHE_POLICY,
         "persist_result": True,
-        "result_storage": result_storage_path(),
+        "result_storage": result_storage(),
         "result_serializer": "json",
         # The spec's task key: `train[forest]` for a branch (a template over the parameter).
         "task_run_name": task_key(step, "{candidate}" if spec.per_candidate else None),

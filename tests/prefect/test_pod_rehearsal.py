@@ -119,7 +119,7 @@ def flow_run_pod(
     return pod, run_container(node, pod, list(container["args"]), env, workdir)
 
 
-def test_two_flow_runs_as_kubernetes_jobs(
+def test_flow_runs_as_kubernetes_jobs_share_only_the_store(
     node: Node, server: ServicesState, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bucket = f"prefect-rehearsal-{uuid.uuid4().hex[:8]}"
@@ -144,11 +144,17 @@ def test_two_flow_runs_as_kubernetes_jobs(
         temporary_settings({PREFECT_API_URL: server.api_url}),
     ):
         deployment_id = cluster_deployment_ids(client)[ML_DEPLOYMENT]
-        for attempt in ("first", "second"):
-            run_id = f"prefect-rehearsal-{attempt}-{uuid.uuid4().hex[:6]}"
+        flow_run_ids = []
+        # The third pod resumes the first run (same orchbench run id, a fresh pod and home).
+        for attempt in ("first", "second", "resume"):
+            fresh = f"prefect-rehearsal-{attempt}-{uuid.uuid4().hex[:6]}"
+            run_id = run_ids[0] if attempt == "resume" else fresh
             flow_run = client.create_flow_run_from_deployment(
-                deployment_id, parameters={"config": shipped, "run_id": run_id}, name=run_id
+                deployment_id,
+                parameters={"config": shipped, "run_id": run_id},
+                name=f"{run_id}-{attempt}",
             )
+            flow_run_ids.append(flow_run["id"])
             job = asyncio.run(_job_for(flow_run["id"]))
             args = job["spec"]["template"]["spec"]["containers"][0]["args"]
             assert args == shlex.split("prefect flow-run execute"), args
@@ -156,8 +162,16 @@ def test_two_flow_runs_as_kubernetes_jobs(
             assert result.returncode == 0, result.output()
             state = client.read_flow_run(flow_run["id"])["state"]["type"]
             assert state == "COMPLETED", (state, result.output())
-            run_ids.append(run_id)
+            if attempt != "resume":
+                run_ids.append(run_id)
             pods.append(pod)
+        # Task results (the resume cache) live on the store, not in a pod's home: every
+        # task of the resumed run was served from the first pod's results.
+        resumed = client.read_task_runs(flow_run_ids[-1])
+        assert resumed, "the resumed flow run has no task runs"
+        assert {t["state"]["name"] for t in resumed} == {"Cached"}, [
+            (t["name"], t["state"]["name"]) for t in resumed
+        ]
 
     first, second = (read_run_record(config.storage.runs_root, r) for r in run_ids)
     assert first.status == second.status == "success"
