@@ -37,6 +37,8 @@ import pandas as pd
 import pyarrow as pa
 from blake3 import blake3
 
+from shared_ml import storage
+
 if TYPE_CHECKING:
     import fsspec
 
@@ -324,17 +326,4 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, durable: bool = F
     ``durable`` also fsyncs before the rename, so the content survives a power loss
     (the registry needs that; run records only need atomicity).
     """
-    path = os.fspath(path)
-    parent = os.path.dirname(path) or "."
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".tmp-{uuid.uuid4().hex}-{os.path.basename(path)}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    storage.write_bytes(os.fspath(path), text.encode("utf-8"), durable=durable)
