@@ -251,26 +251,18 @@ class Cluster(pulumi.ComponentResource):
             opts=on_aws,
         )
         egress: list[pulumi.Resource] = [public_routes]
-        public, private = [], []
-        for zone, cidr in zip(settings.zones, cidrs["public"], strict=True):
-            subnet = aws.ec2.Subnet(
-                f"{name}-public-{zone}",
-                vpc_id=vpc.id,
-                cidr_block=cidr,
-                availability_zone=zone,
-                map_public_ip_on_launch=settings.node_subnets == "public",
-                tags={**tags, "kubernetes.io/role/elb": "1"},
-                opts=on_aws,
-            )
-            egress.append(
-                aws.ec2.RouteTableAssociation(
-                    f"{name}-public-{zone}-routes",
-                    subnet_id=subnet.id,
-                    route_table_id=public_routes.id,
-                    opts=on_aws,
-                )
-            )
-            public.append(subnet)
+        public = self._subnets(
+            name,
+            "public",
+            vpc,
+            settings,
+            cidrs,
+            public_routes,
+            egress,
+            on_aws,
+            tags={**tags, "kubernetes.io/role/elb": "1"},
+        )
+        private: list = []
         if settings.node_subnets == "private":
             # One NAT gateway for all zones: a zone outage cuts egress, but it costs a third
             # of one per zone, which is the right trade for a benchmark environment.
@@ -292,25 +284,57 @@ class Cluster(pulumi.ComponentResource):
                 opts=on_aws,
             )
             egress += [nat, private_routes]
-            for zone, cidr in zip(settings.zones, cidrs["private"], strict=True):
-                subnet = aws.ec2.Subnet(
-                    f"{name}-private-{zone}",
-                    vpc_id=vpc.id,
-                    cidr_block=cidr,
-                    availability_zone=zone,
-                    tags={**tags, "kubernetes.io/role/internal-elb": "1"},
+            private = self._subnets(
+                name,
+                "private",
+                vpc,
+                settings,
+                cidrs,
+                private_routes,
+                egress,
+                on_aws,
+                tags={**tags, "kubernetes.io/role/internal-elb": "1"},
+            )
+        return Network(vpc=vpc, public=public, private=private, egress=egress)
+
+    @staticmethod
+    def _subnets(
+        name: str,
+        kind: str,
+        vpc,
+        settings: EksSettings,
+        cidrs: dict[str, list[str]],
+        routes,
+        egress: list[pulumi.Resource],
+        on_aws: pulumi.ResourceOptions,
+        tags: dict[str, str],
+    ) -> list:
+        """One ``kind`` ("public" or "private") subnet per zone, each routed through
+        ``routes``; the route associations join ``egress`` (what the nodes wait for).
+        Public subnets give nodes public IPs only when they are the node subnets."""
+        import pulumi_aws as aws
+
+        subnets = []
+        for zone, cidr in zip(settings.zones, cidrs[kind], strict=True):
+            subnet = aws.ec2.Subnet(
+                f"{name}-{kind}-{zone}",
+                vpc_id=vpc.id,
+                cidr_block=cidr,
+                availability_zone=zone,
+                map_public_ip_on_launch=kind == "public" and settings.node_subnets == "public",
+                tags=tags,
+                opts=on_aws,
+            )
+            egress.append(
+                aws.ec2.RouteTableAssociation(
+                    f"{name}-{kind}-{zone}-routes",
+                    subnet_id=subnet.id,
+                    route_table_id=routes.id,
                     opts=on_aws,
                 )
-                egress.append(
-                    aws.ec2.RouteTableAssociation(
-                        f"{name}-private-{zone}-routes",
-                        subnet_id=subnet.id,
-                        route_table_id=private_routes.id,
-                        opts=on_aws,
-                    )
-                )
-                private.append(subnet)
-        return Network(vpc=vpc, public=public, private=private, egress=egress)
+            )
+            subnets.append(subnet)
+        return subnets
 
     def _ebs_csi(
         self, name: str, settings: EksSettings, cluster, on_aws: pulumi.ResourceOptions
