@@ -246,6 +246,16 @@ def make_plan(
     databases: list[str] | None = None,
 ) -> Plan:
     chosen_tools = parse_list(tools, TOOLS, "--tools") or list(TOOLS)
+    if target == "cluster":
+        # A tool with no cluster API (the plain-Python baseline) runs on this machine
+        # whatever the target: in a cluster report its figures would pass for a cluster's.
+        local_only = [t for t in chosen_tools if t not in URL_ENV]
+        if tools and local_only:
+            raise PlanError(
+                f"--tools {', '.join(local_only)} with --target cluster: it runs on this "
+                "machine, not on a cluster; benchmark it with --target local"
+            )
+        chosen_tools = [t for t in chosen_tools if t in URL_ENV]
     if repeat is not None and repeat < 1:
         raise PlanError(f"--repeat {repeat}: expected at least 1")
     config = pipeline_config or DEFAULT_PIPELINE_CONFIG

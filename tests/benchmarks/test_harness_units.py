@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from benchmarks.cli import app
 from benchmarks.harness.plan import (
+    URL_ENV,
     PlanError,
     expand_scenarios,
     make_plan,
@@ -21,6 +22,7 @@ from benchmarks.harness.plan import (
     session_order,
 )
 from benchmarks.harness.setup_cost import code_lines, parse_importtime
+from benchmarks.tools import TOOLS
 
 
 def free_port() -> int:
@@ -187,6 +189,14 @@ def test_cluster_url_errors_are_clear(given: dict, env: dict, message: str) -> N
     assert message in str(err.value)
 
 
+def test_a_cluster_benchmark_leaves_out_the_baseline_that_runs_here() -> None:
+    env = {var: "http://127.0.0.1:9" for var in URL_ENV.values()}
+    plan = local_plan(target="cluster", environ=env)
+    assert plan.tools == [t for t in TOOLS if t != "local"] and "local" not in plan.urls
+    with pytest.raises(PlanError, match="--tools local with --target cluster: it runs on this"):
+        local_plan(target="cluster", tools=["local", "airflow"], environ=env)
+
+
 def test_cli_cluster_errors_exit_2_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("ORCHBENCH_AIRFLOW_URL", "ORCHBENCH_PREFECT_URL", "ORCHBENCH_KFP_URL"):
         monkeypatch.delenv(var, raising=False)
@@ -218,7 +228,6 @@ def test_cluster_wiring_reaches_the_adapter(
 ) -> None:
     """A reachable URL passes the check and arrives at the adapter as url=."""
     from benchmarks.harness import cli as harness_cli
-    from benchmarks.harness.plan import URL_ENV
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
