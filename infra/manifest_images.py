@@ -28,14 +28,38 @@ CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 DOCKERFILE_IMAGE_ARG = re.compile(r"^ARG\s+\w*IMAGE\w*=(\S+)\s*$", re.MULTILINE)
 
 
+# Images a container starts itself, named in its env or args: KFP's API server takes its
+# driver and launcher images as V2_DRIVER_IMAGE / V2_LAUNCHER_IMAGE, Argo's workflow
+# controller its executor image as --executor-image (kubeflow/pipelines 2.17.0 manifests).
+IMAGE_ARGS = ("--executor-image",)
+
+
+def _container_images(container: dict) -> Iterator[str]:
+    if isinstance(container.get("image"), str):
+        yield container["image"]
+    for variable in container.get("env") or []:
+        name, value = variable.get("name", ""), variable.get("value")
+        if name.endswith("_IMAGE") and isinstance(value, str) and value.strip():
+            yield value.strip()
+    args = [str(a) for a in container.get("args") or []]
+    for i, arg in enumerate(args):
+        flag, sep, value = arg.partition("=")
+        if flag in IMAGE_ARGS:
+            if sep:
+                yield value
+            elif i + 1 < len(args):
+                yield args[i + 1]
+
+
 def images_in(node: object) -> Iterator[str]:
-    """The image of every container list entry under ``node``, at any depth."""
+    """Every image of every container list entry under ``node``, at any depth: its own,
+    and those it names in its env or args (IMAGE_ARGS)."""
     if isinstance(node, dict):
         for key, value in node.items():
             if key in CONTAINER_LISTS and isinstance(value, list):
                 for container in value:
-                    if isinstance(container, dict) and isinstance(container.get("image"), str):
-                        yield container["image"]
+                    if isinstance(container, dict):
+                        yield from _container_images(container)
             yield from images_in(value)
     elif isinstance(node, list):
         for item in node:

@@ -23,6 +23,21 @@ def test_images_come_from_every_container_list_at_any_depth():
             }
         },
     }
+    # Images a container starts itself: KFP's driver and launcher, Argo's executor.
+    api_server = {
+        "image": "ml-pipeline/api-server:2.17.0",
+        "env": [{"name": "V2_DRIVER_IMAGE", "value": "kfp-driver:2.17.0"}, {"name": "X"}],
+    }
+    controller = {"image": "workflow-controller:v4", "args": ["--executor-image", "argoexec:v4"]}
+    pods = {"spec": {"containers": [api_server, controller]}}
+    assert sorted(images_in(pods)) == sorted(
+        [
+            "ml-pipeline/api-server:2.17.0",
+            "kfp-driver:2.17.0",
+            "workflow-controller:v4",
+            "argoexec:v4",
+        ]
+    )
     # A custom resource that embeds a pod spec (an Argo workflow template, say).
     custom = {"kind": "Workflow", "spec": {"templates": [{"containers": [{"image": "x:2"}]}]}}
     assert sorted(images_in([deployment, custom])) == ["app:1.0", "busybox:1.37", "x:2"]
