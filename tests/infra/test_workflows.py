@@ -363,8 +363,10 @@ def test_cluster_runs_read_records_from_the_cluster_store_through_a_port_forward
     scripts = [step.get("run", "") for step in steps]
     run_step = next(i for i, s in enumerate(scripts) if "orchbench run" in s and "cluster" in s)
     before = "\n".join(scripts[:run_step])
+    assert f"bash {PORT_FORWARDS}" in before
     namespace = StorageConfig().namespace
-    assert f"-n {namespace} port-forward svc/{SERVICE_NAME} {S3_PORT}:{S3_PORT}" in before
+    store = f"forward s3 {namespace} {SERVICE_NAME} {S3_PORT}:{S3_PORT} http://localhost:{S3_PORT}/"
+    assert store in (REPO_ROOT / PORT_FORWARDS).read_text()
     assert f"get secret {ARTIFACT_SECRET_NAME}" in before
     for variable in (
         "ORCHBENCH_ARTIFACT_ROOT",
@@ -388,3 +390,29 @@ def test_every_pinned_image_is_looked_up_before_pulumi_up():
         assert source in script
     assert '"${preflight}"/manifests/*.yaml' in script
     assert "docker manifest inspect" in script and 'exit "${missing}"' in script
+
+
+PORT_FORWARDS = ".github/scripts/port-forwards.sh"
+
+
+def test_the_forwards_are_infras_and_kept_up_for_every_cluster_step(kind_run):
+    """The port-forwards the e2e run keeps up are the ones infra exports for each system, and
+    every step that talks to the cluster (re)establishes them first; the benchmark, which runs
+    for many minutes, keeps them up in a loop."""
+    script = (REPO_ROOT / PORT_FORWARDS).read_text()
+    forwards = set(re.findall(r"^\s*forward \S+ (\S+) (\S+) (\S+) \S+$", script, re.MULTILINE))
+    for system in ("airflow", "prefect", "kubeflow"):
+        exported = kind_run.resolved[system]
+        command = exported.get("apiPortForward") or exported["portForward"]
+        namespace, service, ports = re.fullmatch(
+            r"kubectl -n (\S+) port-forward svc/(\S+) (\d+:\d+)", command
+        ).groups()
+        assert (namespace, service, ports) in forwards, (system, command)
+    steps = load("e2e-kind.yml")["jobs"]["e2e"]["steps"]
+    for step in steps:
+        run = step.get("run", "")
+        if "--target cluster" in run:
+            assert f"bash {PORT_FORWARDS}" in run, step.get("name")
+    bench = next(s["run"] for s in steps if "orchbench bench --target cluster" in s.get("run", ""))
+    assert f"bash {PORT_FORWARDS} --watch 20 &" in bench
+    assert "--watch" in script and "all_forwards ||" in script  # a watch never exits on a miss
