@@ -23,7 +23,8 @@ from benchmarks.tools.airflow import client as client_module
 from benchmarks.tools.airflow.adapter import AirflowAdapter
 from shared_ml.config import validate_config
 from shared_ml.errors import ConfigError
-from shared_ml.records import RunRecordError, StepRecord, read_run_record, write_step_record
+from shared_ml.records import RunRecordError, read_run_record
+from tests.cluster_support import write_select_record
 from tests.unit.s3_server import s3_endpoint, use_endpoint  # noqa: F401  (fixture)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -78,17 +79,7 @@ class FakeCluster:
         """As a task pod: the config from the conf only (no file of the runner), validated
         as pipelines.airflow.tasks.run_config does; the step record where it says."""
         config = validate_config(conf["config"], "dag_run.conf -> config")
-        now = datetime.now(UTC)
-        select = StepRecord(
-            step="select",
-            attempt=1,
-            started_at=now,
-            ended_at=now,
-            duration_s=0.0,
-            outcome="success",
-            metadata={"metrics": {"f1": 0.97}, "prediction_hash": "abc123", "selected": "logreg"},
-        )
-        write_step_record(config.storage.runs_root, run_id, select)
+        write_select_record(config.storage.runs_root, run_id, 0.97, "abc123", "logreg")
 
 
 @pytest.fixture

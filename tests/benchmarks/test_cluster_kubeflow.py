@@ -23,7 +23,6 @@ import itertools
 import json
 import sys
 import types
-from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -38,7 +37,8 @@ from pipelines.kubeflow import deploy
 from pipelines.kubeflow.deploy import ir_containers
 from shared_ml.config import config_from_json
 from shared_ml.errors import ConfigError
-from shared_ml.records import StepRecord, read_run_record, write_step_record
+from shared_ml.records import read_run_record
+from tests.cluster_support import write_select_record
 from tests.unit.s3_server import s3_endpoint, use_endpoint  # noqa: F401  (fixture)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -278,17 +278,7 @@ class FakeSubmission:
         config_json = deploy.cluster_config_json(option["--config"], int(option["--seed"]))
         self.parameters.append({"config_json": config_json, "run_id": option["--run-id"]})
         config = config_from_json(config_json)
-        now = datetime.now(UTC)
-        select = StepRecord(
-            step="select",
-            attempt=1,
-            started_at=now,
-            ended_at=now,
-            duration_s=0.0,
-            outcome="success",
-            metadata={"metrics": {"f1": 0.95}, "prediction_hash": "cafe01", "selected": "hgb"},
-        )
-        write_step_record(config.storage.runs_root, option["--run-id"], select)
+        write_select_record(config.storage.runs_root, option["--run-id"], 0.95, "cafe01", "hgb")
         return {"status": "success", "kfp_run_id": "kfp-1", "log": None}
 
 

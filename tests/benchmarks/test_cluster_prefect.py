@@ -30,8 +30,9 @@ from benchmarks.tools.prefect import cluster as cluster_module
 from benchmarks.tools.prefect.adapter import PrefectAdapter
 from benchmarks.tools.prefect.paths import PrefectRunError
 from shared_ml.config import validate_config
-from shared_ml.records import RunRecordError, StepRecord, read_run_record, write_step_record
+from shared_ml.records import RunRecordError, read_run_record
 from shared_ml.spec import PIPELINE
+from tests.cluster_support import write_select_record
 from tests.unit.s3_server import s3_endpoint, use_endpoint  # noqa: F401  (fixture)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -136,17 +137,9 @@ class FakePrefectServer:
         """As the flow-run pod: the config from the parameters only, validated as the flow
         does, a step record where it says."""
         config = validate_config(parameters["config"], "flow parameter 'config'")
-        now = datetime.now(UTC)
-        select = StepRecord(
-            step="select",
-            attempt=1,
-            started_at=now,
-            ended_at=now,
-            duration_s=0.0,
-            outcome="success",
-            metadata={"metrics": {"f1": 0.96}, "prediction_hash": "feed42", "selected": "forest"},
+        write_select_record(
+            config.storage.runs_root, parameters["run_id"], 0.96, "feed42", "forest"
         )
-        write_step_record(config.storage.runs_root, parameters["run_id"], select)
 
 
 @pytest.fixture
