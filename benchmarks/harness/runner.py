@@ -257,8 +257,12 @@ def run_session(
             if scenario == "setup":
                 continue
             advance(f"{label}: {scenario}", 0)
+            restarts = len(getattr(adapter, "crash_restarts", ()))
             with guarded(session, scenario):
                 SCENARIO_FUNCTIONS[scenario](session)
+            # A component that crashed and was started again is part of what happened.
+            for note in getattr(adapter, "crash_restarts", [])[restarts:]:
+                session.outcome("ok", f"restarted after a crash: {note.splitlines()[0]}")
             units = len(plan.chain_sizes) + len(plan.fanout_sizes) if scenario == "scaling" else 1
             advance(f"{label}: {scenario} done", units)
     finally:

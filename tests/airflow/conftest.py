@@ -97,6 +97,11 @@ def _snapshot_sqlite(source: Path, target: Path) -> None:
         src.backup(dst)
 
 
+def _say(notes: list[str]) -> None:
+    for note in notes:
+        print(f"\n[airflow test session] {note}")
+
+
 @pytest.fixture(scope="session")
 def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowTestInstance]:
     root = tmp_path_factory.mktemp("airflow-session")
@@ -128,7 +133,12 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowTestIns
         template_db = root / "template.db"
         _snapshot_sqlite(settings.home / "airflow.db", template_db)
         services.start()
-        client = AirflowClient(settings.url, airflow_home=settings.home, timeout_s=60)
+        client = AirflowClient(
+            settings.url,
+            airflow_home=settings.home,
+            timeout_s=60,
+            watchdog=lambda: _say(services.revive_crashed()),  # as the adapter's does
+        )
         client.wait_for_dag(ML_DAG, timeout_s=300)
         yield AirflowTestInstance(services, client, orchbench_home, template_db, root, smtp)
         client.close()

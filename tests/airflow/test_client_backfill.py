@@ -146,3 +146,25 @@ def test_an_error_that_is_not_a_busy_database_is_raised() -> None:
 
     with pytest.raises(AirflowApiError, match="409"):
         client_for(Refusing(committed=None)).run_backfill(DAG, DATES[0].date(), DATES[-1].date())
+
+
+def test_a_backfill_deleted_while_waited_for_is_made_again() -> None:
+    """Airflow's clean-up after the lock error deletes the partial backfill and its runs
+    best effort: it may still be listed when the client looks, then answer 404."""
+
+    class Vanishing(PartialBackfillApi):
+        def handle(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path == "/api/v2/backfills/1" and request.method == "GET":
+                self.backfills[0]["completed_at"] = "deleted"  # no longer running
+                for day in DATES[: self.committed]:  # its runs went with it
+                    self.queued_at[day] = T0
+                return httpx.Response(404, json={"detail": "Backfill not found"})
+            return super().handle(request)
+
+    api = Vanishing(committed=2)
+    made = client_for(api).run_backfill(
+        DAG, DATES[0].date(), DATES[-1].date(), reprocess_behavior="completed"
+    )
+    assert [b["id"] for b in made] == [1, 2]
+    assert datetime.fromisoformat(api.posts[1]["from_date"]) == DATES[0]  # all of it again
+    assert all(q != T0 for q in api.queued_at.values())

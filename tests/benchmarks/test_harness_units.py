@@ -428,3 +428,36 @@ def test_orchbench_run_path_errors_exit_2_naming_the_option(args: list[str], mes
     done = CliRunner().invoke(app, ["run", *args])
     assert done.exit_code == 2, done.output
     assert message in " ".join(done.output.split()) and "Traceback" not in done.output
+
+
+def test_a_crash_restart_during_a_scenario_is_in_what_happened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A component the adapter restarted after a crash while a scenario ran (Airflow's
+    client watchdog) becomes an "ok" note of that scenario, shown under what happened."""
+    from benchmarks.harness import runner
+
+    note = "Airflow's scheduler (pid 7) exited (exit code -9); started again. Last lines:\nx"
+
+    def crashing_scenario(session: Any) -> None:
+        session.adapter.crash_restarts = [note]
+
+    monkeypatch.setitem(runner.SCENARIO_FUNCTIONS, "latency", crashing_scenario)
+    monkeypatch.setattr(runner, "warm_up", lambda session: None)
+    plan = make_plan(
+        tools=["local"],
+        scenarios=["latency"],
+        profiles=["defaults"],
+        repeat=1,
+        quick=True,
+        target="local",
+        urls={},
+        output_dir=tmp_path,
+        environ={},
+    )
+    collected = runner.Collected()
+    runner.run_session(plan, "local", "defaults", 0, tmp_path, collected, lambda d, u: None)
+    notes = [o for o in collected.outcomes if o["scenario"] == "latency" and o["reason"]]
+    assert [(o["status"], o["reason"]) for o in notes] == [
+        ("ok", "restarted after a crash: " + note.splitlines()[0])
+    ]

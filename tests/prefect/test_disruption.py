@@ -40,7 +40,10 @@ def session(adapter: PrefectAdapter, config_path: Path, tmp_path_factory) -> Ses
         environ={},
     )
     plan.restart_delay_s = 6.0
-    plan.run_timeout_s = 30.0  # a run the tool never ends is reported, not waited for
+    # A run the tool never ends (a flow run whose worker restarted) is reported, not
+    # waited for: the scenario waits this long for its end, then reads its state.
+    plan.run_timeout_s = 30.0
+    plan.disruption_timeout_s = 90.0
     work = plan.output_dir / "work"
     return Session(plan, "prefect", "tuned", 0, adapter, "in-process", Collected(), work)
 

@@ -18,6 +18,7 @@ the config then travels by value and the record is read from the cluster's objec
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -59,6 +60,8 @@ from shared_ml.config import Partition, PipelineConfig, load_config
 from shared_ml.records import RunRecord, collect_run_record, write_run_record
 from shared_ml.runner import new_run_id
 
+log = logging.getLogger(__name__)
+
 
 class AirflowAdapter(WorkloadRuns, Disruptions, Backfills, ToolAdapter):
     name = "airflow"
@@ -95,6 +98,8 @@ class AirflowAdapter(WorkloadRuns, Disruptions, Backfills, ToolAdapter):
             self.database = self.settings.database
         self.services = AirflowServices(self.settings)
         self._run_dags: dict[str, str] = {}  # dag_run_id -> dag_id, for task_timings
+        # What the client's watchdog restarted after a crash; every later record says so.
+        self.crash_restarts: list[str] = []
 
     # --- services -----------------------------------------------------------------------
     def _state(self) -> ServiceState | None:
@@ -149,6 +154,8 @@ class AirflowAdapter(WorkloadRuns, Disruptions, Backfills, ToolAdapter):
         # SIGTERM/SIGHUP become KeyboardInterrupt, so services started here are stopped.
         with signals_as_interrupts():
             if self.target == "local" and not self.services.is_running():
+                self._revive()  # a crashed scheduler or dag-processor: only that one
+            if self.target == "local" and not self.services.is_running():
                 self.start_services()
                 started_here = os.environ.get("ORCHBENCH_AIRFLOW_KEEP_SERVICES") != "1"
             try:
@@ -167,7 +174,12 @@ class AirflowAdapter(WorkloadRuns, Disruptions, Backfills, ToolAdapter):
                 f"Airflow is not running in {self.settings.home}: start it with `orchbench "
                 "airflow up` (or point ORCHBENCH_AIRFLOW_HOME at the install that ran the run)"
             )
-        return AirflowClient(state.url, airflow_home=self.settings.home)
+        return AirflowClient(state.url, airflow_home=self.settings.home, watchdog=self._revive)
+
+    def _revive(self) -> None:
+        for note in self.services.revive_crashed():
+            log.warning(note)
+            self.crash_restarts.append(note)
 
     def _remote_client(self) -> AirflowClient:
         """A client for the Airflow API at ``--url`` (a cluster's)."""
@@ -323,6 +335,8 @@ class AirflowAdapter(WorkloadRuns, Disruptions, Backfills, ToolAdapter):
             else None,
             "tasks": [t.as_dict() for t in tries],
         }
+        if self.crash_restarts:
+            details["components_restarted_after_crash"] = list(self.crash_restarts)
         with contextlib.suppress(Exception):
             details["airflow_version"] = client.request("GET", "/version")["version"]
         collect = collect_from_store if self.target == "cluster" else collect_run_record

@@ -24,6 +24,7 @@ from benchmarks.tools.airflow.services import admin_password
 
 __all__ = ["AirflowApiError", "AirflowClient", "AirflowTimeout", "TaskTry", "parse_time"]
 
+WATCHDOG_EVERY_S = 5.0
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 TERMINAL_TASK_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 
@@ -89,7 +90,10 @@ class AirflowClient(BackfillCalls):
         password: str | None = None,
         airflow_home: Path | None = None,
         timeout_s: float = 30.0,
+        watchdog: Callable[[], None] | None = None,
     ) -> None:
+        """``watchdog`` is called every ``WATCHDOG_EVERY_S`` while a ``wait_until`` waits:
+        the adapter's check that the services it waits on are still there."""
         if password is None and airflow_home is None:
             raise ValueError("AirflowClient needs a password or the AIRFLOW_HOME to read it from")
         self.url = url.rstrip("/")
@@ -98,6 +102,8 @@ class AirflowClient(BackfillCalls):
         self._home = airflow_home
         self._token: str | None = None
         self._http = httpx.Client(base_url=self.url, timeout=timeout_s, trust_env=False)
+        self._watchdog = watchdog
+        self._watched_at = time.monotonic()
 
     def close(self) -> None:
         self._http.close()
@@ -166,9 +172,8 @@ class AirflowClient(BackfillCalls):
             if not page[key] or len(items) >= page.get("total_entries", len(items)):
                 return items
 
-    @staticmethod
     def wait_until(
-        check: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.5
+        self, check: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.5
     ) -> Any:
         """Call ``check`` until it returns something truthy; raise AirflowTimeout after
         ``timeout_s`` naming ``what``."""
@@ -179,6 +184,9 @@ class AirflowClient(BackfillCalls):
                 return result
             if time.monotonic() > deadline:
                 raise AirflowTimeout(f"timed out after {timeout_s:.0f} s waiting for {what}")
+            if self._watchdog and time.monotonic() - self._watched_at >= WATCHDOG_EVERY_S:
+                self._watchdog()
+                self._watched_at = time.monotonic()
             time.sleep(interval_s)
 
     # --- DAGs ---------------------------------------------------------------------------

@@ -60,11 +60,13 @@ class BackfillCalls:
             if whole:
                 self.wait_for_backfill(backfill["id"], remaining_s)
                 return made
-            queued = self._dates_queued_since(dag_id, backfill)
-            if queued:
+            if self._dates_queued_since(dag_id, backfill):
                 self.wait_for_backfill(backfill["id"], remaining_s)
             else:
                 self.cancel_backfill(backfill["id"])  # it queued no run: nothing to wait for
+            # Read after the wait: Airflow's clean-up may have deleted the backfill, and its
+            # runs with it, while it was waited for.
+            queued = self._dates_queued_since(dag_id, backfill)
             start = parse_time(body["from_date"])
             missing = sorted(d for d in planned if d not in queued and d >= start)  # type: ignore[operator]
             if not missing:
@@ -147,9 +149,19 @@ class BackfillCalls:
 
     def wait_for_backfill(
         self, backfill_id: int, timeout_s: float = 900.0, interval_s: float = 1.0
-    ) -> dict[str, Any]:
-        def completed() -> dict[str, Any] | None:
-            backfill = self.backfill(backfill_id)
+    ) -> dict[str, Any] | None:
+        """Wait until the backfill is completed and return it; None if it is gone (Airflow
+        deletes a backfill whose creation a lock error cut short, runs and all, best effort
+        and so sometimes after answering, while it is already listed)."""
+
+        def completed() -> dict[str, Any] | bool | None:
+            try:
+                backfill = self.backfill(backfill_id)
+            except AirflowApiError as err:
+                if err.status == 404:
+                    return True
+                raise
             return backfill if backfill.get("completed_at") else None
 
-        return self.wait_until(completed, timeout_s, f"backfill {backfill_id}", interval_s)
+        done = self.wait_until(completed, timeout_s, f"backfill {backfill_id}", interval_s)
+        return done if isinstance(done, dict) else None

@@ -20,7 +20,7 @@ from filelock import FileLock
 
 from benchmarks.environments import tool_bin, tool_env
 from benchmarks.services.postgres import EmbeddedPostgres, PostgresError, redact
-from benchmarks.services.processes import accepts_connections
+from benchmarks.services.processes import accepts_connections, exit_note, tail
 from benchmarks.services.secret_files import persistent_secret
 from benchmarks.services.supervisor import (
     SupervisedState,
@@ -160,6 +160,11 @@ def component_command(component: str, settings: ServiceSettings) -> list[str]:
     raise ServiceError(f"unknown component {component!r}; expected one of {COMPONENTS}")
 
 
+# The components a deployment restarts when they exit (the API server's clients notice
+# its absence at once; these two fail silently: runs just stop moving).
+RESTARTED_ON_EXIT = ("scheduler", "dag-processor")
+
+
 class AirflowServices:
     """Start, inspect and stop one local Airflow install (one AIRFLOW_HOME)."""
 
@@ -233,6 +238,7 @@ class AirflowServices:
                     return existing
                 # A half-dead install (a component crashed, or the caller was killed).
                 self.supervisor.stop(timeout_s=self.settings.stop_timeout_s)
+                self._wait_port_released()
             if not port_is_free(self.settings.port):
                 raise ServiceError(
                     f"port {self.settings.port} on 127.0.0.1 is already in use by another "
@@ -319,33 +325,64 @@ class AirflowServices:
                 raise ServiceError(f"Airflow's {component} is not running in {self.settings.home}")
             begun = time.time()
             self.supervisor.stop([component], timeout_s=self.settings.stop_timeout_s)
-            deadline = time.monotonic() + self.settings.health_timeout_s
-            while component == "api-server" and accepts_connections(self.settings.port):
-                if time.monotonic() > deadline:
-                    raise ServiceError(
-                        f"port {self.settings.port} still listened on after the stop"
-                    )
-                time.sleep(0.2)  # a straggler of the old server may hold it for a moment
-            record = self._spawn(component, airflow_env(self.settings))
-            heartbeat = {"scheduler": "scheduler", "dag-processor": "dag_processor"}.get(component)
-
-            def healthy_again() -> bool:
-                report = health(self.settings.url)
-                if not is_healthy(report) or heartbeat is None:
-                    return is_healthy(report)
-                beat = (report or {})[heartbeat].get(f"latest_{heartbeat}_heartbeat")
-                return bool(beat) and datetime.fromisoformat(beat).timestamp() > begun
-
-            try:
-                self.supervisor.wait_healthy(
-                    record,
-                    healthy_again,
-                    timeout_s=self.settings.health_timeout_s,
-                    what=f"Airflow at {self.settings.url} after restarting its {component}",
-                )
-            except SupervisorError as err:
-                raise ServiceError(str(err)) from None
+            if component == "api-server":
+                self._wait_port_released()
+            self._wait_back(component, self._spawn(component, airflow_env(self.settings)), begun)
             return time.time() - begun
+
+    def _wait_port_released(self) -> None:
+        """A straggler of a stopped API server may hold its port for a moment."""
+        deadline = time.monotonic() + self.settings.health_timeout_s
+        while accepts_connections(self.settings.port):
+            if time.monotonic() > deadline:
+                raise ServiceError(f"port {self.settings.port} still listened on after the stop")
+            time.sleep(0.2)
+
+    def revive_crashed(self) -> list[str]:
+        """Start again a scheduler or dag-processor that exited on its own while the
+        install is up, as the chart's Deployments or a systemd unit would; one note per
+        restart, naming how it ended and its log's last lines. Airflow 3.3.2's scheduler,
+        for one, exits when a backfill that a lock error cut short deletes runs it was
+        scheduling (ObjectDeletedError), and every run then waits forever. Nothing while
+        the install is stopped, or while a start, stop or restart holds its lock."""
+        notes = []
+        with self._locked(), signals_as_interrupts():
+            state = self.supervisor.read()
+            for component in RESTARTED_ON_EXIT:
+                record = state.get(component) if state else None
+                if record is None or record.alive():
+                    continue
+                begun = time.time()
+                notes.append(
+                    f"Airflow's {component} (pid {record.pid}) exited{exit_note(record.pid)}; "
+                    f"started again. Last lines of {record.log}:\n{tail(record.log, 8)}"
+                )
+                self._wait_back(
+                    component, self._spawn(component, airflow_env(self.settings)), begun
+                )
+        return notes
+
+    def _wait_back(self, component: str, record: ComponentProcess, begun: float) -> None:
+        """Wait until the API reports every part healthy, a (re)started scheduler or
+        dag-processor with a heartbeat newer than ``begun``."""
+        heartbeat = {"scheduler": "scheduler", "dag-processor": "dag_processor"}.get(component)
+
+        def healthy_again() -> bool:
+            report = health(self.settings.url)
+            if not is_healthy(report) or heartbeat is None:
+                return is_healthy(report)
+            beat = (report or {})[heartbeat].get(f"latest_{heartbeat}_heartbeat")
+            return bool(beat) and datetime.fromisoformat(beat).timestamp() > begun
+
+        try:
+            self.supervisor.wait_healthy(
+                record,
+                healthy_again,
+                timeout_s=self.settings.health_timeout_s,
+                what=f"Airflow at {self.settings.url} after restarting its {component}",
+            )
+        except SupervisorError as err:
+            raise ServiceError(str(err)) from None
 
     def stop(self) -> dict[str, str]:
         """Stop every process recorded in AIRFLOW_HOME/run (works from any shell); how
