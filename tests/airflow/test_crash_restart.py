@@ -18,6 +18,15 @@ def test_a_crashed_scheduler_is_started_again_and_the_waiting_run_completes(
     airflow: AirflowTestInstance,
 ) -> None:
     services = airflow.services
+    # Killed while idle. A task the dead scheduler had queued would wait for the next
+    # one's orphan check (5 min by default) and hold its DAG's max_active_runs meanwhile,
+    # which the session's later tests would trip over.
+    airflow.client.wait_until(
+        lambda: not airflow.client.dag_runs("~", state=["queued", "running"]),
+        300,
+        "no queued or running DAG run in the session",
+        1.0,
+    )
     crashed = services.running_components()["scheduler"]
     os.killpg(crashed.pid, signal.SIGKILL)  # the scheduler and its executor's workers
     deadline = time.monotonic() + 30
