@@ -223,6 +223,21 @@ def test_cli_cluster_errors_exit_2_with_one_line(monkeypatch: pytest.MonkeyPatch
     assert bad_target.exit_code == 2 and "--target 'moon'" in bad_target.output
 
 
+def local_latency_plan(output_dir: Path, target: str, environ: dict[str, str]) -> Any:
+    """The plain runner's latency scenario once, at defaults: the smallest real plan."""
+    return make_plan(
+        tools=["local"],
+        scenarios=["latency"],
+        profiles=["defaults"],
+        repeat=1,
+        quick=True,
+        target=target,
+        urls={},
+        output_dir=output_dir,
+        environ=environ,
+    )
+
+
 def test_cluster_wiring_reaches_the_adapter(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -235,17 +250,7 @@ def test_cluster_wiring_reaches_the_adapter(
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/"
         monkeypatch.setitem(URL_ENV, "local", "ORCHBENCH_LOCAL_URL")  # treat local as remote
-        plan = make_plan(
-            tools=["local"],
-            scenarios=["latency"],
-            profiles=["defaults"],
-            repeat=1,
-            quick=True,
-            target="cluster",
-            urls={},
-            output_dir=tmp_path,
-            environ={"ORCHBENCH_LOCAL_URL": url},
-        )
+        plan = local_latency_plan(tmp_path, "cluster", {"ORCHBENCH_LOCAL_URL": url})
         harness_cli.check_reachable(plan)  # no error
         seen = {}
         from benchmarks.tools import local
@@ -444,17 +449,7 @@ def test_a_crash_restart_during_a_scenario_is_in_what_happened(
 
     monkeypatch.setitem(runner.SCENARIO_FUNCTIONS, "latency", crashing_scenario)
     monkeypatch.setattr(runner, "warm_up", lambda session: None)
-    plan = make_plan(
-        tools=["local"],
-        scenarios=["latency"],
-        profiles=["defaults"],
-        repeat=1,
-        quick=True,
-        target="local",
-        urls={},
-        output_dir=tmp_path,
-        environ={},
-    )
+    plan = local_latency_plan(tmp_path, "local", {})
     collected = runner.Collected()
     runner.run_session(plan, "local", "defaults", 0, tmp_path, collected, lambda d, u: None)
     notes = [o for o in collected.outcomes if o["scenario"] == "latency" and o["reason"]]
