@@ -20,7 +20,7 @@ from benchmarks.harness.plan import Plan, PlanError
 from benchmarks.harness.session import Collected
 
 CHECKPOINT = "checkpoint.json"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: Plan.tune_sqlite (it changes the session order)
 SessionKey = tuple[int, str, str]  # (repetition, profile, tool label)
 
 

@@ -219,6 +219,14 @@ def bench(
             "on PostgreSQL is reported as <tool>+postgres.",
         ),
     ] = None,
+    tune_sqlite: Annotated[
+        bool,
+        typer.Option(
+            "--tune-sqlite",
+            help="With both databases, run the tuned profiles on SQLite too (by default "
+            "SQLite runs as shipped, and the profiles are compared on PostgreSQL).",
+        ),
+    ] = False,
 ) -> None:
     """Benchmark the tools on the same work and write results.json, report.md, report.html.
 
@@ -237,6 +245,7 @@ def bench(
             "--quick": quick or None,
             "--config": config,
             "--db": databases,
+            "--tune-sqlite": tune_sqlite or None,
             "--airflow-url": airflow_url,
             "--prefect-url": prefect_url,
             "--kubeflow-url": kubeflow_url,
@@ -267,6 +276,7 @@ def bench(
             output_dir=output,
             pipeline_config=config,
             databases=databases,
+            tune_sqlite=tune_sqlite,
         )
         check_reachable(plan)
     except PlanError as err:

@@ -92,14 +92,14 @@ def run_to_completion(
         try:
             code = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            signal_group(proc.pid, signal.SIGKILL)
+            signal_process_group(proc.pid, signal.SIGKILL)
             proc.wait()
             raise SupervisorError(
                 f"`{label}` did not finish within {timeout_s:.0f} s; last lines of {log}:\n"
                 f"{tail(log)}"
             ) from None
         except BaseException:
-            signal_group(proc.pid, signal.SIGKILL)
+            signal_process_group(proc.pid, signal.SIGKILL)
             proc.wait()
             raise
     if code != 0:
@@ -273,7 +273,7 @@ def group_members(pgid: int) -> list[psutil.Process]:
     return members
 
 
-def signal_group(pgid: int, sig: signal.Signals) -> None:
+def signal_process_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
 

@@ -43,7 +43,7 @@ from benchmarks.services.processes import (
     reap,
     run_to_completion,
     send_signal,
-    signal_group,
+    signal_process_group,
     signals_as_interrupts,
     start_time_of,
     tail,
@@ -230,7 +230,7 @@ class Supervisor:
                 state.processes.append(record)
             self.write(state)
         except BaseException:
-            signal_group(proc.pid, signal.SIGKILL)
+            signal_process_group(proc.pid, signal.SIGKILL)
             proc.wait()
             raise
         return record
@@ -310,7 +310,7 @@ def stop_processes(records: Sequence[ProcessRecord], timeout_s: float) -> dict[s
         if leader is not None and not record.signal_group:
             send_signal(leader, sig)
         else:
-            signal_group(record.pgid, sig)
+            signal_process_group(record.pgid, sig)
             for proc in members:
                 if group_of(proc) != record.pgid:
                     send_signal(proc, sig)
@@ -322,7 +322,7 @@ def stop_processes(records: Sequence[ProcessRecord], timeout_s: float) -> dict[s
         survivors = live_unique([*alive, *group_members(record.pgid)])
         survivors = live_unique([*survivors, *(d for p in survivors for d in descendants(p.pid))])
         if survivors:
-            signal_group(record.pgid, signal.SIGKILL)
+            signal_process_group(record.pgid, signal.SIGKILL)
             for proc in survivors:
                 send_signal(proc, signal.SIGKILL)
             wait_exited(survivors, KILL_WAIT_S)

@@ -73,12 +73,14 @@ def test_up_status_down_leaves_no_orphans(cli_home) -> None:
     state_file = home / "run" / "services.json"
 
     # 1. `up` interrupted half-way (Ctrl-C) stops what it had started.
-    starting = subprocess.Popen(
-        _orchbench("up", "--home", str(home), "--port", str(port)),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    up_output = home.parent / "interrupted-up.txt"
+    with up_output.open("wb") as out:
+        starting = subprocess.Popen(
+            _orchbench("up", "--home", str(home), "--port", str(port)),
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     # Interrupt as soon as the first component is spawned: health is seconds away then,
     # so the Ctrl-C always lands mid-start (waiting for all three raced a fast start).
     deadline = time.monotonic() + 180
@@ -91,7 +93,8 @@ def test_up_status_down_leaves_no_orphans(cli_home) -> None:
     else:
         pytest.fail("up did not start a component within 180 s")
     starting.send_signal(signal.SIGINT)
-    assert starting.wait(timeout=120) == 130
+    code = starting.wait(timeout=120)
+    assert code == 130, f"exit {code}; its output:\n{up_output.read_text(errors='replace')[-3000:]}"
     # Every component runs with AIRFLOW_HOME as its working directory: none may survive.
     survivors = []
     for proc in psutil.process_iter():

@@ -47,13 +47,13 @@ def test_session_order_is_shuffled_per_repetition_and_reproducible_from_its_seed
     plan.order_seed = 7  # fixed, so the test is deterministic
     order = session_order(plan)
     # every (repetition, profile, tool) exactly once, for the profiles each tool has:
-    # local and kubeflow have no knob, so no "tuned" session
     assert sorted(order) == sorted(
         (r, p, t)
         for r in range(6)
         for p in plan.profiles
         for t in plan.tool_labels()  # airflow and prefect once per database
-        if t.startswith(("airflow", "prefect")) or p == "defaults"
+        # no knob on local and kubeflow, and SQLite runs as shipped: no "tuned" session
+        if t.endswith("+postgres") or p == "defaults"
     )
     assert order == session_order(plan)  # the seed alone decides it
     firsts = {order[i][2] for i in range(len(order)) if i == 0 or order[i][:2] != order[i - 1][:2]}
@@ -132,12 +132,13 @@ def test_quick_plan_is_small() -> None:
 
 
 def test_each_tool_runs_the_profiles_it_has() -> None:
-    """The default plan runs Airflow's and Prefect's defaults and tuned, not Airflow's
+    """The default plan runs Airflow's and Prefect's defaults and tuned (on PostgreSQL), not Airflow's
     labelled tuned+preload variant; asked for by name, only Airflow runs it; a tool with
     none of the asked profiles runs its defaults."""
     plan = local_plan(quick=False)
     assert plan.profiles == ["defaults", "tuned"]
-    assert plan.profiles_for("airflow") == plan.profiles_for("prefect") == ["defaults", "tuned"]
+    for label in ("airflow+postgres", "prefect+postgres"):
+        assert plan.profiles_for(label) == ["defaults", "tuned"]
     assert plan.profiles_for("kubeflow") == ["defaults"]
     variant = local_plan(quick=False, profiles=["tuned+preload"], databases=["sqlite"])
     assert variant.profiles_for("airflow") == ["tuned+preload"]

@@ -43,9 +43,33 @@ def test_a_label_names_its_tool_and_database(label: str, tool: str, database: st
     assert (base_tool(label), database_of(label)) == (tool, database)
 
 
-def test_a_postgres_label_runs_its_tools_profiles() -> None:
-    plan = local_plan(quick=False, repeat=1, tools=["airflow"])
-    assert plan.profiles_for("airflow+postgres") == plan.profiles_for("airflow")
+def test_the_profiles_are_compared_on_postgres_and_sqlite_runs_as_shipped() -> None:
+    plan = local_plan(quick=False, repeat=1, tools=["airflow", "prefect", "kubeflow"])
+    assert plan.profiles_for("airflow+postgres") == ["defaults", "tuned"]
+    assert plan.profiles_for("prefect+postgres") == ["defaults", "tuned"]
+    assert plan.profiles_for("airflow") == plan.profiles_for("prefect") == ["defaults"]
+    assert plan.profiles_for("kubeflow") == ["defaults"]  # it has no knob
+    assert sorted(session_order(plan)) == sorted(
+        [
+            (0, "defaults", "airflow"),
+            (0, "defaults", "airflow+postgres"),
+            (0, "tuned", "airflow+postgres"),
+            (0, "defaults", "prefect"),
+            (0, "defaults", "prefect+postgres"),
+            (0, "tuned", "prefect+postgres"),
+            (0, "defaults", "kubeflow"),
+        ]
+    )
+    assert any("airflow, prefect on SQLite run as shipped" in note for note in plan.notes)
+
+
+def test_tune_sqlite_or_sqlite_alone_runs_every_profile_on_sqlite() -> None:
+    both = local_plan(quick=False, repeat=1, tools=["airflow"], tune_sqlite=True)
+    assert both.profiles_for("airflow") == both.profiles_for("airflow+postgres")
+    assert len(session_order(both)) == 4
+    alone = local_plan(quick=False, repeat=1, tools=["airflow"], databases=["sqlite"])
+    assert alone.profiles_for("airflow") == ["defaults", "tuned"]
+    assert not any("as shipped" in note for note in alone.notes)
 
 
 def test_bad_database_options_are_refused_naming_the_option() -> None:

@@ -67,6 +67,6 @@ def test_resume_errors_name_the_problem(tmp_path: Path) -> None:
     assert done.exit_code == 2 and "drop --repeat" in done.output
     done = cli.invoke(app, ["bench", "--resume", str(tmp_path)])
     assert done.exit_code == 2 and f"no {CHECKPOINT} there" in done.output
-    (tmp_path / CHECKPOINT).write_text('{"version": 1, "plan": {"tools": 3}}', encoding="utf-8")
+    (tmp_path / CHECKPOINT).write_text('{"version": 2, "plan": {"tools": 3}}', encoding="utf-8")
     done = cli.invoke(app, ["bench", "--resume", str(tmp_path)])
     assert done.exit_code == 2 and "is invalid at plan" in done.output

@@ -4,6 +4,7 @@ http.server on a free port, a grandchild that left the group, zombies."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import textwrap
 import time
@@ -193,3 +194,29 @@ def test_a_failing_one_off_command_quotes_its_log(tmp_path: Path) -> None:
     with pytest.raises(SupervisorError, match="exited with 2") as failure:
         run_to_completion(command, env=ENV, log=tmp_path / "migrate.log", timeout_s=120)
     assert "no such table" in str(failure.value)
+
+
+def test_an_interrupt_while_recording_a_spawn_kills_that_process(
+    supervisor: Supervisor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C landing while the state file is written: the process it names must not live
+    on unrecorded, and the interrupt itself reaches the caller (whose cleanup then runs).
+    The first version raised a TypeError here instead: a parameter shadowed the helper."""
+    started: list[int] = []
+    real_popen = subprocess.Popen
+
+    def recording_popen(*args, **kwargs):
+        proc = real_popen(*args, **kwargs)
+        started.append(proc.pid)
+        return proc
+
+    def interrupted_write(state) -> None:
+        raise KeyboardInterrupt("Ctrl-C during the state file's write")
+
+    monkeypatch.setattr(subprocess, "Popen", recording_popen)
+    monkeypatch.setattr(supervisor, "write", interrupted_write)
+    command = [sys.executable, "-c", "import time; time.sleep(600)"]
+    with pytest.raises(KeyboardInterrupt):
+        supervisor.spawn("sleeper", command, env=ENV, log=tmp_path / "sleeper.log")
+    assert len(started) == 1
+    assert gone(started[0])
