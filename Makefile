@@ -35,12 +35,12 @@ lint: .venvs/core/.synced
 # tool's environment; `check-manifests` fails when a committed one differs from a fresh build.
 manifests: .venvs/airflow/.synced .venvs/prefect/.synced .venvs/kubeflow/.synced
 	.venvs/airflow/bin/python -m pipelines.airflow.manifest
-	.venvs/prefect/bin/python -m pipelines.prefect.manifest write
+	.venvs/prefect/bin/python -m pipelines.prefect.manifest
 	.venvs/kubeflow/bin/python -m pipelines.kubeflow.manifest
 
 check-manifests: .venvs/airflow/.synced .venvs/prefect/.synced .venvs/kubeflow/.synced
 	.venvs/airflow/bin/python -m pipelines.airflow.manifest --check
-	.venvs/prefect/bin/python -m pipelines.prefect.manifest check
+	.venvs/prefect/bin/python -m pipelines.prefect.manifest --check
 	.venvs/kubeflow/bin/python -m pipelines.kubeflow.manifest --check
 
 test-core: envs  # the smoke benchmark drives every tool from its own environment

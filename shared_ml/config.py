@@ -267,7 +267,16 @@ def parse_logical_date(value: str | date, where: str = "logical date") -> date:
         raise ConfigError(where, f"expected a date as YYYY-MM-DD, got {value!r}") from None
 
 
-SCHEDULE_PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@yearly")
+# Each preset as the 5-field cron it stands for (Vixie cron's meaning, which croniter, Airflow
+# and Prefect also give it), for the tools that take only a cron expression (KFP).
+SCHEDULE_PRESET_CRONS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+}
+SCHEDULE_PRESETS = tuple(SCHEDULE_PRESET_CRONS)
 
 
 class FaultSpec(_Strict):

@@ -131,15 +131,21 @@ MATRIX: dict[tuple[str, str], Cell] = {
         (AF + "test_pipeline_runs.py::test_failure_notification_reaches_the_webhook",),
     ),
     ("ui", "airflow"): Cell(
-        "not_tested", "the api-server serves a UI, but no test in this repository checks it"
+        "proven",
+        "a headless Chromium logs in to the real api-server's UI and finds a run, its tasks "
+        "and the mapped candidate branches by name",
+        (AF + "test_ui.py::test_log_in_and_find_the_runs_tasks_and_mapped_candidates",),
     ),
     ("kubernetes", "airflow"): Cell(
-        "proven",
-        "task pods from a pinned, strictly validated pod template; infra ships it (static "
-        "checks and Pulumi mocks; real pods only in the kind end-to-end workflow)",
+        "not_tested",
+        "configured, not observed on a cluster: the pod template validates strictly and infra "
+        "ships it (static checks, Pulumi mocks); the exact KubernetesExecutor pod commands of "
+        "two tasks ran on this machine and reported success to a real api-server, without a "
+        "kube API; real pods only in the kind end-to-end workflow",
         (
             AF + "test_pod_template.py::test_pod_template_validates_strictly",
             INFRA + "test_airflow_ships_the_pipeline_pod_template_when_present",
+            AF + "test_pod_rehearsal.py::test_ingest_then_validate_as_kubernetes_executor_pods",
         ),
     ),
     # --- Prefect ---------------------------------------------------------------------
@@ -206,16 +212,22 @@ MATRIX: dict[tuple[str, str], Cell] = {
         (PF + "test_recovery.py::test_webhook_receives_the_failure_notification",),
     ),
     ("ui", "prefect"): Cell(
-        "not_tested", "the server serves a UI, but no test in this repository checks it"
+        "proven",
+        "a headless Chromium opens a finished run's page on the real server's UI and finds "
+        "its task runs, the mapped candidate branches included",
+        (PF + "test_ui.py::test_flow_run_page_lists_the_task_runs_with_the_mapped_candidates",),
     ),
     ("kubernetes", "prefect"): Cell(
-        "proven",
-        "a Kubernetes work pool with the committed job template is accepted by the server; "
-        "jobs run the shared_ml image (real jobs only in the kind end-to-end workflow)",
+        "not_tested",
+        "configured, not observed on a cluster: the real server accepts a Kubernetes work pool "
+        "with the committed job template, whose jobs run the shared_ml image; the exact "
+        "containers of three flow-run Jobs ran on this machine and completed, sharing only the "
+        "object store, without a kube API; real jobs only in the kind end-to-end workflow",
         (
             PF + "test_deployments.py::"
             "test_kubernetes_work_pool_with_the_committed_template_is_accepted_by_the_server",
             PF + "test_k8s.py::test_job_runs_the_shared_ml_image_as_non_root_with_resources",
+            PF + "test_pod_rehearsal.py::test_flow_runs_as_kubernetes_jobs_share_only_the_store",
         ),
     ),
     # --- Kubeflow Pipelines ----------------------------------------------------------
@@ -276,12 +288,15 @@ MATRIX: dict[tuple[str, str], Cell] = {
     ),
     ("ui", "kubeflow"): Cell("not_tested", "the KFP UI exists only on a cluster"),
     ("kubernetes", "kubeflow"): Cell(
-        "proven",
-        "every step is a pod running the pinned shared_ml image; infra applies the KFP "
-        "manifests (static checks and Pulumi mocks)",
+        "not_tested",
+        "configured, not observed on a cluster: every step of the IR runs the pinned "
+        "shared_ml image and infra applies the KFP manifests (static checks, Pulumi mocks); "
+        "the IR's exact commands of two step pods ran on this machine, sharing only the "
+        "object store, without Argo or a kube API; real pods only on a cluster",
         (
             KF + "test_ir.py::test_every_image_is_the_pinned_shared_ml_image",
             INFRA + "test_kubeflow_applies_cluster_scoped_resources_first",
+            KF + "test_pod_rehearsal.py::test_ingest_then_validate_as_kfp_step_pods",
         ),
     ),
 }

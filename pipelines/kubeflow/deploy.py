@@ -7,13 +7,13 @@
 It uploads the pipeline (once) and a pipeline version named after the IR's content hash (so
 re-submitting an unchanged IR re-uses the version), creates a run and waits for it to finish.
 Only with ``--schedule`` does it also make sure of the recurring run for the config's
-``schedule`` (cron): one recurring run named ``orchbench-ml-schedule`` in the experiment, kept
-when it already runs this pipeline version, replaced when it runs another, never created
-twice (``ensure_recurring_run``). The run processes ``--date``'s partition (default: today,
-resolved here); the recurring run's runs get an empty ``logical_date`` and each step dates
-itself (KFP v2 expands no parameter macros, see below). The last stdout line
-is a JSON summary. Exit 0 when the run succeeded, 1 when it did not, 2 when the API cannot be
-reached or the arguments are wrong.
+``schedule`` (cron or preset, checked before any call: ``kfp_cron``): one recurring run named
+``orchbench-ml-schedule`` in the experiment, kept when it already runs this pipeline version,
+replaced when it runs another, never created twice (``ensure_recurring_run``). The run
+processes ``--date``'s partition (default: today, resolved here); the recurring run's runs get
+an empty ``logical_date`` and each step dates itself (KFP v2 expands no parameter macros, see
+below). The last stdout line is a JSON summary. Exit 0 when the run succeeded, 1 when it did
+not, 2 when the API cannot be reached or the arguments (the schedule among them) are wrong.
 
 The IR is compiled with the local tag (``tasks.py`` ``SHARED_ML_IMAGE``); on EKS the nodes pull
 from ECR (stack output ``images.kubeflow``). ``--image`` (default ``$ORCHBENCH_KFP_IMAGE``)
@@ -35,6 +35,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
 import urllib.error
@@ -45,7 +46,12 @@ from typing import Any
 
 import yaml
 
-from shared_ml.config import parse_logical_date, validate_config
+from shared_ml.config import (
+    SCHEDULE_PRESET_CRONS,
+    SCHEDULE_PRESETS,
+    parse_logical_date,
+    validate_config,
+)
 from shared_ml.errors import ConfigError
 
 IR_PATH = Path(__file__).resolve().parent / "orchbench_ml.yaml"
@@ -60,11 +66,30 @@ class ClusterError(RuntimeError):
     """The KFP API cannot be used (unreachable, unhealthy, refused a request)."""
 
 
-def kfp_cron(cron: str) -> str:
-    """KFP's cron has a leading seconds field: ``"0 3 * * *"`` -> ``"0 0 3 * * *"``."""
+# KFP parses a recurring run's cron with robfig/cron v1 (scheduledworkflow/util/cron_schedule.go
+# in kubeflow/pipelines), which has none of the L, W and # that croniter, so the config, accepts.
+KFP_CRON_NAMES = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov"}
+KFP_CRON_NAMES |= {"dec", "sun", "mon", "tue", "wed", "thu", "fri", "sat"}
+
+
+def kfp_cron(schedule: str) -> str:
+    """The config's schedule as KFP's recurring runs take it: six fields, seconds first
+    (``kfp.Client.create_recurring_run``): ``"0 3 * * *"`` -> ``"0 0 3 * * *"``, and a preset
+    as its cron (``"@daily"`` -> ``"0 0 0 * * *"``). ValueError when KFP could not read it."""
+    cron = SCHEDULE_PRESET_CRONS.get(schedule.strip(), schedule)
     fields = cron.split()
     if len(fields) != 5:
-        raise ValueError(f"schedule {cron!r}: expected a 5-field cron expression")
+        raise ValueError(
+            f"schedule {schedule!r}: expected a 5-field cron expression or a preset "
+            f"({', '.join(SCHEDULE_PRESETS)})"
+        )
+    for field in fields:
+        for atom in re.split(r"[,/-]", field):
+            if not (atom in ("*", "?") or atom.isdigit() or atom.lower() in KFP_CRON_NAMES):
+                raise ValueError(
+                    f"schedule {schedule!r}: KFP's cron cannot read the field {field!r} "
+                    "(it takes numbers, *, ?, ranges, steps, lists and names; no L, W or #)"
+                )
     return " ".join(["0", *fields])
 
 
@@ -255,6 +280,11 @@ def submit(
         raise ConfigError(
             f"{config_path}: schedule", "--schedule asks for its recurring run; the config has none"
         )
+    if schedule:
+        try:  # before any call: the one-off run is made first and would be left behind
+            kfp_cron(config["schedule"])
+        except ValueError as err:
+            raise ConfigError(f"{config_path}: schedule", str(err)) from None
     uploaded = ir_path.read_text(encoding="utf-8")
     if image is not None:
         uploaded = ir_text_with_image(uploaded, image)

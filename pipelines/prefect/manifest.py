@@ -1,7 +1,7 @@
 """The Kubernetes work pool for cluster mode: its base job template, generated here.
 
-    python -m pipelines.prefect.manifest write   # regenerate k8s-base-job-template.json
-    python -m pipelines.prefect.manifest check   # exit 1 if the committed file is stale or invalid
+    python -m pipelines.prefect.manifest [PATH]           # regenerate k8s-base-job-template.json
+    python -m pipelines.prefect.manifest --check [PATH]   # exit 1 if it is stale or invalid
 
 Starts from prefect-kubernetes' default template and changes only what orchbench needs:
 
@@ -31,6 +31,7 @@ prefect-worker chart.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import sys
@@ -145,21 +146,30 @@ def validate_manifest(manifest: dict[str, Any], k8s_version: str = K8S_VERSION) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    command = (argv if argv is not None else sys.argv[1:]) or ["check"]
-    if command[0] == "write":
-        TEMPLATE_PATH.write_text(template_json(), encoding="utf-8")
-        print(f"wrote {TEMPLATE_PATH}")
+    """Write the template, or with ``--check`` fail when the file differs from a fresh
+    build: the command line of Airflow's manifest module, so `make manifests` and
+    `make check-manifests` call every tool alike."""
+    parser = argparse.ArgumentParser(prog="python -m pipelines.prefect.manifest")
+    parser.add_argument("path", nargs="?", type=Path, default=TEMPLATE_PATH)
+    parser.add_argument(
+        "--check", action="store_true", help="fail if the file is stale or renders no valid Job"
+    )
+    args = parser.parse_args(argv)
+    fresh = template_json()
+    if not args.check:
+        args.path.write_text(fresh, encoding="utf-8")
+        print(f"wrote {args.path}")
         return 0
-    if command[0] == "check":
-        committed = TEMPLATE_PATH.read_text(encoding="utf-8") if TEMPLATE_PATH.exists() else ""
-        if committed != template_json():
-            print(f"{TEMPLATE_PATH} is stale: run `python -m pipelines.prefect.manifest write`")
-            return 1
-        validate_manifest(rendered_job_manifest(json.loads(committed)))
-        print(f"{TEMPLATE_PATH} is fresh and renders a valid Kubernetes {K8S_VERSION} Job")
-        return 0
-    print(f"unknown command {command[0]!r}; expected write or check", file=sys.stderr)
-    return 2
+    current = args.path.read_text(encoding="utf-8") if args.path.exists() else None
+    if current != fresh:
+        print(
+            f"error: {args.path} is stale; run `python -m pipelines.prefect.manifest`",
+            file=sys.stderr,
+        )
+        return 1
+    validate_manifest(rendered_job_manifest(json.loads(current)))
+    print(f"{args.path} is up to date and renders a valid Kubernetes {K8S_VERSION} Job")
+    return 0
 
 
 if __name__ == "__main__":

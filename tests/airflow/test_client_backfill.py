@@ -148,6 +148,29 @@ def test_an_error_that_is_not_a_busy_database_is_raised() -> None:
         client_for(Refusing(committed=None)).run_backfill(DAG, DATES[0].date(), DATES[-1].date())
 
 
+def test_a_backfill_refused_as_already_running_is_asked_again_after_each_wait() -> None:
+    """Seen with the real server: `orchbench backfill` just after another backfill of the
+    DAG was answered 409 a second time after waiting for the running one."""
+
+    class Busy(PartialBackfillApi):
+        refusals = 2
+
+        def handle(self, request: httpx.Request) -> httpx.Response:
+            posting = request.url.path == "/api/v2/backfills" and request.method == "POST"
+            if posting and self.refusals:
+                self.refusals -= 1
+                self.posts.append(json.loads(request.content))
+                return httpx.Response(
+                    409, json={"detail": f"There is already a running backfill for dag {DAG}"}
+                )
+            return super().handle(request)
+
+    api = Busy(committed=None)
+    made = client_for(api).run_backfill(DAG, DATES[0].date(), DATES[-1].date())
+    assert [b["id"] for b in made] == [1]
+    assert len(api.posts) == 3 and api.refusals == 0
+
+
 def test_a_backfill_deleted_while_waited_for_is_made_again() -> None:
     """Airflow's clean-up after the lock error deletes the partial backfill and its runs
     best effort: it may still be listed when the client looks, then answer 404."""

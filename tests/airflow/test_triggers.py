@@ -4,6 +4,7 @@ partition over past dates."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import uuid
 from datetime import date, timedelta
@@ -19,7 +20,7 @@ from benchmarks.tools.airflow.services import airflow_env
 from pipelines.airflow.tasks import INPUT_ASSET_NAME
 from pipelines.airflow.tasks import records_run_id as dag_records_run_id
 from shared_ml.config import StorageConfig
-from shared_ml.records import collect_run_record
+from shared_ml.records import RunRecord, collect_run_record
 from shared_ml.runner import run_pipeline
 from shared_ml.spec import PIPELINE, parse_task_key
 from tests.airflow.conftest import DAILY_CONFIG, DEFAULT_CONFIG, ML_DAG, AirflowTestInstance
@@ -185,8 +186,41 @@ def test_backfill_by_partition_matches_the_plain_runner_and_reruns_change_nothin
         assert version["champion_before"] == champion
         champion = version["version"] if version["promoted"] else champion
 
+    # The same backfill again, as a user types it: `orchbench backfill --json`, pointed at
+    # this session's services by the variables `orchbench airflow up` reads.
     artifacts = _files(config.storage.artifact_root)
-    again = adapter.backfill(DAILY_CONFIG, BACKFILL_DATES)
+    settings = airflow.services.settings
+    cli = subprocess.run(
+        [
+            str(tool_bin("airflow", "orchbench")),
+            "backfill",
+            "--tool",
+            "airflow",
+            "--config",
+            str(DAILY_CONFIG),
+            "--start",
+            BACKFILL_DATES[0].isoformat(),
+            "--end",
+            BACKFILL_DATES[-1].isoformat(),
+            "--json",
+        ],
+        env={
+            **os.environ,
+            "ORCHBENCH_AIRFLOW_HOME": str(settings.home),
+            "ORCHBENCH_AIRFLOW_PORT": str(settings.port),
+            "ORCHBENCH_AIRFLOW_PROFILE": settings.profile,
+            "ORCHBENCH_AIRFLOW_SCHEDULES": "1" if settings.schedules else "0",
+            "ORCHBENCH_DEBUG": "1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        check=False,
+    )
+    assert cli.returncode == 0, (
+        cli.stderr[-6000:] + f"\nbackfills: {airflow.client.backfills(ML_DAG)}"
+    )
+    again = [RunRecord.model_validate(r) for r in json.loads(cli.stdout)]
     assert [r.run_id for r in again] == [r.run_id for r in records]
     assert all(r.status == "success" for r in again)
     for record in again:  # really run again: every step twice under the same run id

@@ -206,6 +206,36 @@ def test_asking_for_a_schedule_the_config_lacks_is_refused_before_any_call(
     assert (server.runs, server.recurring) == ([], [])
 
 
+def config_scheduled(tmp_path: Path, schedule: str) -> Path:
+    config = tmp_path / "scheduled.yaml"
+    text = DEFAULT_CONFIG.read_text(encoding="utf-8")
+    assert 'schedule: "0 3 * * *"' in text
+    config.write_text(text.replace('schedule: "0 3 * * *"', f'schedule: "{schedule}"'))
+    return config
+
+
+def test_a_preset_schedule_becomes_the_recurring_runs_cron(
+    server: FakeKfpServer, tmp_path: Path
+) -> None:
+    assert submit("run-1", "--schedule", config=config_scheduled(tmp_path, "@daily")) == 0
+    [recurring] = server.recurring
+    assert recurring.request["cron_expression"] == deploy.kfp_cron("@daily")
+    assert [r["job_name"] for r in server.runs] == ["run-1"]
+
+
+# "0 3 L * *" passes the config's validation (croniter) but not KFP's cron parser.
+@pytest.mark.parametrize("schedule", ["0 3 L * *", "@fortnightly"])
+def test_a_schedule_kfp_cannot_take_exits_2_before_anything_is_submitted(
+    server: FakeKfpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], schedule: str
+) -> None:
+    config = config_scheduled(tmp_path, schedule)
+    assert submit("run-1", "--schedule", config=config) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: invalid config:") and "schedule" in err
+    assert "Traceback" not in err
+    assert (server.uploaded, server.runs, server.recurring) == ([], [], [])
+
+
 # --- the step image ---------------------------------------------------------------------------
 
 ECR_IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/orchbench/shared-ml:0.1.0-kubeflow"

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
+from collections import defaultdict
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from benchmarks.report.recommend import recommendations
-from benchmarks.report.render import figure_tables, render_report
+from benchmarks.report.render import figure_tables, fmt, render_report
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results.json"
 
@@ -119,3 +122,73 @@ def test_the_poll_interval_of_each_tool_is_stated(rendered) -> None:
     assert "**airflow** every 0.5 s; **prefect** every 0.25 s" in markdown
     assert "**local** no polling (waits for the run's process)" in markdown
     assert "<b>airflow</b> every 0.5 s" in html
+
+
+def _markdown_tables(markdown: str) -> list[list[list[str]]]:
+    """Each table of the markdown as rows of cells (the header first, no separator)."""
+    tables, current = [], []
+    for line in [*markdown.splitlines(), ""]:
+        if line.startswith("|"):
+            if not set(line) <= set("|-"):
+                current.append([c.strip() for c in line.strip("|").split(" | ")])
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+class _HtmlTables(HTMLParser):
+    """Each <table> of the HTML as rows of cells, text unescaped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr" and self.tables:
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def _html_tables(html: str) -> list[list[list[str]]]:
+    parser = _HtmlTables()
+    parser.feed(html)
+    return parser.tables
+
+
+def test_each_tools_peak_memory_per_step_is_shown(results: dict, rendered) -> None:
+    """Memory per step per tool (issue 13): a row per step, the median MB per tool column."""
+    values: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    for o in results["observations"]:
+        if o["figure"] == "latency.step_peak_rss_mb":
+            values[(o["tool"], o["profile"], o["params"]["step"])].append(o["value"])
+    assert {tool for tool, _, _ in values} == set(results["plan"]["tools"])
+    name = results["figures"]["latency.step_peak_rss_mb"]["name"]
+    markdown, html, _ = rendered
+    for tables in (_markdown_tables(markdown), _html_tables(html)):
+        for (tool, profile, step), observed in values.items():
+            column, label = f"{tool} ({profile})", f"{name} (step={step})"
+            rows = [
+                (row[1], row[table[0].index(column)])
+                for table in tables
+                if column in table[0]
+                for row in table[1:]
+                if row[0] == label
+            ]
+            assert len(rows) == 1, (column, label, rows)
+            unit, cell = rows[0]
+            median = fmt(statistics.median(observed), "MB")
+            assert unit == "MB" and cell.split()[0] == median, (column, label, cell)

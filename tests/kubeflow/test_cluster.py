@@ -6,16 +6,19 @@ No KFP server can run here; the end-to-end kind workflow submits for real.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
+from croniter import croniter
 
 from benchmarks.tools.kubeflow.adapter import KubeflowAdapter, KubeflowRunError
 from pipelines.kubeflow.deploy import (
@@ -27,6 +30,7 @@ from pipelines.kubeflow.deploy import (
     run_parameters,
     version_name,
 )
+from shared_ml.config import SCHEDULE_PRESETS
 from shared_ml.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -74,6 +78,27 @@ def test_cron_gets_the_seconds_field_kfp_expects(cron: str, expected: str) -> No
 def test_cron_with_the_wrong_number_of_fields_is_refused() -> None:
     with pytest.raises(ValueError, match="5-field"):
         kfp_cron("0 0 3 * * *")
+
+
+def test_a_daily_preset_becomes_midnight_with_seconds() -> None:
+    assert kfp_cron("@daily") == "0 0 0 * * *"
+
+
+@pytest.mark.parametrize("preset", SCHEDULE_PRESETS)
+def test_every_preset_fires_when_the_preset_itself_does(preset: str) -> None:
+    # croniter reads the preset as Prefect does, and the 6-field cron seconds first as KFP does.
+    start = datetime(2026, 1, 3, 7, 30, tzinfo=UTC)
+    as_preset = croniter(preset, start)
+    as_kfp = croniter(kfp_cron(preset), start, second_at_beginning=True)
+    expected = [as_preset.get_next(datetime) for _ in range(5)]
+    assert [as_kfp.get_next(datetime) for _ in range(5)] == expected
+    assert kfp_cron(preset).split()[0] == "0"  # seconds first
+
+
+@pytest.mark.parametrize("schedule", ["0 3 L * *", "0 3 * * 1#2", "0 3 15W * *", "@fortnightly"])
+def test_a_schedule_kfp_cannot_read_is_refused_naming_it(schedule: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(f"schedule {schedule!r}")):
+        kfp_cron(schedule)
 
 
 def test_run_parameters_are_exactly_the_pipeline_inputs() -> None:

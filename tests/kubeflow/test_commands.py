@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.tools.base import BackfillNotSupported, CapabilityMissing
+from benchmarks.tools.base import BackfillNotSupported
 from benchmarks.tools.kubeflow.adapter import KubeflowAdapter
 from shared_ml.errors import ConfigError
-from shared_ml.records import RunRecord
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,18 +63,3 @@ def test_backfill_is_not_supported_locally(kfp_home: Path) -> None:
     with pytest.raises(BackfillNotSupported, match="not supported locally") as refused:
         KubeflowAdapter().backfill(config, [date(2026, 1, 1), date(2026, 1, 2)])
     assert "no_catchup=False" in str(refused.value)
-
-
-def test_step_log_of_a_cluster_run_points_to_the_kfp_ui() -> None:
-    """A cluster run's step log is its pod's log, which the KFP API does not serve."""
-    record = RunRecord(
-        run_id="on-cluster",
-        tool="kubeflow",
-        pipeline="orchbench-ml",
-        status="failed",
-        config_fingerprint="-",
-        seed=42,
-        tool_details={"target": "cluster"},
-    )
-    with pytest.raises(CapabilityMissing, match=r"KFP UI \(Runs -> the run -> the step"):
-        KubeflowAdapter().step_log(REPO_ROOT / "configs" / "default.yaml", record, "select", 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import kubernetes_validate
 import pytest
@@ -11,6 +12,7 @@ from pipelines.prefect.manifest import (
     IMAGE,
     K8S_VERSION,
     TEMPLATE_PATH,
+    main,
     rendered_job_manifest,
     template_json,
     validate_manifest,
@@ -19,8 +21,22 @@ from pipelines.prefect.manifest import (
 
 def test_committed_template_is_fresh() -> None:
     assert TEMPLATE_PATH.read_text(encoding="utf-8") == template_json(), (
-        f"{TEMPLATE_PATH} is stale: run `python -m pipelines.prefect.manifest write`"
+        f"{TEMPLATE_PATH} is stale: run `python -m pipelines.prefect.manifest`"
     )
+
+
+def test_check_fails_on_a_stale_template(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A copy in tmp_path stands in for the committed file, which stays untouched."""
+    stale = tmp_path / "k8s-base-job-template.json"
+    stale.write_text(template_json().replace(IMAGE, f"{IMAGE}-old", 1), encoding="utf-8")
+    assert main(["--check", str(stale)]) == 1
+    assert "stale" in capsys.readouterr().err
+    assert main([str(stale)]) == 0  # rewrites it
+    assert stale.read_text(encoding="utf-8") == template_json()
+    assert main(["--check", str(stale)]) == 0
+    assert main(["--check", str(tmp_path / "missing.json")]) == 1
 
 
 def test_rendered_job_is_a_valid_kubernetes_object_strictly() -> None:

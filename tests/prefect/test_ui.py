@@ -14,6 +14,8 @@ from shared_ml.records import RunRecord
 from shared_ml.spec import PIPELINE
 from tests.browser import chromium
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
 
 def test_server_serves_the_ui(services: ServicesState) -> None:
     page = httpx.get(services.url, follow_redirects=True, timeout=30)
@@ -40,6 +42,11 @@ def test_flow_run_page_lists_the_task_runs_with_the_mapped_candidates(
         text = browser.wait_for_text(*keys, timeout_s=120)
         browser.screenshot("flow-run-task-runs")
     assert all(key in text for key in keys)
+    shots = sorted(screenshots.glob("*.png"))
+    assert [p.name for p in shots] == ["flow-run-task-runs.png", "flow-run.png"]
+    for shot in shots:  # a real image, not an empty file the driver left behind
+        content = shot.read_bytes()
+        assert content.startswith(PNG_SIGNATURE) and len(content) > len(PNG_SIGNATURE), shot
 
 
 def open_tab(browser: object, label: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import yaml
@@ -117,6 +117,7 @@ def test_local_backfill_runs_each_date_on_its_partition_and_rerunning_adds_nothi
     versions = {v["version"]: v for v in registry_versions(tmp_path, config)}
     assert len(versions) == 3
     champion = None
+    kept_champion_dates = []  # dates whose own model lost and were scored by the one in force
     for record in records:
         entry = versions[record.registry["version"]]
         assert entry["logical_date"] == record.logical_date.isoformat()
@@ -125,9 +126,16 @@ def test_local_backfill_runs_each_date_on_its_partition_and_rerunning_adds_nothi
             record.metrics[primary] > versions[champion]["metrics"][primary]
         )
         assert entry["promoted"] == (entry["gate_passed"] and beats), entry["reason"]
+        if not entry["promoted"] and champion is not None:
+            assert record.scoring["scored"] is True
+            assert record.scoring["champion_version"] == entry["champion_before"]
+            assert record.scoring["champion_version"] != record.registry["version"]
+            kept_champion_dates.append(record.logical_date)
         champion = record.registry["version"] if entry["promoted"] else champion
         assert record.registry["champion_version"] == champion
         assert record.scoring.get("champion_version") == champion
+    # Without such a date the test would not show the champion staying when not beaten.
+    assert kept_champion_dates, [versions[r.registry["version"]]["reason"] for r in records]
 
     # The same backfill again: no new registry version, no new artifact file.
     files_before = artifact_files(tmp_path)
@@ -137,6 +145,26 @@ def test_local_backfill_runs_each_date_on_its_partition_and_rerunning_adds_nothi
         assert str(day) in again.stdout
     assert len(registry_versions(tmp_path, config)) == 3
     assert artifact_files(tmp_path) == files_before
+
+
+def test_run_on_a_date_without_a_partition_exits_2_naming_it_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    config = daily_config(tmp_path)
+    partitions = sorted(
+        date.fromisoformat(f.stem) for f in (CONFIGS / "data" / "daily").glob("*.csv")
+    )
+    missing = partitions[0] - timedelta(days=1)
+    partition = CONFIGS / "data" / "daily" / f"{missing}.csv"
+    assert not partition.exists()
+    done = orchbench(
+        "run", "--tool", "local", "--config", str(config), "--date", str(missing), home=tmp_path
+    )
+    assert done.returncode == 2, done.stderr
+    assert "data.source.url" in done.stderr and str(partition) in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    # No run folder, no record, no artifact: the home holds only the config written above.
+    assert [p.relative_to(tmp_path) for p in tmp_path.rglob("*")] == [Path("daily.yaml")]
 
 
 def test_kubeflow_backfill_is_refused_with_the_cluster_alternative(tmp_path: Path) -> None:

@@ -14,8 +14,15 @@ from shared_ml.errors import ConfigError
 from shared_ml.preflight import preflight
 from tests.conftest import CONFIGS, REPO_ROOT
 
+# Every config file at the top of configs/ is a pipeline config (configs/data/ holds data).
+SHIPPED_CONFIGS = sorted(p.name for p in CONFIGS.iterdir() if p.suffix in (".yaml", ".yml"))
 
-@pytest.mark.parametrize("name", ["default.yaml", "synthetic.yaml", "csv-example.yaml"])
+
+def test_the_shipped_configs_are_all_found() -> None:
+    assert {"default.yaml", "daily.yaml", "bench-pipeline.yaml"} <= set(SHIPPED_CONFIGS)
+
+
+@pytest.mark.parametrize("name", SHIPPED_CONFIGS)
 def test_shipped_configs_load(name: str, orchbench_home: Path) -> None:
     config = load_config(CONFIGS / name)
     assert Path(config.storage.artifact_root).is_relative_to(orchbench_home)

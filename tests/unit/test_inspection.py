@@ -1,15 +1,20 @@
-"""``orchbench runs / show / registry / logs`` on the plain runner's real records."""
+"""``orchbench runs / show / registry / logs`` on the plain runner's real records, and
+``runs`` over records of every tool."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from benchmarks.cli import app
+from shared_ml.config import load_config
+from shared_ml.records import StepRecord, collect_run_record, write_run_record, write_step_record
+from shared_ml.spec import PIPELINE
 from tests.unit.test_cli_run import daily_config
 
 
@@ -65,6 +70,49 @@ def test_runs_lists_every_run_newest_first(two_runs: dict[str, str], daily: Path
         assert run["selected_candidate"] and set(run["metrics"]) >= {"accuracy", "f1"}
     code, out, _ = orchbench("runs", "--config", daily, "--tool", "airflow", "--json")
     assert (code, json.loads(out)) == (0, [])
+
+
+def test_runs_lists_every_tools_records_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records of every tool in one runs root, written as the tools' own code writes them
+    (step files, then ``collect_run_record`` and ``write_run_record``), started in an
+    order that is neither the tools' order nor the run ids'."""
+    monkeypatch.setenv("ORCHBENCH_HOME", str(tmp_path))
+    config = daily_config(tmp_path)
+    loaded = load_config(config)
+    runs_root = loaded.storage.runs_root
+    begin = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)
+    started = {"prefect": 0, "kubeflow": 1, "local": 2, "airflow": 3}  # minutes after begin
+    for tool, minutes in started.items():
+        run_id = f"{tool}-run"
+        at = begin + timedelta(minutes=minutes)
+        step = StepRecord(step="ingest", attempt=1, started_at=at)
+        step.ended_at, step.duration_s, step.outcome = at + timedelta(seconds=2), 2.0, "success"
+        write_step_record(runs_root, run_id, step)
+        record = collect_run_record(
+            runs_root=runs_root,
+            run_id=run_id,
+            tool=tool,
+            pipeline=PIPELINE.name,
+            config_fingerprint=loaded.ml_fingerprint(),
+            seed=loaded.seed,
+            status="success",
+        )
+        write_run_record(runs_root, record)
+    newest_first = sorted(started, key=started.__getitem__, reverse=True)
+
+    code, out, err = orchbench("runs", "--config", config, "--json")
+    assert code == 0, err
+    listed = json.loads(out)
+    assert [(r["tool"], r["run_id"]) for r in listed] == [(t, f"{t}-run") for t in newest_first]
+    assert all(r["status"] == "success" and r["duration_s"] == 2.0 for r in listed)
+    for tool in started:
+        code, out, err = orchbench("runs", "--config", config, "--tool", tool, "--json")
+        assert code == 0, err
+        assert [(r["tool"], r["run_id"]) for r in json.loads(out)] == [(tool, f"{tool}-run")]
+    code, out, _ = orchbench("runs", "--config", config)  # the table names every tool too
+    assert code == 0 and all(f"{tool}-run" in out for tool in started)
 
 
 def test_show_has_attempts_durations_and_memory_per_step(

@@ -12,6 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from benchmarks.cli import app
+from benchmarks.tools.kubeflow.adapter import KubeflowAdapter
 from shared_ml import storage
 from shared_ml.records import RunRecord, read_run_record
 from tests.unit.s3_server import s3_endpoint, use_endpoint
@@ -66,4 +67,42 @@ def test_runs_show_and_logs_read_a_runs_root_on_the_object_store(
     assert code == 0, err
     assert out.startswith("=== ingest attempt 1 ===\n") and "ingest succeeded" in out
 
+    assert not (orchbench_home / "var").exists(), "nothing may be read from the local disk"
+
+
+def test_a_kfp_cluster_steps_log_is_read_from_the_clusters_store(
+    s3_endpoint: str, orchbench_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a cluster each KFP step pod runs ``shared_ml.execution``, which keeps every
+    attempt's log beside its step record in the store the shipped config names: the
+    adapter reads it from there (the KFP API serves no logs). Here the steps are run by
+    the plain runner against the same store, with a fault injected into train."""
+    bucket = use_endpoint(monkeypatch, s3_endpoint, "t-kfp-cluster-step-log")
+    monkeypatch.setenv(storage.ARTIFACT_ROOT_ENV, bucket)
+    config = orchbench_home / "cluster-config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "kfp-cluster-log",
+                "seed": 5,
+                "data": {"source": {"kind": "bundled", "name": "breast_cancer"}},
+                "model": {"estimator": "logistic_regression"},
+                "gate": {"min_accuracy": 0.9},
+            }
+        ),
+        encoding="utf-8",
+    )
+    run = ["run", "--config", config, "--run-id", "pods", "--fault", "train:transient_attempts=1"]
+    code, out, err = orchbench(*run, "--json")
+    assert code == 0, err
+    ran = RunRecord.model_validate_json(out)
+    (train_key,) = {s.key for s in ran.steps if s.step == "train"}
+    on_cluster = ran.model_copy(update={"tool": "kubeflow", "tool_details": {"target": "cluster"}})
+    adapter = KubeflowAdapter(target="cluster", url="http://127.0.0.1:9")  # never called
+
+    first = adapter.step_log(config, on_cluster, train_key, 1)
+    assert "injected transient failure in step 'train'" in first
+    assert f"{train_key} succeeded" in adapter.step_log(config, on_cluster, train_key, 2)
+    with pytest.raises(FileNotFoundError, match=r"KFP UI \(Runs -> the run -> the step"):
+        adapter.step_log(config, on_cluster, train_key, 3)
     assert not (orchbench_home / "var").exists(), "nothing may be read from the local disk"

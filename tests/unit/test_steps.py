@@ -15,7 +15,7 @@ from shared_ml.artifacts import (
     clear_memo,
     content_digest,
 )
-from shared_ml.config import validate_config
+from shared_ml.config import PipelineConfig, validate_config
 from shared_ml.errors import ConfigError
 from shared_ml.runner import run_pipeline
 from shared_ml.steps.evaluate import evaluate
@@ -55,6 +55,66 @@ def test_steps_chain_by_hand(orchbench_home: Path) -> None:
     )
     scored = score(config, entry.outputs["registry_entry"], dataset.outputs["dataset"])
     assert scored.metadata["rows_scored"] == 2_000
+
+
+def branches_with_metrics(
+    candidates: dict[str, dict[str, float]], config_order: list[str]
+) -> tuple[PipelineConfig, dict[str, tuple[str, str]]]:
+    """A config listing ``config_order``'s candidates, and each candidate's (model, metrics)
+    artifacts as its branch would hand them to ``select``, with the given metrics."""
+    config = small_config(
+        model={
+            "candidates": [{"name": n, "estimator": "logistic_regression"} for n in config_order]
+        }
+    )
+    store = ArtifactStore(config.storage.artifact_root)
+    branches = {}
+    for name, metrics in candidates.items():
+        model = store.put_bytes(f"model of {name}".encode(), "models", ".pkl")
+        evaluation = {
+            "candidate": name,
+            "model_digest": store.content_digest_of(model),
+            "metrics": metrics,
+            "prediction_hash": content_digest(name.encode()),
+            "gate_passed": True,
+            "gate_failures": [],
+        }
+        branches[name] = (model, store.put_json(evaluation, "metrics"))
+    return config, branches
+
+
+@pytest.mark.parametrize("config_order", [["first", "second"], ["second", "first"]])
+def test_select_breaks_a_tie_on_the_primary_metric_the_same_way_in_any_order(
+    orchbench_home: Path, config_order: list[str]
+) -> None:
+    # Equal f1 (the primary metric): the next metric decides, before the config position.
+    metrics = {
+        "first": {"f1": 0.9, "roc_auc": 0.95, "accuracy": 0.93},
+        "second": {"f1": 0.9, "roc_auc": 0.97, "accuracy": 0.91},
+    }
+    config, branches = branches_with_metrics(metrics, config_order)
+    assert config.gate.primary_metric == "f1"
+    for collected in (["first", "second"], ["second", "first"]):
+        chosen = select(
+            config, [branches[n][0] for n in collected], [branches[n][1] for n in collected]
+        )
+        assert chosen.metadata["selected"] == "second"
+        assert chosen.outputs == {"model": branches["second"][0], "metrics": branches["second"][1]}
+        assert [row["candidate"] for row in chosen.metadata["candidates"]] == ["second", "first"]
+
+
+@pytest.mark.parametrize("config_order", [["first", "second"], ["second", "first"]])
+def test_select_breaks_a_tie_on_every_metric_by_config_position(
+    orchbench_home: Path, config_order: list[str]
+) -> None:
+    same = {"f1": 0.9, "roc_auc": 0.95, "accuracy": 0.93}
+    config, branches = branches_with_metrics({"first": same, "second": same}, config_order)
+    for collected in (["first", "second"], ["second", "first"]):
+        chosen = select(
+            config, [branches[n][0] for n in collected], [branches[n][1] for n in collected]
+        )
+        assert chosen.metadata["selected"] == config_order[0]
+        assert chosen.outputs["model"] == branches[config_order[0]][0]
 
 
 def test_transformer_fitted_on_training_split_only(orchbench_home: Path) -> None:

@@ -16,7 +16,7 @@ TOOLS = ("airflow", "prefect", "kubeflow")
 SHARED_MODULES = {
     "pipeline.py": "the ML pipeline in the tool's idiom (DAG, flow, KFP pipeline)",
     "tasks.py": "what the pipeline's step tasks are built from",
-    "alerts.py": "the failure notification (a Slack-compatible webhook)",
+    "alerts.py": "the failure notifications: a Slack-compatible webhook and an e-mail",
     "workloads.py": "the no-op chain / fan-out scaling workloads",
     "manifest.py": "builds the tool's committed, generated manifest and checks it is fresh",
     "metadata.py": "the run's metadata in the tool's own store (asset event, artifacts, KFP metrics)",

@@ -10,6 +10,9 @@ from typing import Any
 
 from benchmarks.tools.airflow.api_errors import AirflowApiError, AirflowTimeout, parse_time
 
+# POST /backfills answered "already a running backfill": how many times to wait and ask.
+RUNNING_BACKFILL_RETRIES = 4
+
 
 def _at(value: date | datetime, end_of_day: bool = False) -> datetime:
     """A date as the UTC datetime at its start (or its last microsecond); datetimes pass."""
@@ -122,15 +125,20 @@ class BackfillCalls:
         confirmed: list[bool] = []
 
         def create() -> dict[str, Any]:
-            try:
-                backfill = self.request("POST", "/backfills", json=body)
-            except AirflowApiError as err:
-                # Airflow runs one backfill per DAG at a time, and marks one completed a
-                # scheduler loop after its last run ended: wait for it, then ask again.
-                if err.status != 409 or "already a running backfill" not in err.body:
-                    raise
-                self._wait_for_running_backfills(dag_id)
-                backfill = self.request("POST", "/backfills", json=body)
+            # Airflow runs one backfill per DAG at a time, and marks one completed a
+            # scheduler loop after its last run ended: wait for it, then ask again. Once
+            # was not always enough (a CLI backfill right after another got a second 409
+            # after the wait), so ask a few times, each after a wait.
+            for attempt in range(1, RUNNING_BACKFILL_RETRIES + 1):
+                try:
+                    backfill = self.request("POST", "/backfills", json=body)
+                    break
+                except AirflowApiError as err:
+                    already = err.status == 409 and "already a running backfill" in err.body
+                    if not already or attempt == RUNNING_BACKFILL_RETRIES:
+                        raise
+                    self._wait_for_running_backfills(dag_id)
+                    time.sleep(attempt)  # a scheduler loop, to settle what it just completed
             confirmed.append(True)
             return backfill
 

@@ -42,7 +42,7 @@ from benchmarks.tools.base import (
     noop_task_timings,
 )
 from benchmarks.tools.disruption import ancestor_of, sigkill, wait_group_gone
-from benchmarks.tools.kubeflow.cluster import ClusterRuns, no_cluster_step_log
+from benchmarks.tools.kubeflow.cluster import ClusterRuns, cluster_step_log
 from benchmarks.tools.kubeflow.task_logs import launch_moments, task_attempt_log
 from benchmarks.tools.moments import step_moments
 from shared_ml.config import load_config, orchbench_home
@@ -234,9 +234,10 @@ class KubeflowAdapter(ClusterRuns, ToolAdapter):
     # --- logs ---------------------------------------------------------------------
     def step_log(self, config_path: Path, record: RunRecord, step: str, attempt: int) -> str:
         """The log KFP ran ``step`` attempt ``attempt`` with, from KFP's local outputs (the
-        run's task log index, ``task_logs.py``); a cluster run's is its pod's."""
+        run's task log index, ``task_logs.py``); a cluster run's from the cluster's object
+        store, where its pod wrote it."""
         if record.tool_details.get("target") == "cluster":
-            raise no_cluster_step_log()
+            return cluster_step_log(config_path, record, step, attempt)
         return task_attempt_log(record, step, attempt)
 
     # --- scaling workloads --------------------------------------------------------

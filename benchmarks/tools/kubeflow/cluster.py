@@ -30,7 +30,7 @@ from typing import Any
 
 from benchmarks.tools.base import CapabilityMissing
 from benchmarks.tools.cluster import cluster_config, collect_from_store, store_and_read_back
-from shared_ml.records import RunRecord
+from shared_ml.records import RunRecord, read_step_log
 from shared_ml.spec import PIPELINE
 
 # The image every step runs, as a cluster can pull it (pipelines/kubeflow/deploy.py reads the
@@ -38,14 +38,21 @@ from shared_ml.spec import PIPELINE
 IMAGE_ENV = "ORCHBENCH_KFP_IMAGE"
 
 
-def no_cluster_step_log() -> CapabilityMissing:
-    """Why ``orchbench logs`` shows no step log of a cluster run, and where it is."""
-    return CapabilityMissing(
-        "kubeflow --target cluster: a step's log is its pod's log, which the KFP API "
-        "(v2beta1) does not serve. See it in the KFP UI (Runs -> the run -> the step "
-        "-> Logs), or `kubectl logs -n kubeflow <pod> -c main` (the pod is named in "
-        "the step's Details tab)."
-    )
+def cluster_step_log(config_path: Path, record: RunRecord, step: str, attempt: int) -> str:
+    """A cluster step attempt's log, as its pod wrote it to the cluster's object store
+    (``shared_ml.execution`` keeps each attempt's log beside its step record, in the runs
+    root the shipped config names). The KFP API (v2beta1) serves no logs; the pod's whole
+    log, the KFP driver's lines included, is in the KFP UI."""
+    runs_root = cluster_config(Path(config_path), record.seed).storage.runs_root
+    text = read_step_log(runs_root, record.run_id, step, attempt)
+    if text is None:
+        raise FileNotFoundError(
+            f"no log for {step} attempt {attempt} of cluster run {record.run_id} under "
+            f"{runs_root}. The KFP API (v2beta1) serves no pod logs: see the pod's in the "
+            "KFP UI (Runs -> the run -> the step -> Logs), or `kubectl logs -n kubeflow "
+            "<pod> -c main` (the pod is named in the step's Details tab)."
+        )
+    return text
 
 
 class ClusterRuns:
