@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -17,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from benchmarks.environments import tool_bin
+from benchmarks.environments import REPO_ROOT, tool_bin
 from benchmarks.tools.prefect.adapter import PrefectAdapter
 from benchmarks.tools.prefect.client import TERMINAL_FLOW_STATES, PrefectClient, parse_time
 from benchmarks.tools.prefect.services import ServicesState, prefect_env
@@ -366,6 +368,43 @@ def test_backfill_runs_each_past_date_once_and_is_idempotent_in_the_registry(
     assert sorted(p for p in Path(config.storage.artifact_root).rglob("*") if p.is_file()) == (
         artifacts
     )
+
+    # The dates' first run of days, as a user types it: `orchbench backfill --json` (its
+    # adapter finds the session's services as `orchbench run` does, by their home).
+    first, second = backfill_dates[:2]
+    assert second - first == timedelta(days=1)  # --start/--end take a range
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.cli",
+            "backfill",
+            "--tool",
+            "prefect",
+            "--config",
+            str(daily_config_path),
+            "--start",
+            first.isoformat(),
+            "--end",
+            second.isoformat(),
+            "--json",
+        ],
+        cwd=REPO_ROOT,
+        env={**os.environ, "ORCHBENCH_DEBUG": "1"},  # a traceback, should it fail
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    by_cli = [RunRecord.model_validate(r) for r in json.loads(done.stdout)]
+    assert [r.logical_date for r in by_cli] == [first, second]
+    assert all(r.tool_details["reused_flow_run"] for r in by_cli)
+    assert [r.tool_details["flow_run_id"] for r in by_cli] == [
+        r.tool_details["flow_run_id"] for r in backfill[:2]
+    ]
+    assert [r.prediction_hash for r in by_cli] == [r.prediction_hash for r in backfill[:2]]
+    assert registry.read()["versions"] == versions
 
 
 def test_kubernetes_work_pool_with_the_committed_template_is_accepted_by_the_server(
