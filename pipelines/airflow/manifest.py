@@ -24,7 +24,6 @@ with the default ``useStandardNaming: false``) and the image is the chart's
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,8 @@ from typing import Any
 import yaml
 from kubernetes.client import ApiClient
 from kubernetes.client import models as k8s
+
+from pipelines.manifest_cli import write_or_check
 
 # Chart helpers, rendered by the chart's `tpl` (see above) for its release and values.
 IMAGE = '{{ include "pod_template_image" . }}'
@@ -169,22 +170,7 @@ def write(path: Path = TEMPLATE_PATH) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.airflow.manifest")
-    parser.add_argument("path", nargs="?", type=Path, default=TEMPLATE_PATH)
-    parser.add_argument("--check", action="store_true", help="fail if the committed file is stale")
-    args = parser.parse_args(argv)
-    if args.check:
-        current = args.path.read_text(encoding="utf-8") if args.path.exists() else None
-        if current != render():
-            print(
-                f"error: {args.path} is stale; run `python -m pipelines.airflow.manifest`",
-                file=sys.stderr,
-            )
-            return 1
-        print(f"{args.path} is up to date")
-        return 0
-    print(write(args.path))
-    return 0
+    return write_or_check("airflow", TEMPLATE_PATH, render, argv)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ the compiler's output is a pure function of the sources and the kfp version. ``-
 exits 1 when the committed file differs from a fresh compilation.
 """
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 from kfp import compiler
 
 from pipelines.kubeflow.pipeline import orchbench_ml
+from pipelines.manifest_cli import write_or_check
 
 IR_PATH = Path(__file__).resolve().parent / "orchbench_ml.yaml"
 
@@ -28,24 +28,7 @@ def compile_ir() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.kubeflow.manifest")
-    parser.add_argument("--check", action="store_true", help="fail if the committed IR is stale")
-    parser.add_argument("--output", type=Path, default=IR_PATH)
-    args = parser.parse_args(argv)
-    fresh = compile_ir()
-    if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else None
-        if current != fresh:
-            print(
-                f"error: {args.output} is stale; run `python -m pipelines.kubeflow.manifest`",
-                file=sys.stderr,
-            )
-            return 1
-        print(f"{args.output} is up to date")
-        return 0
-    args.output.write_text(fresh, encoding="utf-8")
-    print(args.output)
-    return 0
+    return write_or_check("kubeflow", IR_PATH, compile_ir, argv)
 
 
 if __name__ == "__main__":

@@ -31,13 +31,13 @@ prefect-worker chart.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from pipelines.manifest_cli import write_or_check
 from shared_ml.logs import LOGGER_NAME as SHARED_ML_LOGGER
 
 IMAGE = "orchbench/shared-ml:0.1.0-prefect"
@@ -145,31 +145,13 @@ def validate_manifest(manifest: dict[str, Any], k8s_version: str = K8S_VERSION) 
     kubernetes_validate.validate(manifest, k8s_version, strict=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Write the template, or with ``--check`` fail when the file differs from a fresh
-    build: the command line of Airflow's manifest module, so `make manifests` and
-    `make check-manifests` call every tool alike."""
-    parser = argparse.ArgumentParser(prog="python -m pipelines.prefect.manifest")
-    parser.add_argument("path", nargs="?", type=Path, default=TEMPLATE_PATH)
-    parser.add_argument(
-        "--check", action="store_true", help="fail if the file is stale or renders no valid Job"
-    )
-    args = parser.parse_args(argv)
-    fresh = template_json()
-    if not args.check:
-        args.path.write_text(fresh, encoding="utf-8")
-        print(f"wrote {args.path}")
-        return 0
-    current = args.path.read_text(encoding="utf-8") if args.path.exists() else None
-    if current != fresh:
-        print(
-            f"error: {args.path} is stale; run `python -m pipelines.prefect.manifest`",
-            file=sys.stderr,
-        )
-        return 1
+def _renders_a_valid_job(current: str) -> str:
     validate_manifest(rendered_job_manifest(json.loads(current)))
-    print(f"{args.path} is up to date and renders a valid Kubernetes {K8S_VERSION} Job")
-    return 0
+    return f" and renders a valid Kubernetes {K8S_VERSION} Job"
+
+
+def main(argv: list[str] | None = None) -> int:
+    return write_or_check("prefect", TEMPLATE_PATH, template_json, argv, _renders_a_valid_job)
 
 
 if __name__ == "__main__":

@@ -258,7 +258,7 @@ def test_committed_ir_is_fresh() -> None:
 def test_compilation_is_deterministic_across_processes(tmp_path: Path) -> None:
     target = tmp_path / "again.yaml"
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    command = [sys.executable, "-m", "pipelines.kubeflow.manifest", "--output", str(target)]
+    command = [sys.executable, "-m", "pipelines.kubeflow.manifest", str(target)]
     subprocess.run(command, cwd=REPO_ROOT, env=env, check=True, timeout=300, capture_output=True)
     assert target.read_text(encoding="utf-8") == compile_ir()
 
@@ -268,7 +268,7 @@ def test_stale_check_fails_on_a_changed_ir(
 ) -> None:
     stale = tmp_path / "stale.yaml"
     stale.write_text(IR_PATH.read_text(encoding="utf-8").replace("NUMBER_INTEGER", "STRING", 1))
-    assert compile_main(["--check", "--output", str(stale)]) == 1
+    assert compile_main(["--check", str(stale)]) == 1
     assert "stale" in capsys.readouterr().err
 
 

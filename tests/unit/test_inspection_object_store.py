@@ -25,24 +25,25 @@ def orchbench(*args: str | Path) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+def small_config(path: Path, name: str, seed: int) -> Path:
+    """One candidate on a bundled dataset, its storage relative (so on the store)."""
+    config = {
+        "name": name,
+        "seed": seed,
+        "data": {"source": {"kind": "bundled", "name": "breast_cancer"}},
+        "model": {"estimator": "logistic_regression"},
+        "gate": {"min_accuracy": 0.9},
+    }
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
 def test_runs_show_and_logs_read_a_runs_root_on_the_object_store(
     s3_endpoint: str, orchbench_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bucket = use_endpoint(monkeypatch, s3_endpoint, "t-inspection-object-store")
     monkeypatch.setenv(storage.ARTIFACT_ROOT_ENV, bucket)
-    config = orchbench_home / "config.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "name": "inspection-s3",
-                "seed": 3,
-                "data": {"source": {"kind": "bundled", "name": "breast_cancer"}},
-                "model": {"estimator": "logistic_regression"},
-                "gate": {"min_accuracy": 0.9},
-            }
-        ),
-        encoding="utf-8",
-    )
+    config = small_config(orchbench_home / "config.yaml", "inspection-s3", seed=3)
     runs_root = f"{bucket}/var/runs"
     code, out, err = orchbench("run", "--config", config, "--run-id", "on-s3", "--json")
     assert code == 0, err
@@ -79,19 +80,7 @@ def test_a_kfp_cluster_steps_log_is_read_from_the_clusters_store(
     the plain runner against the same store, with a fault injected into train."""
     bucket = use_endpoint(monkeypatch, s3_endpoint, "t-kfp-cluster-step-log")
     monkeypatch.setenv(storage.ARTIFACT_ROOT_ENV, bucket)
-    config = orchbench_home / "cluster-config.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "name": "kfp-cluster-log",
-                "seed": 5,
-                "data": {"source": {"kind": "bundled", "name": "breast_cancer"}},
-                "model": {"estimator": "logistic_regression"},
-                "gate": {"min_accuracy": 0.9},
-            }
-        ),
-        encoding="utf-8",
-    )
+    config = small_config(orchbench_home / "cluster-config.yaml", "kfp-cluster-log", seed=5)
     run = ["run", "--config", config, "--run-id", "pods", "--fault", "train:transient_attempts=1"]
     code, out, err = orchbench(*run, "--json")
     assert code == 0, err
