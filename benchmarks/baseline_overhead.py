@@ -13,17 +13,16 @@ each after one untimed warm-up of each side so the OS page cache is equally warm
   ``local`` adapter (ingest, validate, preprocess, train, evaluate, select, register,
   score, with its content-addressed artifacts, run records and registry), storage in a
   fresh folder. The config has one model candidate, so select has one branch to pick.
-- ``plain``: this module's ``plain_sklearn`` in ``python -m benchmarks.baseline_overhead
-  --plain-worker``: the same work written directly against scikit-learn, as someone
-  would without shared_ml: data generation, the same data checks (rows, nulls, finite
-  numbers, labels; the declared column schema with pandera when the config declares
-  ``validation.columns``, as shared_ml's validate step does), split, ColumnTransformer,
-  estimator, metrics, a JSON registry that versions the pickled model and promotes it
-  if it beats the champion, and the champion scoring the whole table (predictions
-  written as an Arrow IPC file, as shared_ml's score step writes them). No shared_ml
-  import, no intermediate artifacts, no run records. Its metrics and the number of rows
-  it scored must equal the shared_ml run's (checked), which proves the two did the same
-  work.
+- ``plain``: ``python -m benchmarks.plain_sklearn_script``: the same work written
+  directly against scikit-learn, as someone would without shared_ml: data generation,
+  the same data checks (rows, nulls, finite numbers, labels; the declared column schema
+  with pandera when the config declares ``validation.columns``, as shared_ml's validate
+  step does), split, ColumnTransformer, estimator, metrics, a JSON registry that
+  versions the pickled model and promotes it if it beats the champion, and the champion
+  scoring the whole table (predictions written as an Arrow IPC file, as shared_ml's
+  score step writes them). No shared_ml import, no intermediate artifacts, no run
+  records. Its metrics and the number of rows it scored must equal the shared_ml run's
+  (checked), which proves the two did the same work.
 
 Wall time is measured from spawn to exit (interpreter start and imports included); peak
 memory is the child's ``ru_maxrss`` from ``os.wait4``. Both sides run with up-to-date
@@ -50,152 +49,8 @@ from typing import Any
 
 WALL_TARGET = 1.15
 MEMORY_TARGET = 1.30
-BREAKDOWN_REPEAT = 5
-IMPORT_REPEAT = 7
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STORAGE_KEYS = ("artifact_root", "registry_root", "runs_root")
-
-
-# --- the hand-written script (runs in its own process; imports scikit-learn only) ----------
-def plain_sklearn(params: dict[str, Any]) -> dict[str, Any]:
-    """The pipeline's work as someone would write it without shared_ml."""
-    import pickle
-
-    import numpy as np
-    import pandas as pd
-    from sklearn.compose import ColumnTransformer
-    from sklearn.datasets import make_classification
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
-    from sklearn.model_selection import train_test_split
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    n_numeric, n_categorical = params["numeric_features"], params["categorical_features"]
-    n_features = n_numeric + n_categorical
-    x, y = make_classification(
-        n_samples=params["rows"],
-        n_features=n_features,
-        n_informative=max(2, int(n_features * params["informative_fraction"])),
-        n_redundant=0,
-        n_classes=params["classes"],
-        class_sep=params["class_separation"],
-        random_state=params["seed"],
-    )
-    frame = pd.DataFrame({f"num_{i:03d}": x[:, i] for i in range(n_numeric)})
-    levels = np.array([f"c{k}" for k in range(params["categories_per_feature"])], dtype=object)
-    cuts = np.linspace(0, 1, params["categories_per_feature"] + 1)[1:-1]
-    for j in range(n_categorical):
-        column = x[:, n_numeric + j]
-        frame[f"cat_{j:03d}"] = levels[np.searchsorted(np.quantile(column, cuts), column)]
-    # The same data checks as shared_ml's validate step: enough rows, no nulls, finite
-    # numbers, known labels, at least two classes.
-    if len(frame) < params["min_rows"] or frame.isna().to_numpy().any():
-        raise ValueError("too few rows or missing values")
-    numeric = [c for c in frame.columns if c.startswith("num_")]
-    categorical = [c for c in frame.columns if c.startswith("cat_")]
-    if not np.isfinite(frame[numeric].to_numpy()).all():
-        raise ValueError("infinite values")
-    labels = set(np.unique(y).tolist())
-    if not labels <= set(params["allowed_labels"]) or len(labels) < 2:
-        raise ValueError(f"unexpected labels {labels}")
-    if params["columns"]:
-        plain_column_checks(frame.assign(**{params["target"]: y}), params["columns"])
-    x_train, x_test, y_train, y_test = train_test_split(
-        frame, y, test_size=params["test_fraction"], random_state=params["seed"], stratify=y
-    )
-    transformer = ColumnTransformer(
-        [
-            (
-                "numeric",
-                Pipeline(
-                    [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
-                ),
-                numeric,
-            ),
-            (
-                "categorical",
-                Pipeline(
-                    [
-                        ("impute", SimpleImputer(strategy="most_frequent")),
-                        ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-                    ]
-                ),
-                categorical,
-            ),
-        ],
-        sparse_threshold=0.0,
-    )
-    train_matrix = transformer.fit_transform(x_train).astype(np.float64)
-    test_matrix = transformer.transform(x_test).astype(np.float64)
-    model = LogisticRegression(random_state=params["seed"], **params["estimator_params"])
-    model.fit(train_matrix, y_train)
-    predicted = model.predict(test_matrix)
-    proba = model.predict_proba(test_matrix)
-    metrics = {
-        "accuracy": round(float(accuracy_score(y_test, predicted)), 10),
-        "f1": round(float(f1_score(y_test, predicted, pos_label=model.classes_[1])), 10),
-        "roc_auc": round(float(roc_auc_score(y_test, proba[:, 1])), 10),
-    }
-    # Register: save the model, add a version to a JSON registry and promote it if it
-    # beats the champion on the primary metric.
-    out = Path(params["out_dir"])
-    out.mkdir(parents=True, exist_ok=True)
-    registry_path = out / "registry.json"
-    registry = (
-        json.loads(registry_path.read_text())
-        if registry_path.exists()
-        else {"champion": None, "versions": []}
-    )
-    version = len(registry["versions"]) + 1
-    (out / f"model-v{version}.pkl").write_bytes(pickle.dumps((transformer, model), protocol=5))
-    registry["versions"].append({"version": version, "metrics": metrics})
-    champion = registry["champion"]
-    primary = params["primary_metric"]
-    if (
-        champion is None
-        or metrics[primary] > registry["versions"][champion - 1]["metrics"][primary]
-    ):
-        registry["champion"] = version
-    registry_path.write_text(json.dumps(registry))
-    # Score: the champion after registration predicts every row of the table.
-    if registry["champion"] != version:
-        transformer, model = pickle.loads((out / f"model-v{registry['champion']}.pkl").read_bytes())
-    matrix = transformer.transform(frame[numeric + categorical]).astype(np.float64)
-    scored = pd.DataFrame(
-        {
-            "row": np.arange(len(frame)),
-            "prediction": model.predict(matrix),
-            "confidence": model.predict_proba(matrix).max(axis=1),
-        }
-    )
-    scored.to_feather(out / f"predictions-v{version}.arrow")
-    return {**metrics, "rows_scored": len(scored)}
-
-
-def plain_column_checks(frame: Any, columns: dict[str, dict[str, Any]]) -> None:
-    """The declared column schema, checked with pandera as a script would write it."""
-    import pandera.pandas as pa
-
-    dtypes = {"int": pa.Int, "float": pa.Float, "str": pa.String, "bool": pa.Bool}
-    schema = {}
-    for name, rule in columns.items():
-        checks = []
-        if rule.get("allowed") is not None:
-            checks.append(pa.Check.isin(list(rule["allowed"])))
-        if rule.get("min") is not None:
-            checks.append(pa.Check.ge(rule["min"]))
-        if rule.get("max") is not None:
-            checks.append(pa.Check.le(rule["max"]))
-        dtype = pa.Category if rule["dtype"] == "category" else dtypes[rule["dtype"]]
-        schema[name] = pa.Column(
-            dtype,
-            nullable=rule.get("nullable", False),
-            checks=checks,
-            regex=rule.get("regex", False),
-        )
-    pa.DataFrameSchema(schema, strict=False, coerce=False).validate(frame, lazy=True)
 
 
 # --- the measurement ---------------------------------------------------------------------
@@ -274,7 +129,7 @@ def shared_ml_module_args(raw: dict[str, Any], folder: Path) -> list[str]:
 def plain_module_args(params: dict[str, Any], folder: Path) -> list[str]:
     """``-m`` arguments of one plain-script run writing its registry into ``folder``."""
     worker_params = {**params, "out_dir": str(folder)}
-    return ["benchmarks.baseline_overhead", "--plain-worker", json.dumps(worker_params)]
+    return ["benchmarks.plain_sklearn_script", json.dumps(worker_params)]
 
 
 def run_comparison(
@@ -385,150 +240,6 @@ def machine() -> dict[str, Any]:
     }
 
 
-def cost_breakdown(
-    config_path: Path, rows: int | None, repeat: int = BREAKDOWN_REPEAT
-) -> dict[str, float]:
-    """Best-of-``repeat`` milliseconds of what shared_ml does beyond the plain script,
-    measured in this process on the same data with the real store and validation code."""
-    import numpy as np
-
-    from shared_ml.artifacts import ArtifactStore, clear_memo
-    from shared_ml.config import validate_config
-    from shared_ml.steps.ingest import make_synthetic
-    from shared_ml.steps.validate import check_frame
-
-    raw, _ = synthetic_params(config_path, rows)
-    config = validate_config(raw, str(config_path))
-    frame = make_synthetic(config.data.source, config.data.target, config.seed)  # type: ignore[arg-type]
-    features = {"X": np.random.default_rng(0).random((int(len(frame) * 0.75), 28))}
-
-    with tempfile.TemporaryDirectory(prefix="orchbench-breakdown-") as tmp:
-        store = ArtifactStore(tmp)
-        dataset_uri = store.put_frame(frame)
-        costs = {
-            "generate the synthetic table (both sides do this)": lambda: make_synthetic(
-                config.data.source,  # type: ignore[arg-type]
-                config.data.target,
-                config.seed,
-            ),
-            "put_frame: dataset to Arrow IPC, BLAKE3, atomic write": lambda: store.put_frame(frame),
-            "put_object: training features pickled, BLAKE3, atomic write": lambda: store.put_object(
-                features, "features"
-            ),
-            "get_frame from disk (the in-process memo skips it)": lambda: (
-                clear_memo(),
-                store.get_frame(dataset_uri),
-            ),
-            "validation rules (check_frame)": lambda: check_frame(frame, config),
-        }
-        result = {}
-        for label, work in costs.items():
-            best = float("inf")
-            for _ in range(repeat):
-                started = time.perf_counter()
-                work()
-                best = min(best, time.perf_counter() - started)
-            result[label] = round(best * 1000, 1)
-        clear_memo()
-    return result
-
-
-def plain_import_statements() -> list[str]:
-    """The import statements of ``plain_sklearn``, read from its source."""
-    import inspect
-
-    return [
-        line.strip()
-        for line in inspect.getsource(plain_sklearn).splitlines()
-        if line.strip().startswith(("import ", "from "))
-    ]
-
-
-def shared_ml_import_statements() -> list[str]:
-    """What a ``python -m shared_ml`` run imports beyond the scientific stack: the CLI, the
-    config layer, the runner and every step module."""
-    from shared_ml.spec import PIPELINE
-
-    steps = ", ".join(f"shared_ml.steps.{name}" for name in PIPELINE.step_names)
-    return [
-        # As ``python -m shared_ml`` does: the config layer with the cyclic GC paused.
-        "from shared_ml.__main__ import cyclic_gc_paused",
-        "with cyclic_gc_paused():\n    import shared_ml.config",
-        "import shared_ml.runner",
-        f"import {steps}",
-    ]
-
-
-def import_cost(repeat: int = IMPORT_REPEAT) -> dict[str, float]:
-    """Median milliseconds, in fresh processes, of the plain script's imports and of what
-    shared_ml's imports add to them (interleaved; the pairs' median difference)."""
-    plain = "\n".join(plain_import_statements())
-    both = "\n".join([*plain_import_statements(), *shared_ml_import_statements()])
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-
-    def spawn(code: str) -> float:
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], env=env, check=True)
-        return time.perf_counter() - started
-
-    spawn(plain), spawn(both)  # warm the page cache and the bytecode caches
-    plain_times, added_times = [], []
-    for repetition in range(repeat):  # the order alternates, as in the main comparison
-        if repetition % 2 == 0:
-            alone, with_shared = spawn(plain), spawn(both)
-        else:
-            with_shared, alone = spawn(both), spawn(plain)
-        plain_times.append(alone)
-        added_times.append(with_shared - alone)
-    return {
-        "process start and the plain script's imports (both sides pay these)": round(
-            statistics.median(plain_times) * 1000, 1
-        ),
-        "imports shared_ml adds: pydantic and the config models, PyYAML, filelock, BLAKE3 "
-        "(fresh process)": round(statistics.median(added_times) * 1000, 1),
-    }
-
-
-# Runs a module as ``python -m`` would and reports on stderr how many full (generation 2)
-# collections the garbage collector made before exit (the one at exit is the same on both
-# sides and is not counted).
-_COUNT_FULL_COLLECTIONS = """
-import atexit, gc, runpy, sys
-full = []
-gc.callbacks.append(lambda phase, info: phase == "stop" and info["generation"] == 2
-                    and full.append(1))
-atexit.register(lambda: print(f"full-collections={len(full)}", file=sys.stderr))
-module = sys.argv[1]
-sys.argv = sys.argv[1:]
-runpy.run_module(module, run_name="__main__", alter_sys=True)
-"""
-
-
-def full_collections(config_path: Path, rows: int | None) -> dict[str, int]:
-    """Full garbage collections during one fresh run of each side: the collector walks
-    every object imported so far, so one more of them costs tens of milliseconds."""
-    raw, params = synthetic_params(config_path, rows)
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    env.pop("ORCHBENCH_FAULTS", None)
-    counts = {}
-    with tempfile.TemporaryDirectory(prefix="orchbench-gc-") as tmp:
-        for side, module_args in (
-            ("shared_ml", shared_ml_module_args(raw, Path(tmp) / "shared_ml")),
-            ("plain", plain_module_args(params, Path(tmp) / "plain")),
-        ):
-            done = subprocess.run(
-                [sys.executable, "-c", _COUNT_FULL_COLLECTIONS, *module_args],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            line = done.stderr.strip().splitlines()[-1]
-            counts[side] = int(line.removeprefix("full-collections="))
-    return counts
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.baseline_overhead",
@@ -544,15 +255,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also time what shared_ml adds, piece by piece, and what its imports cost",
     )
-    parser.add_argument("--plain-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.plain_worker:
-        print(json.dumps(plain_sklearn(json.loads(args.plain_worker))))
-        return 0
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     with tempfile.TemporaryDirectory(prefix="orchbench-overhead-") as tmp:
         samples, params = run_comparison(args.config, args.rows, args.repeat, Path(tmp))
+    # Imported here: the breakdown builds on this module's helpers.
+    from benchmarks.overhead_breakdown import (
+        BREAKDOWN_REPEAT,
+        IMPORT_REPEAT,
+        cost_breakdown,
+        full_collections,
+        import_cost,
+    )
+
     breakdown = cost_breakdown(args.config, args.rows) if args.breakdown else None
     imports = import_cost() if args.breakdown else None
     collections = full_collections(args.config, args.rows) if args.breakdown else None

@@ -11,15 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks.baseline_overhead import (
-    full_collections,
-    import_cost,
-    main,
-    plain_column_checks,
-    plain_import_statements,
-    plain_sklearn,
-    synthetic_params,
-)
+from benchmarks.baseline_overhead import main, synthetic_params
+from benchmarks.overhead_breakdown import full_collections, import_cost, plain_import_statements
+from benchmarks.plain_sklearn_script import plain_column_checks, plain_sklearn
 from shared_ml.spec import PIPELINE
 from tests.conftest import CONFIGS
 
