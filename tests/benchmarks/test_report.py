@@ -192,3 +192,12 @@ def test_each_tools_peak_memory_per_step_is_shown(results: dict, rendered) -> No
             unit, cell = rows[0]
             median = fmt(statistics.median(observed), "MB")
             assert unit == "MB" and cell.split()[0] == median, (column, label, cell)
+
+
+def test_the_plan_summary_is_one_bullet_per_line(results: dict, rendered) -> None:
+    markdown, _, _ = rendered
+    bullets = {line.split(":", 1)[0] for line in markdown.splitlines() if line.startswith("- ")}
+    assert {"- Tools", "- Repetitions"} <= bullets
+    if "databases" in results["plan"]:
+        assert "- Metadata databases of Airflow and Prefect" in bullets
+    assert not re.search(r"\)- ", markdown)  # a bullet glued to the end of the previous one
