@@ -9,6 +9,7 @@ its work. Every tool is compared against it.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -27,8 +28,12 @@ from shared_ml.spec import PIPELINE, PipelineSpec, parse_task_key
 ProgressCallback = Callable[[str, str, int], None]  # (task key, event, attempt)
 
 
-def new_run_id(tool: str) -> str:
-    return f"{tool}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+def new_run_id(prefix: str) -> str:
+    """A unique run id that every tool accepts as a run name and every filesystem as a
+    folder name: letters, digits, '.', '_' and '-' (a label such as ``airflow+postgres``
+    becomes ``airflow-postgres``)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", prefix).strip("-") or "run"
+    return f"{safe}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
 def _run_task(

@@ -17,7 +17,7 @@ from shared_ml.config import FaultSpec, PipelineConfig
 from shared_ml.errors import ConfigError, InjectedNonRetryableError, InjectedTransientError
 from shared_ml.faults import FAULTS_ENV, apply_faults, count_attempt, faults_for
 from shared_ml.records import RunRecord, collect_run_record, read_step_records, step_log_path
-from shared_ml.runner import run_pipeline
+from shared_ml.runner import new_run_id, run_pipeline
 from tests.conftest import CONFIGS, REPO_ROOT
 from tests.unit.helpers import small_config
 
@@ -200,3 +200,13 @@ def read_step_log(config: PipelineConfig, record: RunRecord, step: str, branch: 
     path = step_log_path(config.storage.runs_root, record.run_id, f"{step}[{branch}]", 1)
     assert path is not None
     return path.read_text()
+
+
+@pytest.mark.parametrize("label", ["airflow+postgres", "prefect+postgres", "demo-local", "+"])
+def test_a_run_id_made_from_any_tool_label_is_one_airflow_accepts(label: str) -> None:
+    from benchmarks.tools.airflow.dags import SAFE_RUN_ID
+
+    run_id = new_run_id(label)
+    assert SAFE_RUN_ID.match(run_id), run_id
+    assert run_id.startswith(label.replace("+", "-").strip("-") or "run")
+    assert new_run_id(label) != run_id
