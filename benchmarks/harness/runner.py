@@ -14,6 +14,7 @@ A scenario a tool cannot do is recorded, never dropped (see ``session.guarded``)
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -166,6 +167,8 @@ def run_session(
         # A fresh home per session: its own database, logs and state, so each repetition
         # starts from the same (empty) metadata, recorded as plan.database_state.
         home = work_dir / "homes" / f"{tool}-{profile}-r{repetition}"
+        if home.exists():  # left by this session's interrupted try (--resume): start afresh
+            shutil.rmtree(home)
         options = {"database": database, "home": home}
     try:
         adapter = get_adapter(

@@ -112,3 +112,22 @@ def test_the_postgres_session_builds_its_adapter_for_postgres(
         }
     ]
     assert {o["tool"] for o in collected.outcomes} == {"airflow+postgres"}
+
+
+def test_a_session_run_again_after_an_interruption_starts_from_an_empty_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """--resume runs an interrupted session again: its half-used database must not stay."""
+    home = tmp_path / "homes" / "prefect+postgres-tuned-r1"
+    (home / "postgres").mkdir(parents=True)
+    (home / "postgres" / "PG_VERSION").write_text("18")
+    seen: list[list[Path]] = []
+
+    def look(tool: str, **options: Any) -> Any:
+        seen.append(sorted(options["home"].rglob("*")) if options["home"].exists() else [])
+        raise RuntimeError("not started in this test")
+
+    monkeypatch.setattr(runner, "get_adapter", look)
+    plan = local_plan(quick=False, repeat=2, tools=["prefect"], scenarios=["latency"])
+    runner.run_session(plan, "prefect+postgres", "tuned", 1, tmp_path, Collected(), lambda *_: None)
+    assert seen == [[]]
