@@ -11,7 +11,34 @@ NOT_RECORDED = "not recorded in this results.json (written before the profiles f
 
 
 def settings_sections(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """One section per tool, in the plan's tool order."""
+    """One section per settings file, in the plan's tool order: a tool and its PostgreSQL
+    label (``airflow``, ``airflow+postgres``) share one file, so they share one table,
+    which holds the knobs of every profile either ran."""
+    merged: list[dict[str, Any]] = []
+    for section in _tool_sections(results):
+        same_file = next(
+            (
+                m
+                for m in merged
+                if section["recorded"]
+                and m["recorded"]
+                and m["file"] == section["file"]
+                and m["concurrency"] == section["concurrency"]
+            ),
+            None,
+        )
+        if same_file is None:
+            merged.append(section)
+            continue
+        same_file["tool"] += ", " + section["tool"]
+        same_file["profiles_run"].update(section["profiles_run"])
+        same_file["rows"] += [r for r in section["rows"] if r not in same_file["rows"]]
+    for m in merged:
+        m["rows"].sort(key=lambda r: r["profile"] != "every profile")  # stable: file order
+    return merged
+
+
+def _tool_sections(results: dict[str, Any]) -> list[dict[str, Any]]:
     sections = []
     for tool, entry in results["tools"].items():
         concurrency = entry.get("concurrency") or {}
@@ -25,7 +52,7 @@ def settings_sections(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "note": entry.get("note") or "",
                 "concurrency": concurrency.get("statement") or NOT_RECORDED,
                 "slots": concurrency.get("slots"),
-                "profiles": list(entry.get("profiles", {})),
+                "profiles_run": {tool: list(entry.get("profiles", {}))},
                 "rows": [_row(k) for k in knobs or []],
             }
         )

@@ -77,3 +77,23 @@ def test_results_without_settings_still_render(tmp_path: Path) -> None:
     results = json.loads(FIXTURE.read_text(encoding="utf-8"))  # written before the files
     markdown, _ = render_report(results, tmp_path)
     assert "not recorded in this results.json" in markdown.read_text(encoding="utf-8")
+
+
+def test_a_tool_and_its_postgres_label_share_one_table(tmp_path: Path) -> None:
+    """airflow ran as shipped on SQLite, airflow+postgres ran both profiles: one table
+    from the one profiles file, holding the tuned knobs, and which label ran what."""
+    results = results_with_settings()
+    results["tools"]["airflow"]["profiles"].pop("tuned", None)
+    results["tools"]["airflow"].update(report_entry("airflow", ["defaults"]))
+    results["tools"]["airflow+postgres"] = {
+        "profiles": {"defaults": "defaults", "tuned": "tuned"},
+        **report_entry("airflow", ["defaults", "tuned"]),
+    }
+    markdown, html = (p.read_text(encoding="utf-8") for p in render_report(results, tmp_path))
+    assert markdown.count("(`benchmarks/tools/airflow/profiles.yaml`)") == 1
+    assert "### airflow, airflow+postgres (`benchmarks/tools/airflow/profiles.yaml`)" in markdown
+    section = markdown.split("### airflow, airflow+postgres (")[1].split("###")[0]
+    assert "Profiles run: airflow: defaults; airflow+postgres: defaults, tuned." in section
+    tuned = [r for r in knob_table("airflow", ["defaults", "tuned"]) if r["profile"] == "tuned"]
+    assert tuned and all(f"| tuned | `{r['knob']}` |" in section for r in tuned)
+    assert html.count("<h3>airflow") == 1
