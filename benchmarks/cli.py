@@ -357,6 +357,7 @@ if find_spec("benchmarks.harness") is not None and find_spec("benchmarks.harness
     _harness = import_module("benchmarks.harness.cli")
     app.command("bench")(_harness.bench)
     app.command("demo")(_harness.demo)
+    app.command("report")(_harness.report)
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""``orchbench bench`` and ``orchbench demo`` (registered by benchmarks/cli.py).
+"""``orchbench bench``, ``orchbench demo`` and ``orchbench report`` (registered by
+benchmarks/cli.py).
 
 Exit codes of ``orchbench bench``: 0 every scenario ran (a scenario a tool cannot do, or
 left out of the plan, is recorded in the report, not a failure), 2 invalid options (one line,
@@ -36,7 +37,9 @@ from benchmarks.harness.plan import (
     make_plan,
     session_order,
 )
+from benchmarks.harness.results import load_results
 from benchmarks.harness.runner import session_units
+from benchmarks.report.render import render_report
 from benchmarks.tools import TOOLS
 
 err_console = Console(stderr=True)
@@ -311,6 +314,34 @@ def _exit_on_failed_scenarios(paths: dict[str, Path], shown: int = 10) -> None:
     if len(failed) > shown:
         err_console.print(f"  ... and {len(failed) - shown} more (results.json, outcomes)")
     raise typer.Exit(SCENARIO_FAILED)
+
+
+def report(
+    results_file: Annotated[
+        Path, typer.Argument(help="A results.json that orchbench bench or demo wrote.")
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Folder for report.md, report.html and figures/ (default: the results.json's).",
+        ),
+    ] = None,
+) -> None:
+    """Render report.md and report.html again from a results.json, with this orchbench's
+    report code; the measurements are not touched."""
+    try:
+        results = load_results(results_file)
+    except FileNotFoundError:
+        _fail(f"{results_file}: no such file")
+    except (OSError, UnicodeDecodeError) as err:
+        _fail(f"{results_file}: cannot be read ({err})")
+    except ValueError as err:  # InvalidResults, or not JSON at all
+        _fail(f"{results_file}: {err}")
+    folder = output if output is not None else results_file.parent
+    markdown, html = render_report(results, folder)
+    _print_paths({"results": results_file, "html": html, "markdown": markdown})
 
 
 def _print_paths(paths: dict[str, Path]) -> None:

@@ -19,6 +19,8 @@ import jinja2
 
 from benchmarks.report.charts import all_charts
 from benchmarks.report.profiles_table import equal_concurrency, settings_sections
+from shared_ml.artifacts import atomic_write_text
+from shared_ml.storage import write_bytes
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 BASELINE = "local"
@@ -400,17 +402,22 @@ def _environment() -> jinja2.Environment:
 
 
 def render_report(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
-    """Write report.md (+ figures/*.png it links) and a self-contained report.html."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write report.md (+ figures/*.png it links) and a self-contained report.html.
+
+    Everything is rendered before anything is written, and each file is replaced
+    atomically: a failure leaves the previous report (if any) whole."""
     charts = all_charts(results)
+    env = _environment()
+    data = context(results, charts)
+    texts = {
+        "report.md": env.get_template("report.md.j2").render(**data),
+        "report.html": env.get_template("report.html.j2").render(**data),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
     if charts:
         (out_dir / "figures").mkdir(exist_ok=True)
         for name, png in charts.items():
-            (out_dir / "figures" / f"{name}.png").write_bytes(png)
-    env = _environment()
-    data = context(results, charts)
-    markdown = out_dir / "report.md"
-    html = out_dir / "report.html"
-    markdown.write_text(env.get_template("report.md.j2").render(**data), encoding="utf-8")
-    html.write_text(env.get_template("report.html.j2").render(**data), encoding="utf-8")
-    return markdown, html
+            write_bytes(str(out_dir / "figures" / f"{name}.png"), png)
+    for name, text in texts.items():
+        atomic_write_text(out_dir / name, text)
+    return out_dir / "report.md", out_dir / "report.html"
