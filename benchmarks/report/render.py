@@ -19,6 +19,7 @@ import jinja2
 
 from benchmarks.report.charts import all_charts
 from benchmarks.report.profiles_table import equal_concurrency, settings_sections
+from benchmarks.report.sessions_table import session_rows, sessions_summary
 from shared_ml.artifacts import atomic_write_text
 from shared_ml.storage import write_bytes
 
@@ -383,6 +384,8 @@ def context(results: dict[str, Any], charts: dict[str, bytes]) -> dict[str, Any]
         "caveats": caveats(results),
         "settings": settings_sections(results),
         "settings_summary": equal_concurrency(settings_sections(results)),
+        "sessions": session_rows(results),
+        "sessions_summary": sessions_summary(results),
         "charts": {name: base64.b64encode(png).decode() for name, png in charts.items()},
         "chart_files": {name: f"figures/{name}.png" for name in charts},
         "versions_json": json.dumps(results["versions"], indent=2, sort_keys=True),

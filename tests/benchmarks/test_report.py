@@ -201,3 +201,41 @@ def test_the_plan_summary_is_one_bullet_per_line(results: dict, rendered) -> Non
     if "databases" in results["plan"]:
         assert "- Metadata databases of Airflow and Prefect" in bullets
     assert not re.search(r"\)- ", markdown)  # a bullet glued to the end of the previous one
+
+
+def test_each_sessions_start_load_and_duration_are_in_the_report(
+    results: dict, tmp_path: Path
+) -> None:
+    with_sessions = {
+        **results,
+        "sessions": [
+            {
+                "repetition": r,
+                "profile": "defaults",
+                "tool": tool,
+                "started_at": f"2026-11-30T1{r}:0{i}:00+00:00",
+                "load_average_1m_at_start": 0.25 + r + i,
+                "duration_s": 600.0 + i,
+            }
+            for r in range(2)
+            for i, tool in enumerate(results["plan"]["tools"])
+        ],
+    }
+    markdown, html = (p.read_text() for p in render_report(with_sessions, tmp_path))
+    loads = [s["load_average_1m_at_start"] for s in with_sessions["sessions"]]
+    summary = f"median {statistics.median(loads):.2f}, max {max(loads):.2f}"
+    for text in (markdown, html):
+        assert f"{len(loads)} sessions" in text and summary in text
+    for s in with_sessions["sessions"]:
+        row = (
+            f"| {s['started_at'][:19]} | {s['repetition'] + 1} | {s['tool']} | defaults | "
+            f"{s['load_average_1m_at_start']:.2f} | {s['duration_s']:.0f} |"
+        )
+        assert row in markdown, row
+    assert html.count("<tr><td>2026-11-30T1") == len(loads)
+
+
+def test_a_results_json_without_sessions_says_so(rendered) -> None:
+    markdown, html, _ = rendered
+    for text in (markdown, html):
+        assert "No session conditions were recorded in this results.json." in text

@@ -1,0 +1,29 @@
+"""The report's "Sessions" section: when each session ran, how long it took and the
+machine's load when it started, from results.json's ``sessions``. The figures of a
+session measured on a busy machine are slower; this lets a reader check."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+
+def session_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """In the order they ran."""
+    return sorted(results.get("sessions", []), key=lambda s: s["started_at"])
+
+
+def sessions_summary(results: dict[str, Any]) -> str:
+    sessions = results.get("sessions", [])
+    if not sessions:
+        return "No session conditions were recorded in this results.json."
+    loads = [s["load_average_1m_at_start"] for s in sessions]
+    hours = sum(s["duration_s"] for s in sessions) / 3600
+    cpus = results.get("machine", {}).get("cpu_count")
+    return (
+        f"{len(sessions)} sessions, {hours:.1f} h in all. The 1-minute load average when a "
+        f"session started: median {statistics.median(loads):.2f}, max {max(loads):.2f}"
+        + (f", on {cpus} CPUs" if cpus else "")
+        + ". It includes the tail of the session before (its services stopping), as "
+        "sessions run back to back."
+    )
