@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.report.figure_tables import figure_tables, fmt
 from benchmarks.report.recommend import recommendations
-from benchmarks.report.render import figure_tables, fmt, render_report
+from benchmarks.report.render import render_report
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results.json"
 
