@@ -25,6 +25,7 @@ from typing import Any
 from benchmarks.harness.demo import demo_run
 from benchmarks.harness.figures import SCENARIOS
 from benchmarks.harness.plan import Plan, base_tool, database_of, session_order
+from benchmarks.harness.results import source_revision
 from benchmarks.harness.scenarios_disruption import (
     scenario_kill_worker,
     scenario_restart,
@@ -86,11 +87,12 @@ def run_plan(
 ) -> Collected:
     """Run every session of the plan not in ``done`` (a resumed benchmark's finished
     ones), adding to ``collected``; ``on_session_done`` is called after each (the
-    checkpoint). Each session's start, load average and duration are kept: the
-    conditions its figures were measured under."""
+    checkpoint). Each session's start, load average, duration and code revision are
+    kept: the conditions its figures were measured under."""
     advance = progress or (lambda description, units: None)
     collected = collected if collected is not None else Collected()
     finished = {tuple(key) for key in done}
+    revision = source_revision()  # per invocation: a resumed benchmark may run newer code
     for key in session_order(plan):
         if key in finished:
             continue
@@ -106,6 +108,7 @@ def run_plan(
                 "started_at": started_at.isoformat(),
                 "load_average_1m_at_start": round(load, 2),
                 "duration_s": round(time.perf_counter() - started, 3),
+                "source_revision": revision,
             }
         )
         if on_session_done is not None:

@@ -25,5 +25,22 @@ def sessions_summary(results: dict[str, Any]) -> str:
         f"session started: median {statistics.median(loads):.2f}, max {max(loads):.2f}"
         + (f", on {cpus} CPUs" if cpus else "")
         + ". It includes the tail of the session before (its services stopping), as "
-        "sessions run back to back."
+        "sessions run back to back." + _revisions(sessions)
+    )
+
+
+def _revisions(sessions: list[dict[str, Any]]) -> str:
+    """Which code measured the sessions, when a resumed benchmark ran more than one."""
+    counts: dict[str, int] = {}
+    for s in sessions:
+        revision = s.get("source_revision") or "not recorded"
+        counts[revision] = counts.get(revision, 0) + 1
+    if len(counts) < 2:
+        return ""
+    return (
+        " Code revisions (the benchmark was resumed on newer code): "
+        + ", ".join(
+            f"{revision} ({n} session{'s' if n > 1 else ''})" for revision, n in counts.items()
+        )
+        + "."
     )

@@ -217,6 +217,8 @@ def test_each_sessions_start_load_and_duration_are_in_the_report(
                 "started_at": f"2026-11-30T1{r}:0{i}:00+00:00",
                 "load_average_1m_at_start": 0.25 + r + i,
                 "duration_s": 600.0 + i,
+                # the second repetition resumed on newer code; the first predates the field
+                **({"source_revision": "0123456789ab"} if r else {}),
             }
             for r in range(2)
             for i, tool in enumerate(results["plan"]["tools"])
@@ -234,6 +236,10 @@ def test_each_sessions_start_load_and_duration_are_in_the_report(
         )
         assert row in markdown, row
     assert html.count("<tr><td>2026-11-30T1") == len(loads)
+    tools = len(results["plan"]["tools"])
+    revisions = f"not recorded ({tools} sessions), 0123456789ab ({tools} sessions)"
+    assert revisions in markdown and revisions in html
+    assert "| 600 | - |" in markdown and "| 600 | 0123456789ab |" in markdown
 
 
 def test_a_results_json_without_sessions_says_so(rendered) -> None:
