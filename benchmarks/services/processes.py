@@ -156,7 +156,11 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a server could bind 127.0.0.1:``port`` now. The test bind sets
+    SO_REUSEADDR, as the servers started here do (uvicorn, PostgreSQL): closed connections
+    still in TIME_WAIT, left by a server stopped a moment ago, do not hold the port then."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -165,9 +169,8 @@ def port_is_free(port: int) -> bool:
 
 
 def accepts_connections(port: int, timeout_s: float = 0.5) -> bool:
-    """Whether something listens on 127.0.0.1:``port``. Unlike ``port_is_free`` (a bind
-    without SO_REUSEADDR), not fooled by closed connections still in TIME_WAIT, which a
-    server that sets SO_REUSEADDR (uvicorn) can bind over at once."""
+    """Whether something listens on 127.0.0.1:``port`` (a straggler of a stopped server
+    may keep listening for a moment)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout_s):
             return True

@@ -220,3 +220,29 @@ def test_an_interrupt_while_recording_a_spawn_kills_that_process(
         supervisor.spawn("sleeper", command, env=ENV, log=tmp_path / "sleeper.log")
     assert len(started) == 1
     assert gone(started[0])
+
+
+def test_a_port_left_in_time_wait_by_a_stopped_server_is_free_again() -> None:
+    """A server stopped while clients were connected leaves its side of those connections
+    in TIME_WAIT for a minute; a new server (SO_REUSEADDR, as uvicorn) can bind at once, so
+    the free-port check must not refuse it. A port with a listener stays taken."""
+    import socket
+
+    from benchmarks.services.processes import port_is_free
+
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    assert not port_is_free(port)
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    accepted.close()  # the server side closes first: its end goes to TIME_WAIT
+    server.close()
+    client.recv(1)  # the server's FIN has arrived
+    client.close()
+    # The TIME_WAIT is there: a bind without the option fails.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as plain, pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))
+    assert port_is_free(port)

@@ -330,8 +330,6 @@ class PrefectServices:
         env = prefect_env(self.home, state.api_url, state.profile, state.database_url)
         started = time.monotonic()
         deadline = started + timeout_s
-        # Not port_is_free: closed connections in TIME_WAIT would hold that up for a
-        # minute, while the server (uvicorn, SO_REUSEADDR) can bind at once.
         while accepts_connections(state.port) and time.monotonic() < deadline:
             time.sleep(0.2)  # a straggler of the old server may hold it for a moment
         try:
