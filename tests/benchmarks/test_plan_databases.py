@@ -18,6 +18,7 @@ def test_quick_plans_run_the_shipped_database_and_full_plans_both() -> None:
     assert local_plan().databases == ["sqlite"]
     full = local_plan(quick=False, repeat=1)
     assert full.databases == ["sqlite", "postgres"]
+    assert full.backfill_dates >= 20 and local_plan().backfill_dates < 20  # quick: small
     assert full.tool_labels() == [
         "local",
         "airflow",

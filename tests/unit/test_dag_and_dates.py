@@ -205,7 +205,7 @@ def test_schedules_and_presets_accepted(schedule: str) -> None:
 
 def test_bundled_partitions_are_reproducible(tmp_path: Path) -> None:
     written = write_partitions(tmp_path, FIRST, LAST)
-    assert len(written) == 20  # 2026-01-01..20: every date a full benchmark backfills (10)
+    assert len(written) == 20  # 2026-01-01..20: every date a full benchmark backfills
     for path in written:
         assert filecmp.cmp(path, CONFIGS / "data" / "daily" / path.name, shallow=False), path.name
 
