@@ -59,16 +59,26 @@ def what_happened(results: dict[str, Any], scenario: str) -> list[dict[str, Any]
     return sorted(seen.values(), key=lambda o: (o["tool"], o["profile"]))
 
 
+def coverage_columns(results: dict[str, Any]) -> list[str]:
+    """The plan's tools, each followed by its other labels (``airflow+postgres``)."""
+    labels = list(results["tools"])
+    columns = []
+    for tool in results["plan"]["tools"]:
+        columns += [tool] + [label for label in labels if label.startswith(tool + "+")]
+    return columns + [label for label in labels if label not in columns]
+
+
 def scenario_status(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per scenario and tool: ok / not supported / error... and the total time it took
-    (all repetitions and profiles), so no tool vanishes and the cost of each is visible."""
+    """Per scenario and tool label: ok / not supported / error... and the total time it
+    took (all repetitions and profiles), so no tool vanishes and the cost of each is
+    visible."""
     statuses: dict[tuple[str, str], set[str]] = defaultdict(set)
     seconds: dict[tuple[str, str], float] = defaultdict(float)
     for o in results["outcomes"]:
         if o["figure"] is None:
             statuses[(o["scenario"], o["tool"])].add(o["status"])
             seconds[(o["scenario"], o["tool"])] += o.get("duration_s", 0.0)
-    tools = results["plan"]["tools"]
+    tools = coverage_columns(results)
     rows = []
     skipped = results["plan"].get("skipped_scenarios", [])
     # warmup and demo (orchbench demo's showcase run) are rows only when they happened
@@ -240,6 +250,7 @@ def context(results: dict[str, Any], charts: dict[str, bytes]) -> dict[str, Any]
         "fits": fit_tables(results),
         "outcomes": outcome_rows(results),
         "status": scenario_status(results),
+        "coverage_columns": coverage_columns(results),
         "matrix": matrix_rows(results),
         "adhoc": adhoc_rows(results),
         "demo": demo_rows(results),

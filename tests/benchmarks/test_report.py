@@ -246,3 +246,28 @@ def test_a_results_json_without_sessions_says_so(rendered) -> None:
     markdown, html, _ = rendered
     for text in (markdown, html):
         assert "No session conditions were recorded in this results.json." in text
+
+
+def test_scenario_coverage_has_a_column_per_database_label(results: dict, tmp_path: Path) -> None:
+    """airflow+postgres is its own column: its failures do not hide behind airflow's ok."""
+    labelled = json.loads(json.dumps(results))
+    labelled["tools"]["airflow+postgres"] = labelled["tools"]["airflow"]
+    labelled["outcomes"].append(
+        {
+            "scenario": "restart",
+            "figure": None,
+            "tool": "airflow+postgres",
+            "profile": "defaults",
+            "repetition": 0,
+            "status": "error",
+            "reason": "ScenarioFailed: a made-up failure",
+            "duration_s": 0.0,
+        }
+    )
+    markdown, html = (p.read_text() for p in render_report(labelled, tmp_path))
+    assert "| scenario | local | airflow | airflow+postgres | prefect |" in markdown
+    coverage = markdown.split("## Scenario coverage")[1].split("\n## ")[0]
+    (restart,) = [line for line in coverage.splitlines() if line.startswith("| restart |")]
+    cells = [c.strip() for c in restart.strip("|").split("|")]
+    assert cells[3] == "error" and cells[2].startswith("ok")
+    assert "<th>airflow+postgres</th>" in html
