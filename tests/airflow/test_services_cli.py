@@ -171,3 +171,30 @@ def test_up_status_down_leaves_no_orphans(cli_home) -> None:
         check=False,
     )
     assert after.returncode == 1
+
+
+def test_up_on_a_port_another_program_listens_on_exits_2_naming_it(tmp_path: Path) -> None:
+    """Refused before anything starts: no Airflow instance is needed for it."""
+    import socket
+
+    home = tmp_path / "airflow_home"
+    env = {**os.environ, "ORCHBENCH_HOME": str(tmp_path / "orchbench")}
+    for variable in ("ORCHBENCH_AIRFLOW_DB_URL", "ORCHBENCH_AIRFLOW_DB", "ORCHBENCH_SMTP_HOST"):
+        env.pop(variable, None)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        done = subprocess.run(
+            _orchbench("up", "--home", str(home), "--port", str(port)),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 2, done.stdout + done.stderr
+    message = " ".join(done.stderr.split())
+    assert f"port {port} on 127.0.0.1 is already in use by another program" in message
+    assert "Traceback" not in done.stderr
+    assert not (home / "run" / "services.json").exists()

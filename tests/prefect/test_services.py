@@ -75,3 +75,17 @@ def test_up_with_an_unknown_profile_exits_2_with_one_line(tmp_path: Path) -> Non
     assert done.returncode == 2
     assert "--profile 'fast'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_up_on_a_port_another_program_listens_on_exits_2_naming_it(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        done = orchbench("up", "--home", str(tmp_path), "--port", str(port), "--no-deploy")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"port {port} on 127.0.0.1 is in use" in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr
+    assert not any(tmp_path.rglob("*.json")), "no state recorded for services never started"
