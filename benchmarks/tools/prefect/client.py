@@ -43,6 +43,14 @@ def parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def _retry_after_s(response: httpx.Response) -> float | None:
+    """A Retry-After header in seconds (the date form is not used by Prefect)."""
+    try:
+        return max(0.0, float(response.headers["Retry-After"]))
+    except (KeyError, ValueError):
+        return None
+
+
 class PrefectClient:
     def __init__(self, api_url: str, timeout_s: float = 30.0) -> None:
         if not api_url.rstrip("/").endswith("/api"):
@@ -61,9 +69,12 @@ class PrefectClient:
 
     # --- plumbing -----------------------------------------------------------------
     # With SQLite, the server answers 503 while another writer holds the database lock;
-    # the request was not applied, so it is safe to send again after a short wait.
-    BUSY_STATUSES = frozenset({429, 503})
-    BUSY_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+    # the request was not applied, so it is safe to send again. The same policy as
+    # Prefect's own client (prefect.client.base; PREFECT_CLIENT_MAX_RETRIES=5): these
+    # statuses, 5 retries, waiting 2**n s or the server's Retry-After, so that a busy
+    # server is given as long as it would be on Prefect's production path.
+    BUSY_STATUSES = frozenset({408, 429, 502, 503})
+    BUSY_RETRY_DELAYS_S = (2.0, 4.0, 8.0, 16.0, 32.0)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         url = f"{self.api_url}{path}"
@@ -74,7 +85,7 @@ class PrefectClient:
                 raise PrefectApiError(method, url, None, f"{type(err).__name__}: {err}") from None
             if response.status_code not in self.BUSY_STATUSES or delay is None:
                 break
-            time.sleep(delay)
+            time.sleep(_retry_after_s(response) or delay)
         if response.status_code >= 400:
             try:
                 detail = response.json().get("detail", response.text)
