@@ -20,8 +20,19 @@ from typing import Any
 import httpx
 
 TERMINAL_FLOW_STATES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
-# A task run whose upstream failed stays PENDING ("NotReady"): final too, once the flow is.
-FINAL_TASK_STATES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED", "PENDING"})
+FINAL_TASK_STATES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
+# A task run whose upstream failed stays PENDING named "NotReady": final too, once the flow
+# is. A plain "Pending" row is not: its Running and Completed events (which also carry the
+# task_run_name the engine renames it to) may not be recorded yet.
+UPSTREAM_FAILED_STATE = ("PENDING", "NotReady")
+
+
+def task_run_is_final(task_run: dict[str, Any]) -> bool:
+    state = task_run.get("state") or {}
+    return (
+        state.get("type") in FINAL_TASK_STATES
+        or (state.get("type"), state.get("name")) == UPSTREAM_FAILED_STATE
+    )
 
 
 class PrefectApiError(RuntimeError):
@@ -242,7 +253,7 @@ class PrefectClient:
         while True:
             task_runs = self.read_task_runs(flow_run_id)
             enough = expected is None or len(task_runs) >= expected
-            final = all((t.get("state") or {}).get("type") in FINAL_TASK_STATES for t in task_runs)
+            final = all(task_run_is_final(t) for t in task_runs)
             if task_runs and enough and final:
                 return task_runs
             if time.monotonic() > deadline:
