@@ -80,22 +80,36 @@ def load_results(path: Path) -> dict[str, Any]:
 
 
 # --- what sits beside the numbers --------------------------------------------------------
-def machine_info() -> dict[str, Any]:
+def cpu_model() -> str:
     model = platform.processor() or "unknown"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
         for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
             if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
+    return model
+
+
+def boot_id() -> str:
+    """Which boot of which machine: a benchmark resumed after a restart, or on another
+    machine of the same kind, runs its later sessions under a different boot id."""
+    path = Path("/proc/sys/kernel/random/boot_id")
+    try:
+        return path.read_text(encoding="utf-8").strip()[:8] or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def machine_info() -> dict[str, Any]:
     return {
         "cpu_count": os.cpu_count() or 1,
-        "cpu_model": model,
+        "cpu_model": cpu_model(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 2),
         "os": platform.platform(),
         "python": platform.python_version(),
         "load_average_1m_at_start": round(os.getloadavg()[0], 2),
         "source_revision": source_revision(),
+        "boot_id": boot_id(),
     }
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from benchmarks.harness.demo import demo_run
 from benchmarks.harness.figures import SCENARIOS
 from benchmarks.harness.plan import Plan, base_tool, database_of, session_order
-from benchmarks.harness.results import source_revision
+from benchmarks.harness.results import boot_id, cpu_model, source_revision
 from benchmarks.harness.scenarios_disruption import (
     scenario_kill_worker,
     scenario_restart,
@@ -87,12 +87,14 @@ def run_plan(
 ) -> Collected:
     """Run every session of the plan not in ``done`` (a resumed benchmark's finished
     ones), adding to ``collected``; ``on_session_done`` is called after each (the
-    checkpoint). Each session's start, load average, duration and code revision are
-    kept: the conditions its figures were measured under."""
+    checkpoint). Each session's start, load average, duration, code revision and machine
+    (boot id, CPU model) are kept: the conditions its figures were measured under."""
     advance = progress or (lambda description, units: None)
     collected = collected if collected is not None else Collected()
     finished = {tuple(key) for key in done}
-    revision = source_revision()  # per invocation: a resumed benchmark may run newer code
+    # Per invocation: a resumed benchmark may run newer code, after a reboot or on another
+    # machine of the same kind.
+    revision, boot, model = source_revision(), boot_id(), cpu_model()
     for key in session_order(plan):
         if key in finished:
             continue
@@ -109,6 +111,8 @@ def run_plan(
                 "load_average_1m_at_start": round(load, 2),
                 "duration_s": round(time.perf_counter() - started, 3),
                 "source_revision": revision,
+                "boot_id": boot,
+                "cpu_model": model,
             }
         )
         if on_session_done is not None:

@@ -25,7 +25,7 @@ def sessions_summary(results: dict[str, Any]) -> str:
         f"session started: median {statistics.median(loads):.2f}, max {max(loads):.2f}"
         + (f", on {cpus} CPUs" if cpus else "")
         + ". It includes the tail of the session before (its services stopping), as "
-        "sessions run back to back." + _revisions(sessions)
+        "sessions run back to back." + _revisions(sessions) + _machines(sessions)
     )
 
 
@@ -43,4 +43,24 @@ def _revisions(sessions: list[dict[str, Any]]) -> str:
             f"{revision} ({n} session{'s' if n > 1 else ''})" for revision, n in counts.items()
         )
         + "."
+    )
+
+
+def _machines(sessions: list[dict[str, Any]]) -> str:
+    """Which machine boots ran the sessions, when a resumed benchmark ran on more than one
+    (after a reboot, or on another machine of the same kind): their figures are pooled."""
+    counts: dict[str, int] = {}
+    models: set[str] = set()
+    for s in sessions:
+        boot = s.get("boot_id") or "not recorded"
+        counts[boot] = counts.get(boot, 0) + 1
+        if s.get("cpu_model"):
+            models.add(s["cpu_model"])
+    if len(counts) < 2:
+        return ""
+    return (
+        f" The sessions ran on {len(counts)} machine boots (boot id: sessions): "
+        + ", ".join(f"{boot}: {n}" for boot, n in counts.items())
+        + (f"; CPU models: {', '.join(sorted(models))}" if models else "")
+        + ". Each repetition's figures are pooled across them."
     )

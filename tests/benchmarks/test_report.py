@@ -219,6 +219,8 @@ def test_each_sessions_start_load_and_duration_are_in_the_report(
                 "duration_s": 600.0 + i,
                 # the second repetition resumed on newer code; the first predates the field
                 **({"source_revision": "0123456789ab"} if r else {}),
+                # ... after a reboot, on another machine of the same kind
+                **({"boot_id": f"b00t000{r}", "cpu_model": "Some CPU"} if r else {}),
             }
             for r in range(2)
             for i, tool in enumerate(results["plan"]["tools"])
@@ -239,7 +241,9 @@ def test_each_sessions_start_load_and_duration_are_in_the_report(
     tools = len(results["plan"]["tools"])
     revisions = f"not recorded ({tools} sessions), 0123456789ab ({tools} sessions)"
     assert revisions in markdown and revisions in html
-    assert "| 600 | - |" in markdown and "| 600 | 0123456789ab |" in markdown
+    assert "| 600 | - | - |" in markdown and "| 600 | 0123456789ab | b00t0001 |" in markdown
+    boots = f"2 machine boots (boot id: sessions): not recorded: {tools}, b00t0001: {tools}"
+    assert boots in markdown and boots in html and "CPU models: Some CPU" in markdown
 
 
 def test_a_results_json_without_sessions_says_so(rendered) -> None:
