@@ -13,8 +13,9 @@ import yaml
 
 from benchmarks.harness import checkpoint
 from benchmarks.harness.checkpoint import Checkpoint
+from benchmarks.harness.machine import machine_info
 from benchmarks.harness.plan import Plan, base_tool
-from benchmarks.harness.results import build_results, machine_info, tool_versions, write_results
+from benchmarks.harness.results import build_results, tool_versions, write_results
 from benchmarks.harness.runner import Progress, run_plan
 from benchmarks.harness.session import Collected
 from benchmarks.report.render import render_report

@@ -8,8 +8,6 @@ the file is written atomically (temporary file, then rename).
 from __future__ import annotations
 
 import json
-import os
-import platform
 import subprocess
 from collections import defaultdict
 from functools import cache
@@ -17,9 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import psutil
 
-from benchmarks.environments import REPO_ROOT
 from benchmarks.harness.figures import FIGURES, SCENARIOS
 from benchmarks.harness.noise import aa_rows
 from benchmarks.harness.setup_cost import Unavailable, venv_python
@@ -80,55 +76,7 @@ def load_results(path: Path) -> dict[str, Any]:
 
 
 # --- what sits beside the numbers --------------------------------------------------------
-def cpu_model() -> str:
-    model = platform.processor() or "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return model
-
-
-def boot_id() -> str:
-    """Which boot of which machine: a benchmark resumed after a restart, or on another
-    machine of the same kind, runs its later sessions under a different boot id."""
-    path = Path("/proc/sys/kernel/random/boot_id")
-    try:
-        return path.read_text(encoding="utf-8").strip()[:8] or "unknown"
-    except OSError:
-        return "unknown"
-
-
-def machine_info() -> dict[str, Any]:
-    return {
-        "cpu_count": os.cpu_count() or 1,
-        "cpu_model": cpu_model(),
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 2),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "load_average_1m_at_start": round(os.getloadavg()[0], 2),
-        "source_revision": source_revision(),
-        "boot_id": boot_id(),
-    }
-
-
-def source_revision() -> str:
-    """The commit the benchmark's code was at (``+dirty`` with uncommitted changes), so a
-    report can be traced to the code that measured it; "unknown" outside a git checkout."""
-
-    def git(*args: str) -> str:
-        done = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=30
-        )
-        return done.stdout.strip() if done.returncode == 0 else ""
-
-    try:
-        commit = git("rev-parse", "--short=12", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return (commit + ("+dirty" if dirty else "")) if commit else "unknown"
+# The machine's identity and the code revision live in benchmarks.harness.machine.
 
 
 def tool_versions(tool: str, packages: list[str]) -> dict[str, str]:

@@ -24,8 +24,8 @@ from typing import Any
 
 from benchmarks.harness.demo import demo_run
 from benchmarks.harness.figures import SCENARIOS
+from benchmarks.harness.machine import boot_id, cpu_model, cpu_probe_s, source_revision
 from benchmarks.harness.plan import Plan, base_tool, database_of, session_order
-from benchmarks.harness.results import boot_id, cpu_model, source_revision
 from benchmarks.harness.scenarios_disruption import (
     scenario_kill_worker,
     scenario_restart,
@@ -87,8 +87,8 @@ def run_plan(
 ) -> Collected:
     """Run every session of the plan not in ``done`` (a resumed benchmark's finished
     ones), adding to ``collected``; ``on_session_done`` is called after each (the
-    checkpoint). Each session's start, load average, duration, code revision and machine
-    (boot id, CPU model) are kept: the conditions its figures were measured under."""
+    checkpoint). Each session's start, load average, duration, code revision, machine (boot
+    id, CPU model) and CPU speed probe are kept: the conditions its figures were measured under."""
     advance = progress or (lambda description, units: None)
     collected = collected if collected is not None else Collected()
     finished = {tuple(key) for key in done}
@@ -99,8 +99,9 @@ def run_plan(
         if key in finished:
             continue
         repetition, profile, tool = key
-        started_at, started = datetime.now(UTC), time.perf_counter()
         load = os.getloadavg()[0]
+        probe = cpu_probe_s()  # before the session's clock: how fast the CPU is right now
+        started_at, started = datetime.now(UTC), time.perf_counter()
         run_session(plan, tool, profile, repetition, work_dir, collected, advance)
         collected.sessions.append(
             {
@@ -113,6 +114,7 @@ def run_plan(
                 "source_revision": revision,
                 "boot_id": boot,
                 "cpu_model": model,
+                "cpu_probe_s": probe,
             }
         )
         if on_session_done is not None:

@@ -47,20 +47,33 @@ def _revisions(sessions: list[dict[str, Any]]) -> str:
 
 
 def _machines(sessions: list[dict[str, Any]]) -> str:
-    """Which machine boots ran the sessions, when a resumed benchmark ran on more than one
-    (after a reboot, or on another machine of the same kind): their figures are pooled."""
-    counts: dict[str, int] = {}
-    models: set[str] = set()
+    """Which machine boots ran the sessions and how fast the CPU was in each (the probe of
+    benchmarks/harness/machine.py): a resumed benchmark may run after a reboot or on
+    another machine of the same kind, and its figures are pooled across them."""
+    boots: dict[str, list[dict[str, Any]]] = {}
     for s in sessions:
-        boot = s.get("boot_id") or "not recorded"
-        counts[boot] = counts.get(boot, 0) + 1
-        if s.get("cpu_model"):
-            models.add(s["cpu_model"])
-    if len(counts) < 2:
-        return ""
+        boots.setdefault(s.get("boot_id") or "not recorded", []).append(s)
+    probes = [s["cpu_probe_s"] for s in sessions if s.get("cpu_probe_s")]
+    speed = (
+        f" A fixed CPU probe before each session took median {statistics.median(probes):.3f} s"
+        f" (range {min(probes):.3f} to {max(probes):.3f} s, {len(probes)} sessions); a "
+        "slower or busier machine takes longer."
+        if probes
+        else ""
+    )
+    if len(boots) < 2:
+        return speed
+    models = sorted({s["cpu_model"] for s in sessions if s.get("cpu_model")})
+
+    def boot_text(boot: str, members: list[dict[str, Any]]) -> str:
+        boot_probes = [s["cpu_probe_s"] for s in members if s.get("cpu_probe_s")]
+        probe = f", probe median {statistics.median(boot_probes):.3f} s" if boot_probes else ""
+        return f"{boot}: {len(members)}{probe}"
+
     return (
-        f" The sessions ran on {len(counts)} machine boots (boot id: sessions): "
-        + ", ".join(f"{boot}: {n}" for boot, n in counts.items())
-        + (f"; CPU models: {', '.join(sorted(models))}" if models else "")
+        speed
+        + f" The sessions ran on {len(boots)} machine boots (boot id: sessions): "
+        + ", ".join(boot_text(boot, members) for boot, members in boots.items())
+        + (f"; CPU models: {', '.join(models)}" if models else "")
         + ". Each repetition's figures are pooled across them."
     )

@@ -220,7 +220,11 @@ def test_each_sessions_start_load_and_duration_are_in_the_report(
                 # the second repetition resumed on newer code; the first predates the field
                 **({"source_revision": "0123456789ab"} if r else {}),
                 # ... after a reboot, on another machine of the same kind
-                **({"boot_id": f"b00t000{r}", "cpu_model": "Some CPU"} if r else {}),
+                **(
+                    {"boot_id": f"b00t000{r}", "cpu_model": "Some CPU", "cpu_probe_s": 0.1 + i}
+                    if r
+                    else {}
+                ),
             }
             for r in range(2)
             for i, tool in enumerate(results["plan"]["tools"])
@@ -241,9 +245,17 @@ def test_each_sessions_start_load_and_duration_are_in_the_report(
     tools = len(results["plan"]["tools"])
     revisions = f"not recorded ({tools} sessions), 0123456789ab ({tools} sessions)"
     assert revisions in markdown and revisions in html
-    assert "| 600 | - | - |" in markdown and "| 600 | 0123456789ab | b00t0001 |" in markdown
-    boots = f"2 machine boots (boot id: sessions): not recorded: {tools}, b00t0001: {tools}"
+    assert "| 600 | - | - | - |" in markdown
+    assert "| 600 | 0123456789ab | b00t0001 | 0.100 |" in markdown
+    probes = [0.1 + i for i in range(tools)]
+    probe_median = f"{statistics.median(probes):.3f}"
+    boots = (
+        f"2 machine boots (boot id: sessions): not recorded: {tools}, "
+        f"b00t0001: {tools}, probe median {probe_median} s"
+    )
     assert boots in markdown and boots in html and "CPU models: Some CPU" in markdown
+    speed = f"took median {probe_median} s (range 0.100 to {max(probes):.3f} s, {tools} sessions)"
+    assert speed in markdown and speed in html
 
 
 def test_a_results_json_without_sessions_says_so(rendered) -> None:

@@ -14,8 +14,8 @@ from benchmarks.cli import app
 from benchmarks.harness import runner
 from benchmarks.harness.bench import execute
 from benchmarks.harness.checkpoint import CHECKPOINT
+from benchmarks.harness.machine import boot_id, source_revision
 from benchmarks.harness.plan import make_plan
-from benchmarks.harness.results import boot_id, source_revision
 
 cli = CliRunner()
 
@@ -60,6 +60,7 @@ def test_an_interrupted_benchmark_resumes_and_reports_every_session_once(
     assert sorted(sessions) == [(0, "local"), (1, "local")]
     assert {s["source_revision"] for s in results["sessions"]} == {source_revision()}
     assert {s["boot_id"] for s in results["sessions"]} == {boot_id()} != {"unknown"}
+    assert all(s["cpu_probe_s"] > 0 for s in results["sessions"])
     ends = [o for o in results["observations"] if o["figure"] == "latency.end_to_end_s"]
     assert sorted(o["repetition"] for o in ends) == [0, 1]
     assert not (folder / CHECKPOINT).exists()  # finished: nothing left to resume
