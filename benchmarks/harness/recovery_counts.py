@@ -1,8 +1,8 @@
 """What a recovery scenario counts, from the step records and the registry it wrote:
 
-- duplicates: executions of a task (a step, or one branch ``train[c]``) that started
-  after an earlier-started execution of the same task had succeeded, i.e. work that had
-  already been done and was done again;
+- duplicates: executions of a task (a step, or one branch ``train[c]``) of one partition
+  (logical date) that started after an earlier-started execution of the same task for the
+  same partition had succeeded, i.e. work that had already been done and was done again;
 - lost attempts: executions whose record still says ``running`` (or ``lost``) once the
   run is over, i.e. a process died mid-step and nobody recorded its end;
 - registry versions added: model versions in the scenario's own registry after its runs
@@ -69,9 +69,16 @@ class RecoveryCounts:
     def of(
         cls, records: Iterable[RunRecord], registry_root: str | Path, versions_before: int
     ) -> RecoveryCounts:
+        records = list(records)
         steps = [s for r in records for s in r.steps]
+        # A task is the same work only within one partition: in a backfill, date 2's
+        # `train` after date 1's is new work. Runs of the same date (or undated: a resume
+        # under a new run id) are compared together.
+        by_partition: dict[object, list[StepRecord]] = defaultdict(list)
+        for record in records:
+            by_partition[record.logical_date].extend(record.steps)
         return cls(
-            duplicates=len(duplicate_executions(steps)),
+            duplicates=sum(len(duplicate_executions(p)) for p in by_partition.values()),
             lost_attempts=len(lost_attempts(steps)),
             registry_versions_added=registry_version_count(registry_root) - versions_before,
         )

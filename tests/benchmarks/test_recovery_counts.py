@@ -4,7 +4,7 @@ records and registry indexes."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -32,9 +32,10 @@ def step(key: str, attempt: int, start_s: float, outcome: str, end_s: float | No
     )
 
 
-def run(*steps: StepRecord, run_id: str = "r1") -> RunRecord:
+def run(*steps: StepRecord, run_id: str = "r1", logical_date: date | None = None) -> RunRecord:
     return RunRecord(
         run_id=run_id,
+        logical_date=logical_date,
         tool="local",
         pipeline="p",
         status="success",
@@ -80,6 +81,19 @@ def test_duplicates_are_counted_per_branch_and_across_runs() -> None:
     )
     counts = RecoveryCounts.of([failed, resumed], "/nonexistent", 0)
     assert counts.duplicates == 1  # train[a] only: train[b] had never succeeded
+
+
+def test_a_backfills_dates_are_separate_work_and_a_rerun_date_is_a_duplicate() -> None:
+    # A backfill of two dates runs every task once per date: no duplicates. A date run
+    # again after it had succeeded (a re-trigger under a new run id) repeats its work.
+    days = [date(2026, 1, 1), date(2026, 1, 2)]
+    first, second = (
+        run(step("ingest", 1, n, "success", n + 1), run_id=f"d{n}", logical_date=day)
+        for n, day in enumerate(days)
+    )
+    assert RecoveryCounts.of([first, second], "/nonexistent", 0).duplicates == 0
+    again = run(step("ingest", 1, 9, "success", 10), run_id="d0-again", logical_date=days[0])
+    assert RecoveryCounts.of([first, second, again], "/nonexistent", 0).duplicates == 1
 
 
 def test_lost_attempts_are_those_without_an_end() -> None:

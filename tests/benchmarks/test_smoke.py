@@ -148,6 +148,13 @@ def test_smoke_benchmark(
         assert {scenario_outcomes[s]["status"] for s in unsupported} == {"not_supported"}
         counted = {"transient", "resume", "kill", "backfill"}
         assert {f"recovery.{s}_duplicates" for s in counted} <= measured
+        # Two dates backfilled with no fault: each date's tasks are new work, not repeats.
+        backfill_duplicates = [
+            o["value"]
+            for o in results["observations"]
+            if o["tool"] == tool and o["figure"] == "recovery.backfill_duplicates"
+        ]
+        assert backfill_duplicates == [0]
         assert {"setup.authoring_lines", "setup.import_s", "setup.venv_size_mb"} <= measured
         runners = {(row["case"], row["runner"]) for row in results["adhoc_comparison"]}
         assert runners == {("transient", "script"), ("transient", "pipeline")}
