@@ -524,8 +524,8 @@ def _counted_figures(scenario: str, runs: str) -> tuple[Figure, ...]:
             "executions",
             scenario,
             f"In {runs}: executions of a task (a step, or one branch train[c]) that started "
-            "after an earlier-started execution of the same task had succeeded, from the "
-            "step records (work done again; 0 = none).",
+            "after an earlier-started execution of the same task for the same date had "
+            "succeeded, from the step records (work done again; 0 = none).",
         ),
         Figure(
             f"recovery.{scenario}_lost_attempts",
