@@ -14,6 +14,7 @@ A scenario a tool cannot do is recorded, never dropped (see ``session.guarded``)
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 import traceback
@@ -120,6 +121,20 @@ def run_plan(
         if on_session_done is not None:
             on_session_done(collected, key)
     return collected
+
+
+# The line a Python traceback ends with: ``package.module.SomeError: message``.
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b(: .*)?$")
+
+
+def crash_summary(note: str) -> str:
+    """A crash-restart note in one line for the report: what exited, and the last
+    exception its log's tail shows, instead of the path of a log on the benchmark machine
+    (the note's first line ends "Last lines of <log>:", its tail follows)."""
+    head, _, log_tail = note.partition("\n")
+    head = head.split(" Last lines of ")[0].strip()
+    errors = [line.strip() for line in log_tail.splitlines() if _EXCEPTION_LINE.match(line.strip())]
+    return head + (f" Its log's last error: {errors[-1]}" if errors else "")
 
 
 def _tool_entry(collected: Collected, tool: str, adapter: ToolAdapter | None, plan: Plan) -> dict:
@@ -274,7 +289,7 @@ def run_session(
                 SCENARIO_FUNCTIONS[scenario](session)
             # A component that crashed and was started again is part of what happened.
             for note in getattr(adapter, "crash_restarts", [])[restarts:]:
-                session.outcome("ok", f"restarted after a crash: {note.splitlines()[0]}")
+                session.outcome("ok", f"restarted after a crash: {crash_summary(note)}")
             units = len(plan.chain_sizes) + len(plan.fanout_sizes) if scenario == "scaling" else 1
             advance(f"{label}: {scenario} done", units)
     finally:

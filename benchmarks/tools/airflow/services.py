@@ -355,7 +355,7 @@ class AirflowServices:
                 begun = time.time()
                 notes.append(
                     f"Airflow's {component} (pid {record.pid}) exited{exit_note(record.pid)}; "
-                    f"started again. Last lines of {record.log}:\n{tail(record.log, 8)}"
+                    f"started again. Last lines of {record.log}:\n{tail(record.log, 60)}"
                 )
                 self._wait_back(
                     component, self._spawn(component, airflow_env(self.settings)), begun
