@@ -206,10 +206,18 @@ def reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def exit_note(pid: int) -> str:
+def exit_note(pid: int, timeout_s: float = 5.0) -> str:
+    """The text " (exit code N)" for a child of ours that exited, else "". Waits a moment: a
+    multithreaded process's leader shows as a zombie before its last threads are gone,
+    and until then waitpid has no status to give (a bare poll() raced that)."""
     popen = SPAWNED.get(pid)
-    code = popen.poll() if popen is not None else None
-    return "" if code is None else f" (exit code {code})"
+    if popen is None:
+        return ""
+    try:
+        code = popen.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return ""
+    return f" (exit code {code})"
 
 
 def has_exited(proc: psutil.Process) -> bool:

@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from benchmarks.services.processes import SPAWNED, exit_note
 from benchmarks.services.supervisor import (
     Supervisor,
     SupervisorError,
@@ -246,3 +247,32 @@ def test_a_port_left_in_time_wait_by_a_stopped_server_is_free_again() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as plain, pytest.raises(OSError):
         plain.bind(("127.0.0.1", port))
     assert port_is_free(port)
+
+
+# The main thread ends alone (pthread_exit), a second thread ends the process a moment
+# later: meanwhile the leader is a zombie but waitpid has no status yet, as with a killed
+# Airflow scheduler whose threads are still being torn down.
+LEADER_GONE_FIRST = textwrap.dedent(
+    """
+    import ctypes, os, threading, time
+    def end_later():
+        time.sleep(1.0)
+        os._exit(7)
+    threading.Thread(target=end_later).start()
+    ctypes.CDLL(None).pthread_exit(None)
+    """
+)
+
+
+def test_the_exit_code_is_named_even_while_the_leader_is_a_zombie_before_its_threads() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", LEADER_GONE_FIRST], env=ENV)
+    SPAWNED[proc.pid] = proc
+    try:
+        while psutil.Process(proc.pid).status() != psutil.STATUS_ZOMBIE:
+            time.sleep(0.01)
+        assert proc.poll() is None  # the state the race was in: no status to read yet
+        assert exit_note(proc.pid) == " (exit code 7)"
+    finally:
+        SPAWNED.pop(proc.pid, None)
+        proc.kill()
+        proc.wait()
