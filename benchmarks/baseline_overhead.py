@@ -222,17 +222,11 @@ def machine() -> dict[str, Any]:
 
     import psutil
 
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
+    from benchmarks.harness.machine import cpu_model
+
     return {
         "cpu_count": os.cpu_count(),
-        "cpu_model": model,
+        "cpu_model": cpu_model(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "load_average_1m": os.getloadavg()[0],
         "python": platform.python_version(),
