@@ -27,8 +27,9 @@ class PartialBackfillApi:
     """Enough of the REST API for run_backfill. With ``committed`` set, the first
     POST /backfills commits a backfill of only that many dates and answers 503."""
 
-    def __init__(self, committed: int | None) -> None:
+    def __init__(self, committed: int | None, hide_committed_once: bool = False) -> None:
         self.committed = committed
+        self.hide_committed_once = hide_committed_once
         self.backfills: list[dict[str, Any]] = []
         self.queued_at = {d: T0 for d in DATES}  # every date ran before
         self.posts: list[dict[str, Any]] = []
@@ -55,10 +56,15 @@ class PartialBackfillApi:
                 },
             )
         if path == "/api/v2/backfills" and method == "GET":
-            return httpx.Response(
-                200, json={"backfills": self.backfills, "total_entries": len(self.backfills)}
-            )
+            shown = self.backfills
+            if self.hide_committed_once and self.posts:  # its commit not yet visible
+                self.hide_committed_once, shown = False, self.backfills[:-1]
+            return httpx.Response(200, json={"backfills": shown, "total_entries": len(shown)})
         if path == "/api/v2/backfills" and method == "POST":
+            if any(b["completed_at"] is None for b in self.backfills):
+                return httpx.Response(
+                    409, json={"detail": f"There is already a running backfill for dag {DAG}"}
+                )
             body = json.loads(request.content)
             self.posts.append(body)
             start = datetime.fromisoformat(body["from_date"])
@@ -190,4 +196,16 @@ def test_a_backfill_deleted_while_waited_for_is_made_again() -> None:
     )
     assert [b["id"] for b in made] == [1, 2]
     assert datetime.fromisoformat(api.posts[1]["from_date"]) == DATES[0]  # all of it again
+    assert all(q != T0 for q in api.queued_at.values())
+
+
+def test_a_409_from_our_own_backfill_committed_behind_a_busy_answer_is_not_an_error() -> None:
+    # The first POST commits 2 dates and answers 503; the next listing does not show it
+    # yet, so the retried POST meets it as "already a running backfill".
+    api = PartialBackfillApi(committed=2, hide_committed_once=True)
+    made = client_for(api).run_backfill(
+        DAG, DATES[0].date(), DATES[-1].date(), reprocess_behavior="completed"
+    )
+    assert [b["id"] for b in made] == [1, 2]
+    assert datetime.fromisoformat(api.posts[-1]["from_date"]) == DATES[2]
     assert all(q != T0 for q in api.queued_at.values())

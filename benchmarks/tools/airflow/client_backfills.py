@@ -135,6 +135,11 @@ class BackfillCalls:
                     break
                 except AirflowApiError as err:
                     already = err.status == 409 and "already a running backfill" in err.body
+                    # The running one may be ours: an earlier POST that answered "busy"
+                    # had committed, though the listing did not show it yet.
+                    mine = created() if already else None
+                    if mine:
+                        return mine
                     if not already or attempt == RUNNING_BACKFILL_RETRIES:
                         raise
                     self._wait_for_running_backfills(dag_id)
