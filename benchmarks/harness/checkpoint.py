@@ -16,7 +16,8 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from benchmarks.harness.plan import Plan, PlanError
+from benchmarks.environments import REPO_ROOT
+from benchmarks.harness.plan import CONFIG_PATH_FIELDS, Plan, PlanError, repo_relative
 from benchmarks.harness.session import Collected
 
 CHECKPOINT = "checkpoint.json"
@@ -42,6 +43,9 @@ def save(folder: Path, checkpoint: Checkpoint) -> Path:
     previous checkpoint whole."""
     path = folder / CHECKPOINT
     data = {"version": CHECKPOINT_VERSION, **_ADAPTER.dump_python(checkpoint, mode="json")}
+    for name in CONFIG_PATH_FIELDS:  # relative: the resume may be in another checkout
+        if data["plan"][name] is not None:
+            data["plan"][name] = repo_relative(Path(data["plan"][name]))
     temporary = path.with_suffix(".json.tmp")
     temporary.write_text(json.dumps(data), encoding="utf-8")
     os.replace(temporary, path)
@@ -77,4 +81,8 @@ def load(folder: Path) -> Checkpoint:
             f"--resume {folder}: {path.name} is invalid at {where}: {first['msg']}"
         ) from None
     checkpoint.done = [tuple(k) for k in checkpoint.done]  # type: ignore[misc]
+    for name in CONFIG_PATH_FIELDS:  # this checkout's files (older checkpoints: absolute)
+        path = getattr(checkpoint.plan, name)
+        if path is not None and not path.is_absolute():
+            setattr(checkpoint.plan, name, REPO_ROOT / path)
     return checkpoint

@@ -22,6 +22,25 @@ from benchmarks.tools.profiles import DEFAULTS, default_profiles, profiles_file,
 PROFILES = tuple(dict.fromkeys(p for tool in TOOLS for p in profiles_of(tool)))
 DEFAULT_PROFILES = tuple(dict.fromkeys(p for tool in TOOLS for p in default_profiles(tool)))
 DEFAULT_PIPELINE_CONFIG = REPO_ROOT / "configs" / "bench-pipeline.yaml"
+# The plan's input files. A checkpoint and results.json record them relative to the
+# repository when they are inside it, so a benchmark resumes in any checkout of the same
+# revision, and a committed report names no machine's folder.
+CONFIG_PATH_FIELDS = (
+    "pipeline_config",
+    "backfill_config",
+    "backfill_data",
+    "adhoc_config",
+    "adhoc_daily_config",
+    "demo_config",
+)
+
+
+def repo_relative(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it, else as it is."""
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
 
 
 # The tools that keep a metadata database run once per database of the plan: as shipped
@@ -156,12 +175,9 @@ class Plan:
         data["tool_labels"] = {label: database_of(label) for label in self.tool_labels()}
         data["output_dir"] = str(self.output_dir)
         data["backfill_origin"] = self.backfill_origin.isoformat()
-        data["pipeline_config"] = str(self.pipeline_config)
-        data["adhoc_config"] = str(self.adhoc_config)
-        data["adhoc_daily_config"] = str(self.adhoc_daily_config)
-        data["backfill_config"] = str(self.backfill_config)
-        data["backfill_data"] = str(self.backfill_data)
-        data["demo_config"] = str(self.demo_config) if self.demo_config else None
+        for name in CONFIG_PATH_FIELDS:
+            path = getattr(self, name)
+            data[name] = repo_relative(path) if path is not None else None
         data["session_order"] = [list(s) for s in session_order(self)]
         return data
 

@@ -11,11 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from benchmarks.cli import app
-from benchmarks.harness import runner
+from benchmarks.environments import REPO_ROOT
+from benchmarks.harness import checkpoint, runner
 from benchmarks.harness.bench import execute
 from benchmarks.harness.checkpoint import CHECKPOINT
 from benchmarks.harness.machine import boot_id, source_revision
-from benchmarks.harness.plan import make_plan
+from benchmarks.harness.plan import CONFIG_PATH_FIELDS, make_plan
 
 cli = CliRunner()
 
@@ -77,3 +78,40 @@ def test_resume_errors_name_the_problem(tmp_path: Path) -> None:
     (tmp_path / CHECKPOINT).write_text('{"version": 2, "plan": {"tools": 3}}', encoding="utf-8")
     done = cli.invoke(app, ["bench", "--resume", str(tmp_path)])
     assert done.exit_code == 2 and "is invalid at plan" in said(done)
+
+
+def test_a_checkpoint_names_the_repositorys_files_relatively_and_resumes_in_this_checkout(
+    tmp_path: Path,
+) -> None:
+    """A checkpoint records the plan's config files relative to the repository, so it
+    resumes in another checkout; a file outside the repository keeps its absolute path,
+    and an older checkpoint's absolute paths still load."""
+    outside = tmp_path / "mine.yaml"
+    outside.write_text("seed: 1\n", encoding="utf-8")
+    plan = make_plan(
+        tools=["local"],
+        scenarios=["latency"],
+        profiles=["defaults"],
+        repeat=1,
+        quick=True,
+        target="local",
+        urls={},
+        output_dir=tmp_path,
+        environ={},
+    )
+    plan.adhoc_config = outside
+    checkpoint.save(tmp_path, checkpoint.Checkpoint(plan=plan))
+    stored = json.loads((tmp_path / CHECKPOINT).read_text(encoding="utf-8"))["plan"]
+    assert stored["pipeline_config"] == "configs/bench-pipeline.yaml"
+    assert stored["backfill_data"] == "configs/data/daily"
+    assert stored["adhoc_config"] == str(outside)
+    assert plan.describe()["backfill_config"] == "configs/daily.yaml"
+    loaded = checkpoint.load(tmp_path).plan
+    for name in CONFIG_PATH_FIELDS:
+        assert getattr(loaded, name) == getattr(plan, name), name
+    assert loaded.pipeline_config == REPO_ROOT / "configs" / "bench-pipeline.yaml"
+    # A checkpoint written before paths were relative (absolute ones) loads as it was.
+    stored["pipeline_config"] = str(REPO_ROOT / "configs" / "bench-pipeline.yaml")
+    data = json.loads((tmp_path / CHECKPOINT).read_text(encoding="utf-8"))
+    (tmp_path / CHECKPOINT).write_text(json.dumps({**data, "plan": stored}), encoding="utf-8")
+    assert checkpoint.load(tmp_path).plan.pipeline_config == plan.pipeline_config
