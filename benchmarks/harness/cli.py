@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from benchmarks.environments import REPO_ROOT
-from benchmarks.harness import checkpoint
+from benchmarks.harness import checkpoint, setup_cost
 from benchmarks.harness.bench import execute, failed_outcomes
 from benchmarks.harness.checkpoint import Checkpoint
 from benchmarks.harness.demo import demo_table
@@ -54,8 +54,13 @@ def _fail(message: str) -> None:
 
 
 def check_reachable(plan: Plan, timeout_s: float = 10.0) -> None:
-    """--target cluster: each tool's URL must answer before any work starts."""
+    """--target cluster: each tool's URL must answer before any work starts. Local: each
+    tool's environment must be installed as production installs it (compiled)."""
     if plan.target != "cluster":
+        for tool in plan.tools:
+            missing = setup_cost.bytecode_missing(tool)
+            if missing:
+                raise PlanError(missing)
         return
     for tool, url in plan.urls.items():
         if not url:
@@ -258,6 +263,7 @@ def bench(
             _fail(f"--resume takes the plan from the checkpoint: drop {', '.join(extra)}")
         try:
             state = checkpoint.load(resume)
+            check_reachable(state.plan)
         except PlanError as err:
             _fail(str(err))
         state.plan.output_dir = resume
@@ -370,6 +376,7 @@ def demo(
             urls={},
             output_dir=output,
         )
+        check_reachable(plan)
     except PlanError as err:
         _fail(str(err))
     plan.demo_config = DEMO_CONFIG

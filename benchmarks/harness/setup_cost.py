@@ -6,6 +6,7 @@ Each reaches a tool only through files and subprocesses in the tool's own enviro
 from __future__ import annotations
 
 import ast
+import importlib.util
 import io
 import json
 import os
@@ -46,6 +47,26 @@ LAYOUTS: dict[str, ToolLayout] = {
 
 def layout(tool: str) -> ToolLayout:
     return LAYOUTS.get(tool, ToolLayout(tool, tool, tool, (f"pipelines/{tool}",)))
+
+
+def bytecode_missing(tool: str) -> str | None:
+    """Why ``tool``'s environment would compile its package from source in every process,
+    or None. Installers that compile bytecode (pip by default, uv with
+    --compile-bytecode, the images) leave a .pyc beside each module; without it, and
+    with PYTHONDONTWRITEBYTECODE set, every task process pays the compile again, which no
+    production install does, so the figures would not be the tool's."""
+    package = layout(tool).import_name
+    init = next(
+        (venvs_dir() / layout(tool).venv).glob(f"lib/python*/site-packages/{package}/__init__.py"),
+        None,
+    )
+    if init is None or Path(importlib.util.cache_from_source(str(init))).exists():
+        return None  # not installed is reported where the tool is started
+    return (
+        f"{venvs_dir() / layout(tool).venv}: {package} has no compiled bytecode, so every "
+        "process would compile it from source; run `make envs` (it installs with "
+        "--compile-bytecode, as the images do)"
+    )
 
 
 def directory_size_mb(path: Path) -> float:
@@ -90,7 +111,8 @@ def install_environment(tool: str, scratch: Path, timeout_s: float = 900) -> tup
     target = scratch / f"env-{tool}"
     shutil.rmtree(target, ignore_errors=True)
     extra = layout(tool).extra
-    command = [uv_binary(), "sync", "--frozen", "--offline", "--quiet"]
+    # Compiled, as `make envs` and the images install it (see bytecode_missing).
+    command = [uv_binary(), "sync", "--frozen", "--offline", "--quiet", "--compile-bytecode"]
     command += ["--python", _base_python()]
     if extra:
         command += ["--extra", extra]
