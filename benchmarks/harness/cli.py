@@ -235,6 +235,16 @@ def bench(
             "SQLite runs as shipped, and the profiles are compared on PostgreSQL).",
         ),
     ] = False,
+    quiet_wait: Annotated[
+        float | None,
+        typer.Option(
+            "--quiet-wait",
+            min=0,
+            help="Before each session, wait at most this many seconds for the CPU to be "
+            "under 25% busy over 5 s, so a session does not start on the last one's teardown "
+            "(default 120; quick: 0).",
+        ),
+    ] = None,
 ) -> None:
     """Benchmark the tools on the same work and write results.json, report.md, report.html.
 
@@ -257,6 +267,7 @@ def bench(
             "--airflow-url": airflow_url,
             "--prefect-url": prefect_url,
             "--kubeflow-url": kubeflow_url,
+            "--quiet-wait": quiet_wait,
         }
         extra = [name for name, value in given.items() if value is not None]
         if extra:
@@ -287,6 +298,8 @@ def bench(
             databases=databases,
             tune_sqlite=tune_sqlite,
         )
+        if quiet_wait is not None:
+            plan.quiet_wait_s = quiet_wait
         check_reachable(plan)
     except PlanError as err:
         _fail(str(err))

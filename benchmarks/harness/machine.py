@@ -9,6 +9,7 @@ import hashlib
 import os
 import platform
 import subprocess
+import time
 import timeit
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,24 @@ def cpu_probe_s() -> float:
     disturbed by other work, as ``timeit`` advises). The same code on a slower or busier
     machine takes longer; the report prints it per session."""
     return round(min(timeit.repeat(_probe_workload, number=1, repeat=_PROBE_REPEATS)), 4)
+
+
+# Before a session: the CPU counts as quiet when it was under this share busy (of all
+# cores) over one window.
+QUIET_BUSY_SHARE = 0.25
+QUIET_WINDOW_S = 5.0
+
+
+def wait_until_quiet(max_wait_s: float) -> float:
+    """Wait until the CPU has been quiet for one window, or ``max_wait_s``; the seconds
+    waited. Sessions run back to back, and the last one's teardown (services exiting,
+    databases flushing) can outlast it: a session started on that tail measures it. The
+    CPU's own share, not the load average, which trails by a minute."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < max_wait_s:
+        if psutil.cpu_percent(interval=QUIET_WINDOW_S) / 100 < QUIET_BUSY_SHARE:
+            break
+    return round(time.perf_counter() - started, 1)
 
 
 def cpu_model() -> str:

@@ -97,6 +97,9 @@ class Plan:
     throughput_tasks: int = 10
     throughput_ml_runs: int = 3
     settle_s: float = 10.0
+    # Before each session, wait at most this long for the CPU to be quiet (the previous
+    # session's teardown; machine.wait_until_quiet). 0 in quick mode: nothing to compare.
+    quiet_wait_s: float = 120.0
     kill_after_s: float = 1.0
     restart_delay_s: float = 12.0
     run_timeout_s: float = 900.0
@@ -313,6 +316,7 @@ def make_plan(
         databases=parse_list(databases, DATABASES, "--db")
         or (["sqlite"] if quick else list(DATABASES)),
         tune_sqlite=tune_sqlite,
+        quiet_wait_s=0.0 if quick else 120.0,
     )
     if target == "cluster" and plan.databases != ["sqlite"]:
         if databases:

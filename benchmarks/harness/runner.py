@@ -25,7 +25,13 @@ from typing import Any
 
 from benchmarks.harness.demo import demo_run
 from benchmarks.harness.figures import SCENARIOS
-from benchmarks.harness.machine import boot_id, cpu_model, cpu_probe_s, source_revision
+from benchmarks.harness.machine import (
+    boot_id,
+    cpu_model,
+    cpu_probe_s,
+    source_revision,
+    wait_until_quiet,
+)
 from benchmarks.harness.plan import Plan, base_tool, database_of, session_order
 from benchmarks.harness.scenarios_disruption import (
     scenario_kill_worker,
@@ -89,7 +95,8 @@ def run_plan(
     """Run every session of the plan not in ``done`` (a resumed benchmark's finished
     ones), adding to ``collected``; ``on_session_done`` is called after each (the
     checkpoint). Each session's start, load average, duration, code revision, machine (boot
-    id, CPU model) and CPU speed probe are kept: the conditions its figures were measured under."""
+    id, CPU model), CPU speed probe and the wait for a quiet CPU before it are kept: the
+    conditions its figures were measured under."""
     advance = progress or (lambda description, units: None)
     collected = collected if collected is not None else Collected()
     finished = {tuple(key) for key in done}
@@ -100,6 +107,7 @@ def run_plan(
         if key in finished:
             continue
         repetition, profile, tool = key
+        waited = wait_until_quiet(plan.quiet_wait_s) if plan.quiet_wait_s > 0 else 0.0
         load = os.getloadavg()[0]
         probe = cpu_probe_s()  # before the session's clock: how fast the CPU is right now
         started_at, started = datetime.now(UTC), time.perf_counter()
@@ -116,6 +124,7 @@ def run_plan(
                 "boot_id": boot,
                 "cpu_model": model,
                 "cpu_probe_s": probe,
+                "quiet_wait_s": waited,
             }
         )
         if on_session_done is not None:

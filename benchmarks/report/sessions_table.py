@@ -25,7 +25,18 @@ def sessions_summary(results: dict[str, Any]) -> str:
         f"session started: median {statistics.median(loads):.2f}, max {max(loads):.2f}"
         + (f", on {cpus} CPUs" if cpus else "")
         + ". It includes the tail of the session before (its services stopping), as "
-        "sessions run back to back." + _revisions(sessions) + _machines(sessions)
+        "sessions run back to back." + _quiet(sessions) + _revisions(sessions) + _machines(sessions)
+    )
+
+
+def _quiet(sessions: list[dict[str, Any]]) -> str:
+    """How long the harness waited for a quiet CPU before the sessions (machine.py)."""
+    waits = [s["quiet_wait_s"] for s in sessions if s.get("quiet_wait_s") is not None]
+    if not waits:
+        return ""
+    return (
+        f" Before {len(waits)} of them the harness waited for the CPU to be under 25% busy"
+        f" over 5 s: median {statistics.median(waits):.0f} s, max {max(waits):.0f} s."
     )
 
 

@@ -29,7 +29,7 @@ def _bench(output: Path, *extra: str) -> Any:
         app,
         [
             *("bench", "--tools", "local", "--scenarios", "latency", "--repeat", "1"),
-            *("--output", str(output), *extra),
+            *("--quiet-wait", "0", "--output", str(output), *extra),
         ],
     )
 

@@ -221,7 +221,12 @@ def test_each_sessions_start_load_and_duration_are_in_the_report(
                 **({"source_revision": "0123456789ab"} if r else {}),
                 # ... after a reboot, on another machine of the same kind
                 **(
-                    {"boot_id": f"b00t000{r}", "cpu_model": "Some CPU", "cpu_probe_s": 0.1 + i}
+                    {
+                        "boot_id": f"b00t000{r}",
+                        "cpu_model": "Some CPU",
+                        "cpu_probe_s": 0.1 + i,
+                        "quiet_wait_s": 5.0 + 10 * i,
+                    }
                     if r
                     else {}
                 ),
@@ -256,6 +261,12 @@ def test_each_sessions_start_load_and_duration_are_in_the_report(
     assert boots in markdown and boots in html and "CPU models: Some CPU" in markdown
     speed = f"took median {probe_median} s (range 0.100 to {max(probes):.3f} s, {tools} sessions)"
     assert speed in markdown and speed in html
+    waits = [5.0 + 10 * i for i in range(tools)]
+    quiet = (
+        f"Before {tools} of them the harness waited for the CPU to be under 25% busy over 5 s: "
+        f"median {statistics.median(waits):.0f} s, max {max(waits):.0f} s."
+    )
+    assert quiet in markdown and quiet in html
 
 
 def test_a_results_json_without_sessions_says_so(rendered) -> None:
