@@ -53,8 +53,8 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def check_reachable(plan: Plan, timeout_s: float = 10.0) -> None:
-    """--target cluster: each tool's URL must answer before any work starts. Local: each
+def check_tools_ready(plan: Plan, timeout_s: float = 10.0) -> None:
+    """Before any work starts. --target cluster: each tool's URL must answer. Local: each
     tool's environment must be installed as production installs it (compiled)."""
     if plan.target != "cluster":
         for tool in plan.tools:
@@ -274,7 +274,7 @@ def bench(
             _fail(f"--resume takes the plan from the checkpoint: drop {', '.join(extra)}")
         try:
             state = checkpoint.load(resume)
-            check_reachable(state.plan)
+            check_tools_ready(state.plan)
         except PlanError as err:
             _fail(str(err))
         state.plan.output_dir = resume
@@ -300,7 +300,7 @@ def bench(
         )
         if quiet_wait is not None:
             plan.quiet_wait_s = quiet_wait
-        check_reachable(plan)
+        check_tools_ready(plan)
     except PlanError as err:
         _fail(str(err))
     err_console.print(
@@ -389,7 +389,7 @@ def demo(
             urls={},
             output_dir=output,
         )
-        check_reachable(plan)
+        check_tools_ready(plan)
     except PlanError as err:
         _fail(str(err))
     plan.demo_config = DEMO_CONFIG

@@ -252,7 +252,7 @@ def test_cluster_wiring_reaches_the_adapter(
         url = f"http://127.0.0.1:{server.server_address[1]}/"
         monkeypatch.setitem(URL_ENV, "local", "ORCHBENCH_LOCAL_URL")  # treat local as remote
         plan = local_latency_plan(tmp_path, "cluster", {"ORCHBENCH_LOCAL_URL": url})
-        harness_cli.check_reachable(plan)  # no error
+        harness_cli.check_tools_ready(plan)  # no error
         seen = {}
         from benchmarks.tools import local
 
