@@ -8,13 +8,12 @@ under CI (``CI=true``), where a missing browser fails it: ``.ci/run`` must insta
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
+from tests.prerequisites import missing
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 INSTALL_HINT = "apt-get install chromium chromium-driver"
@@ -35,9 +34,7 @@ def find_browser() -> tuple[str, str] | str:
 def require_browser() -> tuple[str, str]:
     found = find_browser()
     if isinstance(found, str):
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"UI test under CI: {found}; .ci/run must install it")
-        pytest.skip(f"UI test skipped: {found}")
+        missing(f"UI test skipped: {found}", f"UI test under CI: {found}; .ci/run must install it")
     return found
 
 

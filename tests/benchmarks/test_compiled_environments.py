@@ -6,7 +6,6 @@ naming it and the fix, before any work starts."""
 
 from __future__ import annotations
 
-import os
 import py_compile
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from typer.testing import CliRunner
 from benchmarks.cli import app
 from benchmarks.environments import venvs_dir
 from benchmarks.harness.setup_cost import bytecode_missing
+from tests.prerequisites import missing
 
 
 def fake_environment(venvs: Path, venv: str, package: str) -> Path:
@@ -50,7 +50,8 @@ def test_an_environment_without_bytecode_is_refused_naming_it(
 def test_the_projects_own_environments_are_compiled(tool: str) -> None:
     """`make envs` built these (with --compile-bytecode); the suites run in them."""
     if not (venvs_dir() / tool / "bin" / "python").exists():
-        if os.environ.get("CI") == "true":  # make test builds every environment first
-            pytest.fail(f"{venvs_dir() / tool} is missing")
-        pytest.skip(f"{venvs_dir() / tool} is not built here (make envs)")
+        missing(
+            f"{venvs_dir() / tool} is not built here (make envs)",
+            f"{venvs_dir() / tool} is missing",
+        )
     assert bytecode_missing(tool) is None, bytecode_missing(tool)

@@ -9,7 +9,6 @@ the concurrency tests then test our protocol, not a race inside moto.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -19,6 +18,8 @@ from collections.abc import Iterator
 from typing import IO
 
 import pytest
+
+from tests.prerequisites import missing
 
 # Runs in the server's process: moto's app (as `moto_server` builds it), one request at a
 # time. argv: host, port.
@@ -63,9 +64,10 @@ def moto_available() -> bool:
 def s3_endpoint() -> Iterator[str]:
     """The URL of a moto S3 server on 127.0.0.1, for the whole session."""
     if not moto_available():
-        if os.environ.get("CI") == "true":
-            pytest.fail("moto[server] and s3fs are missing; the dev extra installs them")
-        pytest.skip("moto[server] and s3fs are not installed (dev extra)")
+        missing(
+            "moto[server] and s3fs are not installed (dev extra)",
+            "moto[server] and s3fs are missing; the dev extra installs them",
+        )
     port = free_port()
     # The server logs a line per request: to a file, never to a pipe nobody drains.
     with tempfile.TemporaryFile() as log:
