@@ -18,6 +18,7 @@ from typing import Any
 import jinja2
 
 from benchmarks.report.charts import all_charts
+from benchmarks.report.cpu_split import cpu_models, cpu_split_rows, cpu_text
 from benchmarks.report.figure_tables import figure_tables, fit_tables, fmt
 from benchmarks.report.profiles_table import equal_concurrency, settings_sections
 from benchmarks.report.sessions_table import session_rows, sessions_summary
@@ -259,6 +260,9 @@ def context(results: dict[str, Any], charts: dict[str, bytes]) -> dict[str, Any]
         "settings_summary": equal_concurrency(settings_sections(results)),
         "sessions": session_rows(results),
         "sessions_summary": sessions_summary(results),
+        "cpus": cpu_text(results),
+        "cpu_split": cpu_split_rows(results),
+        "cpu_split_models": cpu_models(results),
         "charts": {name: base64.b64encode(png).decode() for name, png in charts.items()},
         "chart_files": {name: f"figures/{name}.png" for name in charts},
         "versions_json": json.dumps(results["versions"], indent=2, sort_keys=True),

@@ -79,12 +79,19 @@ def _machines(sessions: list[dict[str, Any]]) -> str:
     def boot_text(boot: str, members: list[dict[str, Any]]) -> str:
         boot_probes = [s["cpu_probe_s"] for s in members if s.get("cpu_probe_s")]
         probe = f", probe median {statistics.median(boot_probes):.3f} s" if boot_probes else ""
-        return f"{boot}: {len(members)}{probe}"
+        boot_models = sorted({s["cpu_model"] for s in members if s.get("cpu_model")})
+        model = f", {' / '.join(boot_models)}" if len(models) > 1 and boot_models else ""
+        return f"{boot}: {len(members)}{model}{probe}"
 
     return (
         speed
         + f" The sessions ran on {len(boots)} machine boots (boot id: sessions): "
         + ", ".join(boot_text(boot, members) for boot, members in boots.items())
         + (f"; CPU models: {', '.join(models)}" if models else "")
-        + ". Each repetition's figures are pooled across them."
+        + ". Each repetition's figures are pooled across them"
+        + (
+            "; the table 'By CPU model' splits the headline figures by CPU."
+            if len(models) > 1
+            else "."
+        )
     )
