@@ -197,6 +197,13 @@ def caveats(results: dict[str, Any]) -> list[str]:
         )
     if any(f.get("declared") for f in results["figures"].values()):
         out.append("Cluster pod counts and requests are declared in the infra code, not measured.")
+    cpus = cpu_models(results)
+    if len(cpus) > 1:
+        out.append(
+            f"The sessions ran on {len(cpus)} CPU models ({', '.join(cpus)}): each figure "
+            "pools the repetitions measured on all of them. 'By CPU model', under Sessions, "
+            "splits the headline figures by CPU."
+        )
     load = machine.get("load_average_1m_at_start")
     if load is not None and load > 0.5 * machine.get("cpu_count", 1):
         out.append(

@@ -86,7 +86,7 @@ def _machines(sessions: list[dict[str, Any]]) -> str:
     return (
         speed
         + f" The sessions ran on {len(boots)} machine boots (boot id: sessions): "
-        + ", ".join(boot_text(boot, members) for boot, members in boots.items())
+        + "; ".join(boot_text(boot, members) for boot, members in boots.items())
         + (f"; CPU models: {', '.join(models)}" if models else "")
         + ". Each repetition's figures are pooled across them"
         + (

@@ -255,7 +255,7 @@ def test_each_sessions_start_load_and_duration_are_in_the_report(
     probes = [0.1 + i for i in range(tools)]
     probe_median = f"{statistics.median(probes):.3f}"
     boots = (
-        f"2 machine boots (boot id: sessions): not recorded: {tools}, "
+        f"2 machine boots (boot id: sessions): not recorded: {tools}; "
         f"b00t0001: {tools}, probe median {probe_median} s"
     )
     assert boots in markdown and boots in html and "CPU models: Some CPU" in markdown

@@ -46,6 +46,9 @@ def test_the_machine_table_names_every_cpu_model(two_cpus: dict, tmp_path: Path)
     for model, n in counts.items():
         assert f"{model} ({n} sessions)" in markdown and f"{model} ({n} sessions)" in html
     assert "boot0: " + str(counts["Old CPU"]) + ", Old CPU" in markdown
+    caveat = "The sessions ran on 2 CPU models (Old CPU, New CPU)"
+    caveats = markdown.split("## Caveats", 1)[1].split("\n## ", 1)[0]
+    assert caveat in caveats and caveat in html
 
 
 def test_the_split_table_holds_each_cpus_own_median(two_cpus: dict, tmp_path: Path) -> None:
