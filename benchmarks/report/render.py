@@ -21,7 +21,7 @@ from benchmarks.report.charts import all_charts
 from benchmarks.report.cpu_split import cpu_models, cpu_split_rows, cpu_text
 from benchmarks.report.figure_tables import figure_tables, fit_tables, fmt
 from benchmarks.report.profiles_table import equal_concurrency, settings_sections
-from benchmarks.report.sessions_table import session_rows, sessions_summary
+from benchmarks.report.sessions_table import session_rows, sessions_span, sessions_summary
 from shared_ml.artifacts import atomic_write_text
 from shared_ml.storage import write_bytes
 
@@ -267,6 +267,7 @@ def context(results: dict[str, Any], charts: dict[str, bytes]) -> dict[str, Any]
         "settings_summary": equal_concurrency(settings_sections(results)),
         "sessions": session_rows(results),
         "sessions_summary": sessions_summary(results),
+        "sessions_span": sessions_span(results),
         "cpus": cpu_text(results),
         "cpu_split": cpu_split_rows(results),
         "cpu_split_models": cpu_models(results),

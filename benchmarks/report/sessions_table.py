@@ -5,12 +5,30 @@ session measured on a busy machine are slower; this lets a reader check."""
 from __future__ import annotations
 
 import statistics
+from datetime import datetime, timedelta
 from typing import Any
 
 
 def session_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """In the order they ran."""
     return sorted(results.get("sessions", []), key=lambda s: s["started_at"])
+
+
+def sessions_span(results: dict[str, Any]) -> str:
+    """When the sessions ran, wall clock: a resumed benchmark's ``duration_s`` counts only
+    the time it measured, not the pauses between its runs."""
+    sessions = session_rows(results)
+    if not sessions:
+        return ""
+    first = datetime.fromisoformat(sessions[0]["started_at"])
+    end = max(
+        datetime.fromisoformat(s["started_at"]) + timedelta(seconds=s["duration_s"])
+        for s in sessions
+    )
+    return (
+        f" Its {len(sessions)} sessions ran from {first:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}"
+        " UTC (see Sessions)."
+    )
 
 
 def sessions_summary(results: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ import json
 import re
 import statistics
 from collections import defaultdict
+from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -238,8 +239,14 @@ def test_each_sessions_start_load_and_duration_are_in_the_report(
     markdown, html = (p.read_text() for p in render_report(with_sessions, tmp_path))
     loads = [s["load_average_1m_at_start"] for s in with_sessions["sessions"]]
     summary = f"median {statistics.median(loads):.2f}, max {max(loads):.2f}"
+    ends = [
+        datetime.fromisoformat(s["started_at"]) + timedelta(seconds=s["duration_s"])
+        for s in with_sessions["sessions"]
+    ]
+    span = f"Its {len(loads)} sessions ran from 2026-11-30 10:00 to {max(ends):%Y-%m-%d %H:%M} UTC"
     for text in (markdown, html):
         assert f"{len(loads)} sessions" in text and summary in text
+        assert span in text.split("## ", 1)[0].split("<h2>", 1)[0]  # in the header
     for s in with_sessions["sessions"]:
         row = (
             f"| {s['started_at'][:19]} | {s['repetition'] + 1} | {s['tool']} | defaults | "
