@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -48,14 +49,19 @@ def outcome_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(seen.values(), key=lambda o: (o["scenario"], o["tool"], o["profile"]))
 
 
+# Process ids, run ids and the like: notes that differ only in them say the same thing.
+_VARYING_IDS = re.compile(r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}|\d+")
+
+
 def what_happened(results: dict[str, Any], scenario: str) -> list[dict[str, Any]]:
     """The scenario's notes on what it did and saw (an "ok" outcome with a reason: what
-    was killed, the terminal state read back), once per (tool, profile, text)."""
+    was killed, the terminal state read back), once per (tool, profile, text), where
+    texts that differ only in ids and pids are one text; the first one is shown."""
     seen: dict[tuple, dict[str, Any]] = {}
     for o in results["outcomes"]:
         if o["scenario"] != scenario or o["status"] != "ok" or not o["reason"]:
             continue
-        key = (o["tool"], o["profile"], o["reason"])
+        key = (o["tool"], o["profile"], _VARYING_IDS.sub("#", o["reason"]))
         seen.setdefault(key, {**o, "repetitions": 0})["repetitions"] += 1
     return sorted(seen.values(), key=lambda o: (o["tool"], o["profile"]))
 

@@ -307,3 +307,23 @@ def test_scenario_coverage_has_a_column_per_database_label(results: dict, tmp_pa
     cells = [c.strip() for c in restart.strip("|").split("|")]
     assert cells[3] == "error" and cells[2].startswith("ok")
     assert "<th>airflow+postgres</th>" in html
+
+
+def test_notes_that_differ_only_in_ids_are_one_line(results: dict) -> None:
+    """Five repetitions that each killed a different pid say one thing, counted five times."""
+    from benchmarks.report.render import what_happened
+
+    def note(pid: int, run: str, text: str = "SIGKILLed the worker") -> dict:
+        reason = f"{text}, pid {pid} (LocalExecutor: {run}); it was replaced"
+        return {
+            "scenario": "kill_worker", "figure": None, "tool": "airflow",
+            "profile": "defaults", "status": "ok", "reason": reason,
+        }  # fmt: skip
+
+    runs = ["01a230bb-64bf-7719-a3ed-6740eccfd1ff", "01a233d4-d8d7-7068-86ee-2e55f5360d14"]
+    outcomes = [note(100 + i, runs[i % 2]) for i in range(5)] + [note(7, runs[0], "Timed out")]
+    rows = what_happened({**results, "outcomes": outcomes}, "kill_worker")
+    assert [(r["reason"], r["repetitions"]) for r in rows] == [
+        (outcomes[0]["reason"], 5),
+        (outcomes[5]["reason"], 1),
+    ]
