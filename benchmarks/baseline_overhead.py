@@ -82,7 +82,8 @@ def synthetic_params(config_path: Path, rows: int | None) -> tuple[dict[str, Any
     """The config (with rows overridden) as a mapping, and the plain script's parameters."""
     import yaml
 
-    from shared_ml.config import SyntheticSource, validate_config
+    from shared_ml.config import validate_config
+    from shared_ml.sources import SyntheticSource
 
     raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     if rows is not None:

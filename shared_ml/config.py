@@ -11,112 +11,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import string
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from shared_ml.errors import ConfigError
+from shared_ml.sources import DataConfig, FileSource, StrictModel
 from shared_ml.storage import orchbench_home, resolve_root
 
 BUNDLED_DATASETS = ("breast_cancer", "iris", "wine", "digits")
 ESTIMATORS = ("logistic_regression", "random_forest", "gradient_boosting")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class BundledSource(_Strict):
-    kind: Literal["bundled"] = "bundled"
-    name: Literal["breast_cancer", "iris", "wine", "digits"] = "breast_cancer"
-
-
-class SyntheticSource(_Strict):
-    kind: Literal["synthetic"] = "synthetic"
-    rows: int = Field(10_000, ge=20, le=10_000_000)
-    numeric_features: int = Field(20, ge=2, le=1_000)
-    categorical_features: int = Field(2, ge=0, le=100)
-    categories_per_feature: int = Field(4, ge=2, le=100)
-    classes: int = Field(2, ge=2, le=20)
-    informative_fraction: float = Field(0.5, gt=0, le=1)
-    class_separation: float = Field(1.0, gt=0)
-    # None: the sample ignores the run's date. A number: each logical date draws its own
-    # sample, and the features' means move by `drift` per day after `drift_origin`.
-    drift: float | None = Field(None, ge=0, le=10)
-    drift_origin: date = date(2026, 1, 1)
-
-    @model_validator(mode="after")
-    def _enough_informative(self) -> SyntheticSource:
-        informative = max(2, int(self.numeric_features * self.informative_fraction))
-        if 2**informative < self.classes:
-            raise ValueError(
-                f"{self.classes} classes need at least {self.classes.bit_length()} informative "
-                f"features; raise numeric_features or informative_fraction"
-            )
-        return self
-
-
-URL_PLACEHOLDERS = ("ds", "ds_nodash")
-
-
-class FileSource(_Strict):
-    kind: Literal["file"] = "file"
-    url: str = Field(
-        ...,
-        min_length=1,
-        description="CSV or Parquet at any fsspec URL; {ds} or {ds_nodash} pick the run's partition",
-    )
-    format: Literal["csv", "parquet", "auto"] = "auto"
-    storage_options: dict[str, Any] = Field(default_factory=dict)
-
-    def resolved_format(self) -> str:
-        if self.format != "auto":
-            return self.format
-        lowered = self.url.lower().split("?")[0]
-        if lowered.endswith((".parquet", ".pq")):
-            return "parquet"
-        if lowered.endswith((".csv", ".csv.gz", ".txt")):
-            return "csv"
-        raise ValueError(f"cannot infer the format of {self.url!r}; set data.format")
-
-    @field_validator("url")
-    @classmethod
-    def _known_placeholders(cls, url: str) -> str:
-        try:
-            fields = [name for _, name, _, _ in string.Formatter().parse(url) if name is not None]
-        except ValueError as err:
-            raise ValueError(f"malformed placeholder: {err}") from None
-        unknown = sorted(set(fields) - set(URL_PLACEHOLDERS))
-        if unknown:
-            raise ValueError(f"unknown placeholder(s) {unknown}; expected {list(URL_PLACEHOLDERS)}")
-        return url
-
-    @property
-    def partitioned(self) -> bool:
-        return any(f"{{{name}}}" in self.url for name in URL_PLACEHOLDERS)
-
-    def url_for(self, logical_date: date | None) -> str:
-        """The URL of one date's partition (the URL itself when it has no placeholder)."""
-        if not self.partitioned:
-            return self.url
-        if logical_date is None:
-            raise ConfigError("data.source.url", "a templated URL needs the run's logical date")
-        return self.url.format(ds=logical_date.isoformat(), ds_nodash=f"{logical_date:%Y%m%d}")
-
-
-DataSource = Annotated[BundledSource | SyntheticSource | FileSource, Field(discriminator="kind")]
-
-
-class DataConfig(_Strict):
-    source: DataSource = Field(default_factory=BundledSource)
-    target: str = Field("target", min_length=1, description="label column")
-
-
-class ColumnRule(_Strict):
+class ColumnRule(StrictModel):
     """The declared schema of one column (or of every column matching it, with ``regex``)."""
 
     dtype: Literal["int", "float", "str", "bool", "category"]
@@ -133,7 +43,7 @@ class ColumnRule(_Strict):
         return self
 
 
-class ValidationConfig(_Strict):
+class ValidationConfig(StrictModel):
     columns: dict[str, ColumnRule] = Field(
         default_factory=dict, description="declared column schema, checked before training"
     )
@@ -144,7 +54,7 @@ class ValidationConfig(_Strict):
     min_classes: int = Field(2, ge=2)
 
 
-class PreprocessConfig(_Strict):
+class PreprocessConfig(StrictModel):
     test_fraction: float = Field(0.25, gt=0, lt=1)
     numeric_columns: tuple[str, ...] | None = None
     categorical_columns: tuple[str, ...] | None = None
@@ -154,7 +64,7 @@ class PreprocessConfig(_Strict):
 Estimator = Literal["logistic_regression", "random_forest", "gradient_boosting"]
 
 
-class CandidateConfig(_Strict):
+class CandidateConfig(StrictModel):
     """One model candidate: a branch of the pipeline (train, then evaluate)."""
 
     name: str = Field(..., pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -172,7 +82,7 @@ DEFAULT_CANDIDATES = (
 )
 
 
-class ModelConfig(_Strict):
+class ModelConfig(StrictModel):
     """Either ``candidates`` (one branch each) or a single ``estimator`` with ``params``
     (one branch, named after the estimator); neither gives ``DEFAULT_CANDIDATES``."""
 
@@ -210,7 +120,7 @@ class ModelConfig(_Strict):
         raise ConfigError("model.candidates", f"no candidate {name!r}; candidates are {names}")
 
 
-class GateConfig(_Strict):
+class GateConfig(StrictModel):
     """Quality gate: a model below any threshold is registered but never promoted."""
 
     min_accuracy: float = Field(0.0, ge=0, le=1)
@@ -219,13 +129,13 @@ class GateConfig(_Strict):
     primary_metric: Literal["accuracy", "f1", "roc_auc"] = "f1"
 
 
-class StorageConfig(_Strict):
+class StorageConfig(StrictModel):
     artifact_root: str = "var/artifacts"
     registry_root: str = "var/registry"
     runs_root: str = "var/runs"
 
 
-class Partition(_Strict):
+class Partition(StrictModel):
     """The date a run stands for, and the data interval it covers.
 
     Set by whoever starts the run: the scheduled time, the backfill date, or today for a
@@ -279,7 +189,7 @@ SCHEDULE_PRESET_CRONS = {
 SCHEDULE_PRESETS = tuple(SCHEDULE_PRESET_CRONS)
 
 
-class FaultSpec(_Strict):
+class FaultSpec(StrictModel):
     """Faults injected into one step, for the recovery tests and benchmarks."""
 
     transient_attempts: int = Field(0, ge=0, description="fail the first N attempts")
@@ -293,7 +203,7 @@ class FaultSpec(_Strict):
     barrier_timeout_s: float = Field(120.0, gt=0, le=3600)
 
 
-class PipelineConfig(_Strict):
+class PipelineConfig(StrictModel):
     name: str = Field("orchbench-ml", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
     seed: int = Field(42, ge=0, le=2**32 - 1)
     data: DataConfig = Field(default_factory=DataConfig)

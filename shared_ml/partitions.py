@@ -14,7 +14,7 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
-from shared_ml.config import SyntheticSource
+from shared_ml.sources import SyntheticSource
 from shared_ml.steps.ingest import make_synthetic
 
 DAILY_SOURCE = SyntheticSource(

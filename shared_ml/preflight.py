@@ -6,8 +6,9 @@ A missing data file or a target column absent from the data is a configuration e
 
 from __future__ import annotations
 
-from shared_ml.config import FileSource, PipelineConfig
+from shared_ml.config import PipelineConfig
 from shared_ml.errors import ConfigError
+from shared_ml.sources import FileSource
 from shared_ml.steps.ingest import read_file
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from shared_ml import storage
-from shared_ml.config import FileSource, PipelineConfig, load_config
+from shared_ml.config import PipelineConfig, load_config
 from shared_ml.errors import ConfigError
 from shared_ml.records import (
     RunRecord,
@@ -31,6 +31,7 @@ from shared_ml.records import (
     run_location,
     write_run_record,
 )
+from shared_ml.sources import FileSource
 
 
 def _is_url(location: str) -> bool:

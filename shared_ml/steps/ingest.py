@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 
 from shared_ml.artifacts import ArtifactStore
-from shared_ml.config import BundledSource, FileSource, PipelineConfig, SyntheticSource
+from shared_ml.config import PipelineConfig
 from shared_ml.errors import ConfigError
+from shared_ml.sources import BundledSource, FileSource, SyntheticSource
 from shared_ml.steps import StepOutput
 
 # scikit-learn's bundled loaders, by config name (imported when used: the CLI's preflight
