@@ -13,10 +13,9 @@ from pathlib import Path
 
 from kfp import compiler
 
+from pipelines.kubeflow.ir import IR_PATH
 from pipelines.kubeflow.pipeline import orchbench_ml
 from pipelines.manifest_cli import write_or_check
-
-IR_PATH = Path(__file__).resolve().parent / "orchbench_ml.yaml"
 
 
 def compile_ir() -> str:

@@ -37,11 +37,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pipelines.kubeflow.ir import IR_PATH
 from pipelines.kubeflow.task_logs import index_path, keep_task_logs
 from shared_ml.config import load_config, orchbench_home, parse_logical_date
 from shared_ml.errors import ConfigError
 
-IR_PATH = Path(__file__).resolve().parent / "orchbench_ml.yaml"
 ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # kfp.local colours task names in its messages
 
 

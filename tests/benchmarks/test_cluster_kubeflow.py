@@ -34,7 +34,7 @@ from benchmarks.tools.base import CapabilityMissing
 from benchmarks.tools.kubeflow import cluster
 from benchmarks.tools.kubeflow.adapter import KubeflowAdapter
 from pipelines.kubeflow import deploy
-from pipelines.kubeflow.deploy import ir_containers
+from pipelines.kubeflow.ir import ir_containers
 from shared_ml.config import config_from_json
 from shared_ml.errors import ConfigError
 from shared_ml.records import read_run_record

@@ -25,7 +25,8 @@ import pytest
 import yaml
 
 from infra.components.image import EXTRAS
-from pipelines.kubeflow.deploy import IMAGE_ENV, ir_containers, ir_text_with_image
+from pipelines.kubeflow.deploy import IMAGE_ENV
+from pipelines.kubeflow.ir import ir_containers, ir_text_with_image
 from tests.infra.mocking import REPO_ROOT, StackRun, helm_release
 
 OFFICIAL_AIRFLOW_ENVIRONMENT = "/home/airflow/.local"

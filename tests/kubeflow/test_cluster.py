@@ -22,14 +22,13 @@ from croniter import croniter
 
 from benchmarks.tools.kubeflow.adapter import KubeflowAdapter, KubeflowRunError
 from pipelines.kubeflow.deploy import (
-    IR_PATH,
     ClusterError,
     check_reachable,
     cluster_config_json,
     kfp_cron,
     run_parameters,
-    version_name,
 )
+from pipelines.kubeflow.ir import IR_PATH, version_name
 from shared_ml.config import SCHEDULE_PRESETS
 from shared_ml.errors import ConfigError
 

@@ -37,6 +37,7 @@ EXTRA_MODULES = {
     "kubeflow": {
         "__init__.py": "package marker",
         "deploy.py": "submits the committed IR to a KFP cluster",
+        "ir.py": "the committed IR's path, and its uploaded copies (step image, version name)",
         "run.py": "runs the committed IR with kfp.local (the adapter's entry point)",
         "task_runtime.py": "importable code the lightweight components call once running",
         "task_logs.py": "keeps each local task attempt's log (kfp.local only prints it)",
