@@ -49,7 +49,9 @@ check-manifests: .venvs/airflow/.synced .venvs/prefect/.synced .venvs/kubeflow/.
 
 SMOKE := tests/benchmarks/test_smoke.py
 
-test-core: .venvs/core/.synced
+# Core runs in its own environment, but some of its tests check every environment
+# (tests/benchmarks/test_compiled_environments.py).
+test-core: envs
 	.venvs/core/bin/pytest tests/unit tests/benchmarks --ignore=$(SMOKE)
 
 # The end-to-end smoke benchmark: it drives every tool from its own environment.
@@ -62,21 +64,24 @@ test-airflow: .venvs/airflow/.synced
 test-prefect: .venvs/prefect/.synced
 	.venvs/prefect/bin/pytest tests/prefect
 
-test-kubeflow: .venvs/kubeflow/.synced
+# Its CLI tests also drive the core environment's orchbench (tests/kubeflow/conftest.py).
+test-kubeflow: .venvs/kubeflow/.synced .venvs/core/.synced
 	.venvs/kubeflow/bin/pytest tests/kubeflow
 
 test-infra: .venvs/infra/.synced
 	.venvs/infra/bin/pytest tests/infra
 
-# Two suites at a time: much of each suite's time is spent waiting on servers, schedulers
-# and pollers, so on 2 cores two lanes finish well before one would. Each suite uses its
-# own homes and free ports (tests/conftest.py), so they never meet. --output-sync keeps
-# each suite's output together. Make starts them in this order as lanes free up; the order
-# balances the two lanes by the suites' durations in the CI logs (--durations): Prefect's
-# lane then takes the smoke, Airflow's takes Kubeflow, core and infra.
+# Two jobs at a time, the environments' syncs among them: a suite starts as soon as its own
+# environment is synced while the next environment syncs beside it, rather than after all
+# five (about 4 minutes here). Much of each suite's time is spent waiting on servers,
+# schedulers and pollers, so on 2 cores two lanes finish well before one would. Each suite
+# uses its own homes and free ports (tests/conftest.py), so they never meet. --output-sync
+# keeps each job's output together. Make starts the goals in this order as lanes free up:
+# lint first (it needs only the core environment), then the two longest suites, one per
+# lane; the order balances the lanes by the suites' durations in the CI logs (--durations).
 SUITES := test-prefect test-airflow test-kubeflow test-smoke test-core test-infra
-test: lint check-manifests envs
-	$(MAKE) --no-print-directory -j2 --output-sync=target $(SUITES)
+test: $(UV)
+	$(MAKE) --no-print-directory -j2 --output-sync=target lint $(SUITES) check-manifests
 
 clean:
 	rm -rf .venvs var reports
