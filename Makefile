@@ -80,8 +80,9 @@ test-infra: .venvs/infra/.synced
 # lint first (it needs only the core environment), then the two longest suites, one per
 # lane; the order balances the lanes by the suites' durations in the CI logs (--durations).
 SUITES := test-prefect test-airflow test-kubeflow test-smoke test-core test-infra
+TEST_JOBS := lint $(SUITES) check-manifests
 test: $(UV)
-	$(MAKE) --no-print-directory -j2 --output-sync=target lint $(SUITES) check-manifests
+	$(MAKE) --no-print-directory -j2 --output-sync=target $(TEST_JOBS)
 
 clean:
 	rm -rf .venvs var reports
