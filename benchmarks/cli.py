@@ -23,7 +23,6 @@ from benchmarks.tools.base import BackfillNotSupported, CapabilityMissing, ToolA
 from shared_ml import storage
 from shared_ml.config import load_config, parse_logical_date
 from shared_ml.errors import ConfigError
-from shared_ml.preflight import preflight
 from shared_ml.records import RunRecord
 
 app = typer.Typer(
@@ -135,6 +134,8 @@ def run(
             fail(str(err), 2)
     day = parse_date_option(logical_date, "--date")
     faults = _parse_faults(fault)
+    from shared_ml.preflight import preflight  # pandas: only the commands that read data
+
     try:
         loaded = load_config(config, seed=seed)
         if faults:
@@ -295,6 +296,8 @@ def backfill(
         loaded = load_config(config)
     except ConfigError as err:
         fail(f"invalid config: {err}", 2)
+    from shared_ml.preflight import preflight  # pandas: only the commands that read data
+
     for day in dates:  # a missing partition stops the backfill before any work
         try:
             preflight(loaded.for_partition(day))

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
 import typer
@@ -23,10 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from benchmarks.environments import REPO_ROOT
-from benchmarks.harness import checkpoint, setup_cost
-from benchmarks.harness.bench import execute, failed_outcomes
-from benchmarks.harness.checkpoint import Checkpoint
-from benchmarks.harness.demo import demo_table
+from benchmarks.harness import setup_cost
 from benchmarks.harness.figures import SCENARIOS
 from benchmarks.harness.plan import (
     DEFAULT_PROFILES,
@@ -37,10 +34,14 @@ from benchmarks.harness.plan import (
     make_plan,
     session_order,
 )
-from benchmarks.harness.results import load_results
-from benchmarks.harness.runner import session_units
-from benchmarks.report.render import render_report
 from benchmarks.tools import TOOLS
+
+if TYPE_CHECKING:
+    from benchmarks.harness.checkpoint import Checkpoint
+
+# The measuring and rendering modules (scipy, matplotlib, pandas: about 4 s of imports on
+# 2 cores) are imported by the commands that use them, so that every other `orchbench`
+# command, and `--help`, starts without them.
 
 err_console = Console(stderr=True)
 out_console = Console()
@@ -107,6 +108,9 @@ def _run_with_progress(plan: Plan, resume: Checkpoint | None = None) -> dict[str
 
 
 def _run_with_progress_bar(plan: Plan, resume: Checkpoint | None = None) -> dict[str, Path]:
+    from benchmarks.harness.bench import execute
+    from benchmarks.harness.runner import session_units
+
     left = len(session_order(plan)) - (len(resume.done) if resume else 0)
     total = left * session_units(plan)
     if not err_console.is_terminal:
@@ -133,6 +137,8 @@ def _run_with_progress_lines(
 ) -> dict[str, Path]:
     """Progress as one plain line per step of work: a redirected or CI log shows it as it
     happens (a live bar is only drawn on a terminal)."""
+    from benchmarks.harness.bench import execute
+
     started = time.monotonic()
     done = 0.0
 
@@ -272,6 +278,8 @@ def bench(
         extra = [name for name, value in given.items() if value is not None]
         if extra:
             _fail(f"--resume takes the plan from the checkpoint: drop {', '.join(extra)}")
+        from benchmarks.harness import checkpoint
+
         try:
             state = checkpoint.load(resume)
             check_tools_ready(state.plan)
@@ -314,6 +322,8 @@ def bench(
 def _exit_on_failed_scenarios(paths: dict[str, Path], shown: int = 10) -> None:
     """Exit SCENARIO_FAILED, naming the failures, when the written report holds any: a CI
     job running the benchmark must not stay green when scenarios failed."""
+    from benchmarks.harness.bench import failed_outcomes
+
     results = json.loads(paths["results"].read_text(encoding="utf-8"))
     failed = failed_outcomes(results)
     if not failed:
@@ -350,6 +360,9 @@ def report(
 ) -> None:
     """Render report.md and report.html again from a results.json, with this orchbench's
     report code; the measurements are not touched."""
+    from benchmarks.harness.results import load_results
+    from benchmarks.report.render import render_report
+
     try:
         results = load_results(results_file)
     except FileNotFoundError:
@@ -378,6 +391,8 @@ def demo(
     ] = None,
 ) -> None:
     """Run the pipeline on every tool and compare, inside a quick local benchmark; report."""
+    from benchmarks.harness.demo import demo_table
+
     try:
         plan = make_plan(
             tools=tools,

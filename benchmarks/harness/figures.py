@@ -93,8 +93,8 @@ _FIGURES = (
         "MB",
         "setup",
         "Sum of the apparent sizes of all files under .venvs/<tool> (local: .venvs/core), "
-        "the environment `make envs` built, which also holds the dev tools (pytest, ruff, "
-        "...) common to every environment.",
+        "as installed here: with the dev tools (pytest, ruff, ...) common to every "
+        "environment after `make envs`, the runtime only after `make demo` on a fresh clone.",
     ),
     Figure(
         "setup.import_s",

@@ -314,7 +314,7 @@ def test_progress_is_printed_line_by_line_when_stderr_is_not_a_terminal(
         advance("local defaults #1: scaling", 2)
         return {}
 
-    monkeypatch.setattr(harness_cli, "execute", fake_execute)
+    monkeypatch.setattr("benchmarks.harness.bench.execute", fake_execute)
     plan = local_plan(tools=["local"], scenarios=["latency"])
     harness_cli._run_with_progress(plan)
     lines = capsys.readouterr().err.splitlines()
