@@ -22,6 +22,7 @@ from shared_ml.config import PipelineConfig
 from shared_ml.errors import is_retryable
 from shared_ml.faults import apply_faults, count_attempt, faults_for, wait_at_barrier
 from shared_ml.logs import captured, get_logger, log_format
+from shared_ml.process_clock import process_started_at
 from shared_ml.records import StepError, StepRecord, step_log_location, write_step_record
 from shared_ml.spec import PIPELINE, task_key
 from shared_ml.steps import StepOutput
@@ -138,7 +139,7 @@ def execute_step(
         pid=os.getpid(),
         # Read per step, not at import: a task process forked from a parent that had
         # imported this module (Airflow's preload variant) has a start of its own.
-        process_started_at=datetime.fromtimestamp(psutil.Process().create_time(), UTC),
+        process_started_at=datetime.fromtimestamp(process_started_at(), UTC),
     )
     record_path = write_step_record(config.storage.runs_root, run_id, record)
     log_format()  # a bad $ORCHBENCH_LOG_FORMAT fails here, before the work, not mid-step

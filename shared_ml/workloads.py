@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
-import psutil
+from shared_ml.process_clock import process_started_at
 
 Shape = Literal["chain", "fanout"]
 # Where the no-op tasks write their times, under $ORCHBENCH_HOME (every tool's layout).
@@ -44,7 +44,7 @@ def noop(task: str, run_id: str, runs_root: str | None = None) -> dict[str, floa
     """
     start = time.time()
     end = time.time()
-    process_started = psutil.Process().create_time()
+    process_started = process_started_at()
     times = {"start": start, "end": end, "pid": os.getpid(), "process_started": process_started}
     if runs_root:
         folder = Path(runs_root) / run_id / "tasks"

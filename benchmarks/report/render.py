@@ -18,6 +18,7 @@ from typing import Any
 
 import jinja2
 
+from benchmarks.harness.phases import PHASES
 from benchmarks.report.charts import all_charts
 from benchmarks.report.cpu_split import cpu_models, cpu_split_rows, cpu_text
 from benchmarks.report.figure_tables import figure_tables, fit_tables, fmt
@@ -210,6 +211,7 @@ def caveats(results: dict[str, Any]) -> list[str]:
             "pools the repetitions measured on all of them. 'By CPU model', under Sessions, "
             "splits the headline figures by CPU."
         )
+    out += negative_phases(results)
     load = machine.get("load_average_1m_at_start")
     if load is not None and load > 0.5 * machine.get("cpu_count", 1):
         out.append(
@@ -217,6 +219,23 @@ def caveats(results: dict[str, Any]) -> list[str]:
             f"{machine.get('cpu_count')} CPUs): figures may be slower than on an idle machine."
         )
     return out
+
+
+def negative_phases(results: dict[str, Any]) -> list[str]:
+    """A phase runs from one moment of a task to a later one, so below zero it is a clock
+    error, not a speed: name each such figure, so no one quotes it."""
+    below: dict[tuple[str, str], list[float]] = {}
+    for o in results["observations"]:
+        phase = o["figure"].rsplit(".", 1)[-1].removesuffix("_s")
+        if phase in PHASES and o["value"] < 0:
+            below.setdefault((o["tool"], o["figure"]), []).append(o["value"])
+    return [
+        f"{tool} {figure}: {len(values)} observation(s) below zero (down to "
+        f"{min(values):.2f} s). Two of the phase's moments came from clocks that disagree "
+        "(until December 2026 orchbench took a process's start from psutil's create time, "
+        "early by up to 1 s on Linux), so this figure and its neighbour phase are shifted."
+        for (tool, figure), values in sorted(below.items())
+    ]
 
 
 def demo_rows(results: dict[str, Any]) -> list[dict[str, Any]]:

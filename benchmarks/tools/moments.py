@@ -22,8 +22,8 @@ MOMENTS: dict[str, str] = {
     "moment); derived, never read from a tool",
     "dispatched": "the tool handed the task to whatever will run it (executor queue, "
     "task runner thread, subprocess start)",
-    "process_up": "the process the task's code runs in had started (psutil's create time "
-    "of the step's process; a tool that runs tasks as threads: the flow's process)",
+    "process_up": "the process the task's code runs in had started (its start in /proc, "
+    "to 10 ms; a tool that runs tasks as threads: the flow's process)",
     "work_start": "shared_ml began the step's own work (inside the task, after imports "
     "and the tool's start-up)",
     "work_end": "shared_ml finished the step's own work (outputs written)",

@@ -327,3 +327,19 @@ def test_notes_that_differ_only_in_ids_are_one_line(results: dict) -> None:
         (outcomes[0]["reason"], 5),
         (outcomes[5]["reason"], 1),
     ]
+
+
+def test_a_phase_below_zero_is_named_as_a_clock_error(results: dict, tmp_path: Path) -> None:
+    """A phase runs from one moment to a later one: the report says when one is negative."""
+    clean = render_report(results, tmp_path / "clean")[0].read_text()
+    assert "below zero" not in clean
+    shifted = json.loads(json.dumps(results))
+    waits = [o for o in shifted["observations"] if o["figure"] == "latency.wait_s"]
+    waits[0]["value"] = -0.9
+    waits[1]["value"] = -0.4
+    markdown, html = (p.read_text() for p in render_report(shifted, tmp_path / "shifted"))
+    tools = {waits[0]["tool"], waits[1]["tool"]}
+    for tool in tools:
+        count = sum(1 for o in waits[:2] if o["tool"] == tool)
+        expected = f"{tool} latency.wait_s: {count} observation(s) below zero"
+        assert expected in markdown and expected in html
