@@ -10,17 +10,12 @@ with a status of ``bench.FAILED_STATUSES``; stderr lists them).
 from __future__ import annotations
 
 import json
-import signal
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import httpx
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from benchmarks.environments import REPO_ROOT
 from benchmarks.harness import setup_cost
@@ -34,10 +29,8 @@ from benchmarks.harness.plan import (
     make_plan,
     session_order,
 )
+from benchmarks.harness.progress import run_with_progress
 from benchmarks.tools import TOOLS
-
-if TYPE_CHECKING:
-    from benchmarks.harness.checkpoint import Checkpoint
 
 # The measuring and rendering modules (scipy, matplotlib, pandas: about 4 s of imports on
 # 2 cores) are imported by the commands that use them, so that every other `orchbench`
@@ -73,89 +66,6 @@ def check_tools_ready(plan: Plan, timeout_s: float = 10.0) -> None:
                 f"cannot reach the {tool} API at {url} ({type(err).__name__}: {err}); check "
                 f"--{tool}-url / ${URL_ENV.get(tool, '')} and that the port-forward is running"
             ) from None
-
-
-@contextmanager
-def stop_signals_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGHUP raise KeyboardInterrupt while the benchmark runs. Their default
-    action ends the process on the spot, skipping the ``finally`` that stops a session's
-    services: a killed benchmark left its Prefect server and worker running. Interrupted
-    this way, the services stop, and the sessions done so far stay in checkpoint.json."""
-
-    def interrupt(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
-
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _run_with_progress(plan: Plan, resume: Checkpoint | None = None) -> dict[str, Path]:
-    try:
-        with stop_signals_interrupt():
-            return _run_with_progress_bar(plan, resume)
-    except KeyboardInterrupt as err:
-        err_console.print(
-            f"[bold red]interrupted[/] ({err or 'Ctrl-C'}): the services were stopped; the "
-            "sessions done so far are in the report folder's checkpoint.json (orchbench "
-            "bench --resume <folder> goes on)",
-            soft_wrap=True,
-        )
-        raise typer.Exit(130) from None
-
-
-def _run_with_progress_bar(plan: Plan, resume: Checkpoint | None = None) -> dict[str, Path]:
-    from benchmarks.harness.bench import execute
-    from benchmarks.harness.runner import session_units
-
-    left = len(session_order(plan)) - (len(resume.done) if resume else 0)
-    total = left * session_units(plan)
-    if not err_console.is_terminal:
-        return _run_with_progress_lines(plan, total, resume)
-    columns = (
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:.0f}/{task.total:.0f}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=err_console, transient=False) as progress:
-        task = progress.add_task("benchmark", total=total)
-
-        def advance(description: str, units: float) -> None:
-            progress.update(task, description=description, advance=units)
-
-        paths = execute(plan, advance, resume)
-        progress.update(task, completed=total, description="report written")
-    return paths
-
-
-def _run_with_progress_lines(
-    plan: Plan, total: float, resume: Checkpoint | None = None
-) -> dict[str, Path]:
-    """Progress as one plain line per step of work: a redirected or CI log shows it as it
-    happens (a live bar is only drawn on a terminal)."""
-    from benchmarks.harness.bench import execute
-
-    started = time.monotonic()
-    done = 0.0
-
-    def advance(description: str, units: float) -> None:
-        nonlocal done
-        done += units
-        elapsed = int(time.monotonic() - started)
-        err_console.print(
-            f"[{done:.0f}/{total:.0f} {elapsed // 60}m{elapsed % 60:02d}s] {description}",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
-
-    paths = execute(plan, advance, resume)
-    err_console.print(f"[{total:.0f}/{total:.0f}] report written", markup=False, highlight=False)
-    return paths
 
 
 def bench(
@@ -288,7 +198,7 @@ def bench(
         state.plan.output_dir = resume
         left = len(session_order(state.plan)) - len(state.done)
         err_console.print(f"resuming {resume}: {len(state.done)} session(s) done, {left} left")
-        paths = _run_with_progress(state.plan, state)
+        paths = run_with_progress(state.plan, state)
         _print_paths(paths)
         _exit_on_failed_scenarios(paths)
         return
@@ -314,7 +224,7 @@ def bench(
     err_console.print(
         f"an interrupted benchmark goes on with: orchbench bench --resume {plan.output_dir}/<its folder>"
     )
-    paths = _run_with_progress(plan)
+    paths = run_with_progress(plan)
     _print_paths(paths)
     _exit_on_failed_scenarios(paths)
 
@@ -412,7 +322,7 @@ def demo(
         f"demo: {DEMO_CONFIG.name} ran once per tool as the first run after its services "
         "started (in place of the warm-up run), so this report has no first-run figure"
     )
-    paths = _run_with_progress(plan)
+    paths = run_with_progress(plan)
     results = json.loads(paths["results"].read_text(encoding="utf-8"))
     # A log or pipe gets 80 columns by default, too narrow for the table: widen it there.
     wide = out_console if out_console.is_terminal else Console(width=120)

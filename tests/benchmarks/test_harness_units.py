@@ -305,7 +305,7 @@ def test_parse_importtime() -> None:
 def test_progress_is_printed_line_by_line_when_stderr_is_not_a_terminal(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from benchmarks.harness import cli as harness_cli
+    from benchmarks.harness import progress
 
     def fake_execute(
         plan: object, advance: Callable[[str, float], None], resume: object = None
@@ -316,7 +316,7 @@ def test_progress_is_printed_line_by_line_when_stderr_is_not_a_terminal(
 
     monkeypatch.setattr("benchmarks.harness.bench.execute", fake_execute)
     plan = local_plan(tools=["local"], scenarios=["latency"])
-    harness_cli._run_with_progress(plan)
+    progress.run_with_progress(plan)
     lines = capsys.readouterr().err.splitlines()
     assert lines[0].startswith("[1/") and lines[0].endswith("local defaults #1: latency")
     assert lines[1].startswith("[3/") and "scaling" in lines[1]

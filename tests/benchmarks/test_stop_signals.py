@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from benchmarks.harness.cli import stop_signals_interrupt
+from benchmarks.harness.progress import stop_signals_interrupt
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
