@@ -4,7 +4,7 @@ psutil's ``Process.create_time()`` adds the process's start (clock ticks since b
 boot time in /proc/stat, which Linux gives in whole seconds. So on Linux every create time
 is early by the same fraction of a second, up to 1 s (psutil issue #877): a task process
 seemed to start before the run that spawned it. Here the start in ticks is taken back from
-the precise time since boot (CLOCK_BOOTTIME, the clock that count runs on) instead.
+the precise time since boot (CLOCK_BOOTTIME, the clock those ticks count) instead.
 """
 
 from __future__ import annotations
